@@ -1,0 +1,27 @@
+//! Berth's domain: integrations, subscriptions, projects, runtimes and the rules that make them
+//! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs).
+//!
+//! This crate owns the vocabulary every other crate speaks. It must not touch I/O: no HTTP, no
+//! SQL, no AWS SDK, no files, no clock beyond what callers pass in. Adapters (store, server,
+//! broker) convert to and from these types at their edges.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod integration;
+mod name;
+mod validate;
+
+pub use error::{DomainError, FieldError};
+pub use integration::{
+    AwsAuth, EcrConfig, Integration, IntegrationConfig, IntegrationDraft, IntegrationPatch,
+    IntegrationType, MasterType, Meta, RoleSource, RuntimeScope, SecretField, Secrets,
+    key_hint, masked_key_id, AccessKeysInput, AuthInput, IntegrationInput, RoleSourceInput,
+    RuntimeScopeInput, AUTH_MODES,
+};
+pub use name::{Name, ProjectName};
+pub use validate::{
+    DEFAULT_REGION, validate_access_key_id, validate_endpoint, validate_external_id,
+    validate_region, validate_registry_id, validate_role_arn, validate_secret,
+    validate_session_name,
+};
