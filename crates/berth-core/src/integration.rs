@@ -305,7 +305,6 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-
 fn parse_names(field: &str, values: &[String]) -> Result<Vec<Name>, FieldError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(values.len());
@@ -482,7 +481,11 @@ impl IntegrationDraft {
                 IntegrationConfig::Ecr(EcrConfig {
                     region,
                     auth,
-                    registry_id: opt_checked("registry_id", input.registry_id, validate_registry_id)?,
+                    registry_id: opt_checked(
+                        "registry_id",
+                        input.registry_id,
+                        validate_registry_id,
+                    )?,
                     endpoint: opt_checked("endpoint", input.endpoint, validate_endpoint)?,
                 })
             }

@@ -14,10 +14,10 @@ mod validate;
 
 pub use error::{DomainError, FieldError};
 pub use integration::{
-    AwsAuth, EcrConfig, Integration, IntegrationConfig, IntegrationDraft, IntegrationPatch,
-    IntegrationType, MasterType, Meta, RoleSource, RuntimeScope, SecretField, Secrets,
-    key_hint, masked_key_id, AccessKeysInput, AuthInput, IntegrationInput, RoleSourceInput,
-    RuntimeScopeInput, AUTH_MODES,
+    AUTH_MODES, AccessKeysInput, AuthInput, AwsAuth, EcrConfig, Integration, IntegrationConfig,
+    IntegrationDraft, IntegrationInput, IntegrationPatch, IntegrationType, MasterType, Meta,
+    RoleSource, RoleSourceInput, RuntimeScope, RuntimeScopeInput, SecretField, Secrets, key_hint,
+    masked_key_id,
 };
 pub use name::{Name, ProjectName};
 pub use validate::{

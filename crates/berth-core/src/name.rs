@@ -20,7 +20,10 @@ impl Name {
         if value.chars().count() > NAME_MAX {
             return Err(FieldError::new(
                 field,
-                format!("must be at most {NAME_MAX} characters (got {})", value.chars().count()),
+                format!(
+                    "must be at most {NAME_MAX} characters (got {})",
+                    value.chars().count()
+                ),
             ));
         }
         if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {

@@ -64,7 +64,14 @@ pub fn validate_role_arn(field: &str, arn: &str) -> Result<(), FieldError> {
     }
     if !matches!(
         *partition,
-        "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc"
+        "aws"
+            | "aws-cn"
+            | "aws-us-gov"
+            | "aws-iso"
+            | "aws-iso-b"
+            | "aws-iso-e"
+            | "aws-iso-f"
+            | "aws-eusc"
     ) {
         return Err(rule("unknown partition"));
     }
@@ -142,7 +149,9 @@ pub fn validate_endpoint(field: &str, value: &str) -> Result<(), FieldError> {
     let rule = |why: &str| {
         FieldError::new(
             field,
-            format!("'{value}' is not a usable endpoint URL ({why}; expected e.g. https://api.ecr.us-east-1.amazonaws.com or http://127.0.0.1:5080)"),
+            format!(
+                "'{value}' is not a usable endpoint URL ({why}; expected e.g. https://api.ecr.us-east-1.amazonaws.com or http://127.0.0.1:5080)"
+            ),
         )
     };
     let rest = value
@@ -223,8 +232,16 @@ mod tests {
             assert!(validate_region("region", ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "us-east", "US-EAST-1", "us_east_1", "useast1", "us-east-1a", "us-east-100",
-            "u-east-1", "us-gov-1", "us--1",
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "useast1",
+            "us-east-1a",
+            "us-east-100",
+            "u-east-1",
+            "us-gov-1",
+            "us--1",
         ] {
             let e = validate_region("region", bad).unwrap_err();
             assert_eq!(e.field, "region");

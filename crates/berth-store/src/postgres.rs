@@ -1,0 +1,94 @@
+//! PostgreSQL backend, for several Berth replicas sharing one database. Migrations run under an
+//! advisory lock; edits lock the integration's row so concurrent patches apply one after another.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::migrate::{self, Migration};
+use crate::sql::{integration_select, sql_store};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// Any constant shared by all replicas; it only has to differ from other applications' locks.
+const MIGRATION_LOCK: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
+
+pub struct PgStore {
+    pool: PgPool,
+    keyring: Keyring,
+}
+
+impl PgStore {
+    const INTEGRATION_SELECT: &'static str = integration_select!("string_agg");
+
+    pub async fn open(url: &str, keyring: Keyring) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = PgStore { pool, keyring };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(migrate::CREATE_TABLE)
+            .execute(&mut *tx)
+            .await?;
+        let applied: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, checksum FROM berth_migrations")
+                .fetch_all(&mut *tx)
+                .await?;
+        for m in migrate::pending(&applied, MIGRATIONS)? {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(migrate::checksum(m.sql))
+            .execute(&mut *tx)
+            .await?;
+        }
+        check_keyring(&mut tx, &self.keyring).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn lock_integration(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        name_key: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM integrations WHERE name_key = $1 FOR UPDATE")
+            .bind(name_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+sql_store!(PgStore, Postgres, sqlx::PgConnection, "postgres");

@@ -1,0 +1,935 @@
+//! The SQL both backends share. The statements are portable between SQLite and PostgreSQL
+//! (`$n` parameters, `ON CONFLICT`, `LIKE … ESCAPE`), so one body, instantiated per backend by
+//! [`sql_store!`], keeps them from drifting apart. Backend differences live in `sqlite.rs` and
+//! `postgres.rs`: connecting, the write transaction, row locking and the string aggregate.
+
+use berth_core::{IntegrationConfig, Meta, Name, SecretField};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+/// The integration columns plus its subscriptions, runtimes and set secret fields, aggregated.
+macro_rules! integration_select {
+    ($agg:literal) => {
+        concat!(
+            "SELECT i.id, i.name, i.config, i.runtimes_all, i.created_at, i.updated_at, ",
+            "i.created_by, i.updated_by, i.version, ",
+            "(SELECT ", $agg, "(s.name, ',') FROM integration_subscriptions x ",
+            "JOIN subscriptions s ON s.id = x.subscription_id WHERE x.integration_id = i.id) AS subs, ",
+            "(SELECT ", $agg, "(r.name, ',') FROM integration_runtimes x ",
+            "JOIN runtimes r ON r.id = x.runtime_id WHERE x.integration_id = i.id) AS rts, ",
+            "(SELECT ", $agg, "(x.field, ',') FROM integration_secrets x ",
+            "WHERE x.integration_id = i.id) AS secret_fields ",
+            "FROM integrations i"
+        )
+    };
+}
+pub(crate) use integration_select;
+
+pub(crate) fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Now, at the microsecond precision both backends keep, so what is written reads back equal.
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+pub(crate) fn escape_like(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn stored_name(value: &str) -> Result<Name, StoreError> {
+    Name::parse("name", value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn split_names(joined: Option<String>) -> Result<Vec<Name>, StoreError> {
+    let mut names = joined
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(stored_name)
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort_by_key(|n| n.key());
+    Ok(names)
+}
+
+pub(crate) fn split_fields(joined: Option<String>) -> std::collections::BTreeSet<SecretField> {
+    joined
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(SecretField::parse)
+        .collect()
+}
+
+pub(crate) fn parse_config(text: &str) -> Result<IntegrationConfig, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("integration config: {e}")))
+}
+
+pub(crate) fn meta(
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    created_by: String,
+    updated_by: String,
+    version: i64,
+) -> Meta {
+    Meta {
+        created_at,
+        updated_at,
+        created_by,
+        updated_by,
+        version,
+    }
+}
+
+/// Implements [`crate::Store`] for a backend type that provides `reader()`, `begin_write()`,
+/// `lock_integration()` and the `INTEGRATION_SELECT` constant.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $conn:ty, $backend:literal) => {
+        use berth_core::{
+            Integration, IntegrationDraft, Name, ProjectName, RuntimeScope, Secrets,
+        };
+        use sqlx::Row as _;
+        use $crate::sql::{
+            escape_like, meta, new_id, now, parse_config, split_fields, split_names, stored_name,
+        };
+        use $crate::{
+            IntegrationChange, IntegrationQuery, Keyring, Page, Project, Runtime, Store,
+            StoreError, Subscription, TokenInfo, TokenRecord, TokenRole,
+        };
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn read_meta(row: &DbRow) -> Result<berth_core::Meta, StoreError> {
+            Ok(meta(
+                row.try_get("created_at")?,
+                row.try_get("updated_at")?,
+                row.try_get("created_by")?,
+                row.try_get("updated_by")?,
+                row.try_get("version")?,
+            ))
+        }
+
+        fn read_integration(row: &DbRow) -> Result<Integration, StoreError> {
+            let runtimes_all: bool = row.try_get("runtimes_all")?;
+            Ok(Integration {
+                id: row.try_get("id")?,
+                name: stored_name(row.try_get("name")?)?,
+                config: parse_config(row.try_get("config")?)?,
+                subscriptions: split_names(row.try_get("subs")?)?,
+                runtimes: if runtimes_all {
+                    RuntimeScope::All
+                } else {
+                    RuntimeScope::Selected(split_names(row.try_get("rts")?)?)
+                },
+                secrets_set: split_fields(row.try_get("secret_fields")?),
+                meta: read_meta(row)?,
+            })
+        }
+
+        fn read_token(row: &DbRow) -> Result<TokenInfo, StoreError> {
+            let role: String = row.try_get("role")?;
+            let subscription: Option<String> = row.try_get("subscription")?;
+            Ok(TokenInfo {
+                id: row.try_get("id")?,
+                role: match (role.as_str(), subscription) {
+                    ("admin", _) => TokenRole::Admin,
+                    ("subscription", Some(s)) => TokenRole::Subscription(stored_name(&s)?),
+                    (other, _) => {
+                        return Err(StoreError::Corrupt(format!("token role '{other}'")));
+                    }
+                },
+                description: row.try_get("description")?,
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+            })
+        }
+
+        const TOKEN_SELECT: &str = "SELECT t.id, t.role, t.description, t.created_at, t.created_by, \
+             t.secret_hash, s.name AS subscription FROM api_tokens t \
+             LEFT JOIN subscriptions s ON s.id = t.subscription_id";
+
+        fn unique(kind: &'static str, name: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
+            let name = name.to_owned();
+            move |e| {
+                if StoreError::is_unique_violation(&e) {
+                    StoreError::Duplicate { kind, name }
+                } else {
+                    StoreError::Database(e)
+                }
+            }
+        }
+
+        async fn fetch_integration(
+            conn: &mut $conn,
+            name_key: &str,
+        ) -> Result<Option<Integration>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{} WHERE i.name_key = $1",
+                <$store>::INTEGRATION_SELECT
+            )))
+            .bind(name_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref().map(read_integration).transpose()
+        }
+
+        async fn id_of(
+            conn: &mut $conn,
+            table: &'static str,
+            name_key: &str,
+        ) -> Result<Option<String>, StoreError> {
+            let sql = match table {
+                "subscriptions" => "SELECT id FROM subscriptions WHERE name_key = $1",
+                "runtimes" => "SELECT id FROM runtimes WHERE name_key = $1",
+                "projects" => "SELECT id FROM projects WHERE name_key = $1",
+                _ => unreachable!("id_of is called with a fixed table name"),
+            };
+            Ok(sqlx::query_scalar(sql)
+                .bind(name_key)
+                .fetch_optional(&mut *conn)
+                .await?)
+        }
+
+        /// Rewrites the integration's assignments and secrets to match the draft.
+        async fn write_links_and_secrets(
+            conn: &mut $conn,
+            keyring: &Keyring,
+            id: &str,
+            draft: &IntegrationDraft,
+        ) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM integration_subscriptions WHERE integration_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            for (i, name) in draft.subscriptions.iter().enumerate() {
+                let sub = id_of(conn, "subscriptions", &name.key()).await?.ok_or_else(|| {
+                    StoreError::UnknownReference {
+                        field: format!("subscriptions[{i}]"),
+                        kind: "subscription",
+                        name: name.to_string(),
+                    }
+                })?;
+                sqlx::query(
+                    "INSERT INTO integration_subscriptions (integration_id, subscription_id) VALUES ($1, $2)",
+                )
+                .bind(id)
+                .bind(sub)
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query("DELETE FROM integration_runtimes WHERE integration_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            if let RuntimeScope::Selected(runtimes) = &draft.runtimes {
+                for (i, name) in runtimes.iter().enumerate() {
+                    let rt = id_of(conn, "runtimes", &name.key()).await?.ok_or_else(|| {
+                        StoreError::UnknownReference {
+                            field: format!("runtimes.selected[{i}]"),
+                            kind: "runtime",
+                            name: name.to_string(),
+                        }
+                    })?;
+                    sqlx::query(
+                        "INSERT INTO integration_runtimes (integration_id, runtime_id) VALUES ($1, $2)",
+                    )
+                    .bind(id)
+                    .bind(rt)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            for field in &draft.clear_secrets {
+                sqlx::query("DELETE FROM integration_secrets WHERE integration_id = $1 AND field = $2")
+                    .bind(id)
+                    .bind(field.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            if !draft.set_secrets.is_empty() {
+                let registered: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM sealing_keys WHERE key_id = $1")
+                        .bind(keyring.primary().id())
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if registered == 0 {
+                    return Err(StoreError::KeyRotated);
+                }
+            }
+            for (field, value) in &draft.set_secrets {
+                let sealed = keyring.seal(id, field.as_str(), value)?;
+                sqlx::query(
+                    "INSERT INTO integration_secrets (integration_id, field, key_id, nonce, ciphertext) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, field) DO UPDATE SET \
+                     key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                )
+                .bind(id)
+                .bind(field.as_str())
+                .bind(sealed.key_id)
+                .bind(sealed.nonce)
+                .bind(sealed.ciphertext)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Names of the records that keep `what` from being deleted, at most 20 of them.
+        async fn users_of(
+            conn: &mut $conn,
+            sql: &'static str,
+            id: &str,
+            label: &str,
+        ) -> Result<Vec<String>, StoreError> {
+            let names: Vec<String> = sqlx::query_scalar(sql).bind(id).fetch_all(&mut *conn).await?;
+            Ok(names.into_iter().map(|n| format!("{label} {n}")).collect())
+        }
+
+        /// Fails with a clear message when the configured master key cannot open this
+        /// database's secrets; registers the key on first use. Runs inside the migration
+        /// transaction, under its lock, so replicas starting together agree.
+        async fn check_keyring(conn: &mut $conn, keyring: &Keyring) -> Result<(), StoreError> {
+            let registered: Vec<String> = sqlx::query_scalar("SELECT key_id FROM sealing_keys")
+                .fetch_all(&mut *conn)
+                .await?;
+            let used: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT key_id FROM integration_secrets")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let have = keyring.ids();
+            let missing: Vec<&String> = used.iter().filter(|k| !have.contains(k)).collect();
+            let known = registered.iter().any(|k| have.contains(k));
+            if (!registered.is_empty() && !known) || !missing.is_empty() {
+                let mut needed: Vec<String> = registered.clone();
+                needed.extend(missing.into_iter().cloned());
+                needed.sort();
+                needed.dedup();
+                return Err(StoreError::KeyMismatch(format!(
+                    "the master key does not fit this database: its secrets are sealed under key id {}, \
+                     but the configured master key has id {}. Point Berth at the key file or \
+                     BERTH_MASTER_KEY this database was created with.",
+                    needed.join(", "),
+                    have.join(", ")
+                )));
+            }
+            if !registered.iter().any(|k| k == keyring.primary().id()) {
+                sqlx::query("INSERT INTO sealing_keys (key_id, created_at) VALUES ($1, $2)")
+                    .bind(keyring.primary().id())
+                    .bind(now())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn create_integration(
+                &self,
+                draft: IntegrationDraft,
+                actor: &str,
+            ) -> Result<Integration, StoreError> {
+                let id = new_id();
+                let at = now();
+                let config = serde_json::to_string(&draft.config)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let kind = draft.config.kind();
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO integrations (id, name, name_key, type, master_type, config, runtimes_all, \
+                     created_at, updated_at, created_by, updated_by, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, 1)",
+                )
+                .bind(&id)
+                .bind(draft.name.as_str())
+                .bind(draft.name.key())
+                .bind(kind.as_str())
+                .bind(kind.master_type().as_str())
+                .bind(config)
+                .bind(matches!(draft.runtimes, RuntimeScope::All))
+                .bind(at)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique("integration", draft.name.as_str()))?;
+                write_links_and_secrets(&mut tx, &self.keyring, &id, &draft).await?;
+                let created = fetch_integration(&mut tx, &draft.name.key())
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("integration vanished".into()))?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn get_integration(&self, name: &str) -> Result<Integration, StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                fetch_integration(&mut conn, &name.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "integration",
+                        name: name.to_owned(),
+                    })
+            }
+
+            async fn list_integrations(
+                &self,
+                q: &IntegrationQuery,
+            ) -> Result<Page<Integration>, StoreError> {
+                let mut sql = format!("{} WHERE 1 = 1", <$store>::INTEGRATION_SELECT);
+                let mut binds: Vec<String> = Vec::new();
+                if let Some(kind) = q.kind {
+                    binds.push(kind.as_str().to_owned());
+                    sql.push_str(&format!(" AND i.type = ${}", binds.len()));
+                }
+                if let Some(part) = &q.name_contains {
+                    binds.push(format!("%{}%", escape_like(&part.to_ascii_lowercase())));
+                    sql.push_str(&format!(" AND i.name_key LIKE ${} ESCAPE '\\'", binds.len()));
+                }
+                if let Some(sub) = &q.subscription {
+                    binds.push(sub.to_ascii_lowercase());
+                    sql.push_str(&format!(
+                        " AND EXISTS (SELECT 1 FROM integration_subscriptions x JOIN subscriptions s \
+                         ON s.id = x.subscription_id WHERE x.integration_id = i.id AND s.name_key = ${})",
+                        binds.len()
+                    ));
+                }
+                if let Some(after) = &q.after {
+                    binds.push(after.clone());
+                    sql.push_str(&format!(" AND i.name_key > ${}", binds.len()));
+                }
+                let limit = q.limit.max(1) as usize;
+                sql.push_str(&format!(" ORDER BY i.name_key LIMIT {}", limit + 1));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for b in binds {
+                    query = query.bind(b);
+                }
+                let rows = query.fetch_all(self.reader()).await?;
+                let mut items = rows.iter().map(read_integration).collect::<Result<Vec<_>, _>>()?;
+                let next_after = if items.len() > limit {
+                    items.truncate(limit);
+                    items.last().map(|i| i.name.key())
+                } else {
+                    None
+                };
+                Ok(Page { items, next_after })
+            }
+
+            async fn update_integration(
+                &self,
+                name: &str,
+                actor: &str,
+                change: IntegrationChange<'_>,
+            ) -> Result<Integration, StoreError> {
+                let key = name.to_ascii_lowercase();
+                let mut tx = self.begin_write().await?;
+                self.lock_integration(&mut tx, &key).await?;
+                let current = fetch_integration(&mut tx, &key).await?.ok_or_else(|| {
+                    StoreError::NotFound {
+                        kind: "integration",
+                        name: name.to_owned(),
+                    }
+                })?;
+                let draft: IntegrationDraft = change(&current)?;
+                let config = serde_json::to_string(&draft.config)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "UPDATE integrations SET name = $1, name_key = $2, config = $3, runtimes_all = $4, \
+                     updated_at = $5, updated_by = $6, version = version + 1 WHERE id = $7",
+                )
+                .bind(draft.name.as_str())
+                .bind(draft.name.key())
+                .bind(config)
+                .bind(matches!(draft.runtimes, RuntimeScope::All))
+                .bind(now())
+                .bind(actor)
+                .bind(&current.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique("integration", draft.name.as_str()))?;
+                write_links_and_secrets(&mut tx, &self.keyring, &current.id, &draft).await?;
+                let updated = fetch_integration(&mut tx, &draft.name.key())
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("integration vanished".into()))?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM integrations WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        kind: "integration",
+                        name: name.to_owned(),
+                    });
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT field, key_id, nonce, ciphertext FROM integration_secrets WHERE integration_id = $1",
+                )
+                .bind(integration_id)
+                .fetch_all(self.reader())
+                .await?;
+                let mut out = Secrets::new();
+                for row in rows {
+                    let field: String = row.try_get("field")?;
+                    let sealed = $crate::seal::Sealed {
+                        key_id: row.try_get("key_id")?,
+                        nonce: row.try_get("nonce")?,
+                        ciphertext: row.try_get("ciphertext")?,
+                    };
+                    let value = self.keyring.open(integration_id, &field, &sealed)?;
+                    let field = berth_core::SecretField::parse(&field)
+                        .ok_or_else(|| StoreError::Corrupt(format!("secret field '{field}'")))?;
+                    out.insert(field, value);
+                }
+                Ok(out)
+            }
+
+            async fn create_subscription(
+                &self,
+                name: &Name,
+                actor: &str,
+            ) -> Result<Subscription, StoreError> {
+                let id = new_id();
+                let at = now();
+                sqlx::query(
+                    "INSERT INTO subscriptions (id, name, name_key, created_at, updated_at, created_by, updated_by, version) \
+                     VALUES ($1, $2, $3, $4, $4, $5, $5, 1)",
+                )
+                .bind(&id)
+                .bind(name.as_str())
+                .bind(name.key())
+                .bind(at)
+                .bind(actor)
+                .execute(self.writer())
+                .await
+                .map_err(unique("subscription", name.as_str()))?;
+                self.get_subscription(name.as_str()).await
+            }
+
+            async fn get_subscription(&self, name: &str) -> Result<Subscription, StoreError> {
+                let row = sqlx::query("SELECT * FROM subscriptions WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "subscription",
+                        name: name.to_owned(),
+                    })?;
+                Ok(Subscription {
+                    id: row.try_get("id")?,
+                    name: stored_name(row.try_get("name")?)?,
+                    meta: read_meta(&row)?,
+                })
+            }
+
+            async fn list_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY name_key")
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Subscription {
+                            id: row.try_get("id")?,
+                            name: stored_name(row.try_get("name")?)?,
+                            meta: read_meta(row)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_subscription(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let id = id_of(&mut tx, "subscriptions", &name.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "subscription",
+                        name: name.to_owned(),
+                    })?;
+                let mut users = users_of(
+                    &mut tx,
+                    "SELECT i.name FROM integration_subscriptions x JOIN integrations i ON i.id = x.integration_id \
+                     WHERE x.subscription_id = $1 ORDER BY i.name_key LIMIT 20",
+                    &id,
+                    "integration",
+                )
+                .await?;
+                users.extend(
+                    users_of(
+                        &mut tx,
+                        "SELECT name FROM projects WHERE subscription_id = $1 ORDER BY name_key LIMIT 20",
+                        &id,
+                        "project",
+                    )
+                    .await?,
+                );
+                if !users.is_empty() {
+                    return Err(StoreError::InUse {
+                        kind: "subscription",
+                        name: name.to_owned(),
+                        users,
+                    });
+                }
+                sqlx::query("DELETE FROM api_tokens WHERE subscription_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_project(
+                &self,
+                name: &ProjectName,
+                subscription: &str,
+                actor: &str,
+            ) -> Result<Project, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let sub = id_of(&mut tx, "subscriptions", &subscription.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownReference {
+                        field: "subscription".into(),
+                        kind: "subscription",
+                        name: subscription.to_owned(),
+                    })?;
+                let at = now();
+                sqlx::query(
+                    "INSERT INTO projects (id, name, name_key, subscription_id, created_at, updated_at, created_by, updated_by, version) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                )
+                .bind(new_id())
+                .bind(name.as_str())
+                .bind(name.key())
+                .bind(sub)
+                .bind(at)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique("project", name.as_str()))?;
+                tx.commit().await?;
+                self.get_project(name.as_str()).await
+            }
+
+            async fn get_project(&self, name: &str) -> Result<Project, StoreError> {
+                let row = sqlx::query(
+                    "SELECT p.*, s.name AS subscription FROM projects p \
+                     JOIN subscriptions s ON s.id = p.subscription_id WHERE p.name_key = $1",
+                )
+                .bind(name.to_ascii_lowercase())
+                .fetch_optional(self.reader())
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "project",
+                    name: name.to_owned(),
+                })?;
+                read_project(&row)
+            }
+
+            async fn list_projects(
+                &self,
+                subscription: Option<&str>,
+            ) -> Result<Vec<Project>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT p.*, s.name AS subscription FROM projects p \
+                     JOIN subscriptions s ON s.id = p.subscription_id \
+                     WHERE ($1 IS NULL OR s.name_key = $1) ORDER BY p.name_key",
+                )
+                .bind(subscription.map(str::to_ascii_lowercase))
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter().map(read_project).collect()
+            }
+
+            async fn delete_project(&self, name: &str) -> Result<(), StoreError> {
+                let done = sqlx::query("DELETE FROM projects WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .execute(self.writer())
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        kind: "project",
+                        name: name.to_owned(),
+                    });
+                }
+                Ok(())
+            }
+
+            async fn create_runtime(
+                &self,
+                name: &Name,
+                sealing_cert: Option<&str>,
+                actor: &str,
+            ) -> Result<Runtime, StoreError> {
+                let at = now();
+                sqlx::query(
+                    "INSERT INTO runtimes (id, name, name_key, sealing_cert, created_at, updated_at, created_by, updated_by, version) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                )
+                .bind(new_id())
+                .bind(name.as_str())
+                .bind(name.key())
+                .bind(sealing_cert)
+                .bind(at)
+                .bind(actor)
+                .execute(self.writer())
+                .await
+                .map_err(unique("runtime", name.as_str()))?;
+                self.get_runtime(name.as_str()).await
+            }
+
+            async fn get_runtime(&self, name: &str) -> Result<Runtime, StoreError> {
+                let row = sqlx::query("SELECT * FROM runtimes WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "runtime",
+                        name: name.to_owned(),
+                    })?;
+                read_runtime(&row)
+            }
+
+            async fn list_runtimes(&self) -> Result<Vec<Runtime>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM runtimes ORDER BY name_key")
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter().map(read_runtime).collect()
+            }
+
+            async fn delete_runtime(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let id = id_of(&mut tx, "runtimes", &name.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "runtime",
+                        name: name.to_owned(),
+                    })?;
+                let users = users_of(
+                    &mut tx,
+                    "SELECT i.name FROM integration_runtimes x JOIN integrations i ON i.id = x.integration_id \
+                     WHERE x.runtime_id = $1 ORDER BY i.name_key LIMIT 20",
+                    &id,
+                    "integration",
+                )
+                .await?;
+                if !users.is_empty() {
+                    return Err(StoreError::InUse {
+                        kind: "runtime",
+                        name: name.to_owned(),
+                        users,
+                    });
+                }
+                sqlx::query("DELETE FROM runtimes WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_token(
+                &self,
+                id: &str,
+                secret_hash: &[u8],
+                role: &TokenRole,
+                description: &str,
+                actor: &str,
+            ) -> Result<TokenInfo, StoreError> {
+                let mut tx = self.begin_write().await?;
+                insert_token(&mut tx, id, secret_hash, role, description, actor).await?;
+                tx.commit().await?;
+                self.find_token(id)
+                    .await?
+                    .map(|t| t.info)
+                    .ok_or_else(|| StoreError::Corrupt("token vanished".into()))
+            }
+
+            async fn find_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} WHERE t.id = $1")))
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(|row| {
+                    Ok(TokenRecord {
+                        info: read_token(&row)?,
+                        secret_hash: row.try_get("secret_hash")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{TOKEN_SELECT} ORDER BY t.created_at, t.id"
+                )))
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter().map(read_token).collect()
+            }
+
+            async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+                let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        kind: "token",
+                        name: id.to_owned(),
+                    });
+                }
+                Ok(())
+            }
+
+            async fn replace_admin_token(
+                &self,
+                id: &str,
+                secret_hash: &[u8],
+                actor: &str,
+            ) -> Result<TokenInfo, StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM api_tokens WHERE role = 'admin'")
+                    .execute(&mut *tx)
+                    .await?;
+                insert_token(&mut tx, id, secret_hash, &TokenRole::Admin, "admin token", actor)
+                    .await?;
+                tx.commit().await?;
+                self.find_token(id)
+                    .await?
+                    .map(|t| t.info)
+                    .ok_or_else(|| StoreError::Corrupt("token vanished".into()))
+            }
+
+            async fn has_admin_token(&self) -> Result<bool, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'")
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn reseal_all(&self, new_ring: &Keyring) -> Result<usize, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query(
+                    "SELECT integration_id, field, key_id, nonce, ciphertext FROM integration_secrets",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &rows {
+                    let integration_id: String = row.try_get("integration_id")?;
+                    let field: String = row.try_get("field")?;
+                    let sealed = $crate::seal::Sealed {
+                        key_id: row.try_get("key_id")?,
+                        nonce: row.try_get("nonce")?,
+                        ciphertext: row.try_get("ciphertext")?,
+                    };
+                    let plain = new_ring.open(&integration_id, &field, &sealed)?;
+                    let resealed = new_ring.seal(&integration_id, &field, &plain)?;
+                    sqlx::query(
+                        "UPDATE integration_secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
+                         WHERE integration_id = $4 AND field = $5",
+                    )
+                    .bind(resealed.key_id)
+                    .bind(resealed.nonce)
+                    .bind(resealed.ciphertext)
+                    .bind(&integration_id)
+                    .bind(&field)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM sealing_keys").execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO sealing_keys (key_id, created_at) VALUES ($1, $2)")
+                    .bind(new_ring.primary().id())
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(rows.len())
+            }
+        }
+
+        fn read_project(row: &DbRow) -> Result<Project, StoreError> {
+            let name: String = row.try_get("name")?;
+            Ok(Project {
+                id: row.try_get("id")?,
+                name: ProjectName::parse("name", &name)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                subscription: stored_name(row.try_get("subscription")?)?,
+                meta: read_meta(row)?,
+            })
+        }
+
+        fn read_runtime(row: &DbRow) -> Result<Runtime, StoreError> {
+            Ok(Runtime {
+                id: row.try_get("id")?,
+                name: stored_name(row.try_get("name")?)?,
+                sealing_cert: row.try_get("sealing_cert")?,
+                meta: read_meta(row)?,
+            })
+        }
+
+        async fn insert_token(
+            conn: &mut $conn,
+            id: &str,
+            secret_hash: &[u8],
+            role: &TokenRole,
+            description: &str,
+            actor: &str,
+        ) -> Result<(), StoreError> {
+            let (role_name, subscription) = match role {
+                TokenRole::Admin => ("admin", None),
+                TokenRole::Subscription(name) => {
+                    let sub = id_of(conn, "subscriptions", &name.key()).await?.ok_or_else(|| {
+                        StoreError::UnknownReference {
+                            field: "subscription".into(),
+                            kind: "subscription",
+                            name: name.to_string(),
+                        }
+                    })?;
+                    ("subscription", Some(sub))
+                }
+            };
+            sqlx::query(
+                "INSERT INTO api_tokens (id, secret_hash, role, subscription_id, description, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(secret_hash)
+            .bind(role_name)
+            .bind(subscription)
+            .bind(description)
+            .bind(now())
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use sql_store;

@@ -1,0 +1,108 @@
+//! SQLite backend: one WAL-mode file. Writes go through a single connection (SQLite allows one
+//! writer at a time; queueing in-process beats retrying on SQLITE_BUSY) and start with
+//! `BEGIN IMMEDIATE`, so another process (an admin command) waits instead of failing mid-way.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::migrate::{self, Migration};
+use crate::sql::{integration_select, sql_store};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    keyring: Keyring,
+}
+
+impl SqliteStore {
+    const INTEGRATION_SELECT: &'static str = integration_select!("group_concat");
+
+    pub async fn open(path: &Path, keyring: Keyring) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Migration(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(2)
+            .connect_with(options.read_only(true))
+            .await?;
+        let store = SqliteStore {
+            write,
+            read,
+            keyring,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::raw_sql(migrate::CREATE_TABLE)
+            .execute(&mut *tx)
+            .await?;
+        let applied: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, checksum FROM berth_migrations")
+                .fetch_all(&mut *tx)
+                .await?;
+        for m in migrate::pending(&applied, MIGRATIONS)? {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(migrate::checksum(m.sql))
+            .execute(&mut *tx)
+            .await?;
+        }
+        check_keyring(&mut tx, &self.keyring).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// `BEGIN IMMEDIATE` already holds the database's write lock.
+    async fn lock_integration(
+        &self,
+        _tx: &mut Transaction<'static, Sqlite>,
+        _name_key: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");

@@ -1,0 +1,439 @@
+//! One story, run on both backends: SQLite always, PostgreSQL when BERTH_TEST_POSTGRES_URL is set
+//! (always in CI). It covers create, filtered and paginated listing, update, rename, reassignment,
+//! concurrent edits, guarded deletes, sealed secrets and key rotation.
+
+use std::sync::Arc;
+
+use berth_core::{
+    IntegrationDraft, IntegrationPatch, Name, ProjectName, RuntimeScope, SecretField,
+};
+use berth_store::testing::{TempDb, postgres_url};
+use berth_store::{IntegrationQuery, Keyring, Location, MasterKey, Store, StoreError};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+const SECRET: &str = "StorySecret/Value+0123456789abcdefXYZ";
+
+fn draft(v: serde_json::Value) -> IntegrationDraft {
+    IntegrationDraft::create(serde_json::from_value(v).unwrap()).unwrap()
+}
+
+fn patch(v: serde_json::Value) -> IntegrationPatch {
+    serde_json::from_value(v).unwrap()
+}
+
+fn name(s: &str) -> Name {
+    Name::parse("name", s).unwrap()
+}
+
+fn query() -> IntegrationQuery {
+    IntegrationQuery {
+        limit: 50,
+        ..Default::default()
+    }
+}
+
+fn names(page: &berth_store::Page<berth_core::Integration>) -> Vec<&str> {
+    page.items.iter().map(|i| i.name.as_str()).collect()
+}
+
+async fn story(store: Arc<dyn Store>) {
+    for s in ["acme", "globex"] {
+        store.create_subscription(&name(s), "admin").await.unwrap();
+    }
+    store
+        .create_runtime(&name("prod-eu"), None, "admin")
+        .await
+        .unwrap();
+    let project = ProjectName::parse("name", "acme/web").unwrap();
+    store
+        .create_project(&project, "ACME", "admin")
+        .await
+        .unwrap();
+    assert_eq!(store.list_projects(Some("acme")).await.unwrap().len(), 1);
+
+    let a = store
+        .create_integration(
+            draft(json!({"name": "ecr-a", "type": "ecr", "region": "us-west-2",
+                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTORY0001234", "secret_access_key": SECRET},
+                "subscriptions": ["acme"]})),
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.subscriptions, vec![name("acme")]);
+    assert_eq!(a.meta.version, 1);
+    assert_eq!(a.meta.created_by, "admin");
+    store
+        .create_integration(
+            draft(
+                json!({"name": "ecr-b", "type": "ecr", "auth": {"mode": "ambient"},
+                "subscriptions": ["globex"], "runtimes": {"all": true}}),
+            ),
+            "admin",
+        )
+        .await
+        .unwrap();
+    let c = store
+        .create_integration(
+            draft(json!({"name": "ecr-c", "type": "ecr",
+                "auth": {"mode": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/pull"},
+                "subscriptions": ["acme", "globex"], "runtimes": {"selected": ["prod-eu"]}})),
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.runtimes, RuntimeScope::Selected(vec![name("prod-eu")]));
+
+    // Refusals change nothing.
+    let dup = store
+        .create_integration(
+            draft(json!({"name": "ECR-A", "type": "ecr", "auth": {"mode": "ambient"}})),
+            "admin",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Duplicate { .. }), "{dup}");
+    let unknown = store
+        .create_integration(
+            draft(json!({"name": "ecr-d", "type": "ecr", "auth": {"mode": "ambient"}, "subscriptions": ["initech"]})),
+            "admin",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unknown, StoreError::UnknownReference { field, .. } if field == "subscriptions[0]"),
+        "{unknown}"
+    );
+    assert!(matches!(
+        store.get_integration("ecr-d").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Listing: filters and stable pagination.
+    assert_eq!(
+        names(&store.list_integrations(&query()).await.unwrap()),
+        ["ecr-a", "ecr-b", "ecr-c"]
+    );
+    let by_name = IntegrationQuery {
+        name_contains: Some("-B".into()),
+        ..query()
+    };
+    assert_eq!(
+        names(&store.list_integrations(&by_name).await.unwrap()),
+        ["ecr-b"]
+    );
+    let wildcard = IntegrationQuery {
+        name_contains: Some("%".into()),
+        ..query()
+    };
+    assert!(
+        store
+            .list_integrations(&wildcard)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let by_sub = IntegrationQuery {
+        subscription: Some("acme".into()),
+        ..query()
+    };
+    assert_eq!(
+        names(&store.list_integrations(&by_sub).await.unwrap()),
+        ["ecr-a", "ecr-c"]
+    );
+    let by_type = IntegrationQuery {
+        kind: Some(berth_core::IntegrationType::Ecr),
+        ..query()
+    };
+    assert_eq!(
+        store.list_integrations(&by_type).await.unwrap().items.len(),
+        3
+    );
+    let first = store
+        .list_integrations(&IntegrationQuery {
+            limit: 2,
+            ..query()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&first), ["ecr-a", "ecr-b"]);
+    let second = store
+        .list_integrations(&IntegrationQuery {
+            limit: 2,
+            after: first.next_after.clone(),
+            ..query()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&second), ["ecr-c"]);
+    assert!(second.next_after.is_none());
+
+    // Update keeps omitted secrets; version and updated_by move.
+    let updated = store
+        .update_integration("ecr-a", "ops", &|cur| {
+            IntegrationDraft::patch(cur, patch(json!({"region": "eu-west-1"}))).map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.meta.version, 2);
+    assert_eq!(updated.meta.updated_by, "ops");
+    assert_eq!(updated.meta.created_by, "admin");
+    let secrets = store.open_secrets(&a.id).await.unwrap();
+    assert_eq!(
+        secrets[&SecretField::AwsSecretAccessKey].expose_secret(),
+        SECRET
+    );
+    assert_eq!(
+        secrets[&SecretField::AwsAccessKeyId].expose_secret(),
+        "AKIAFAKESTORY0001234"
+    );
+
+    // Rename, and rename onto an existing name.
+    store
+        .update_integration("ECR-A", "ops", &|cur| {
+            IntegrationDraft::patch(cur, patch(json!({"name": "ecr-z"}))).map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_integration("ecr-a").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let clash = store
+        .update_integration("ecr-z", "ops", &|cur| {
+            IntegrationDraft::patch(cur, patch(json!({"name": "Ecr-B", "region": "ap-south-1"})))
+                .map_err(Into::into)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(clash, StoreError::Duplicate { .. }), "{clash}");
+    let z = store.get_integration("ecr-z").await.unwrap();
+    assert_eq!(z.id, a.id);
+    let berth_core::IntegrationConfig::Ecr(ecr) = &z.config;
+    assert_eq!(
+        ecr.region, "eu-west-1",
+        "a refused patch must not half-apply"
+    );
+
+    // Reassign.
+    store
+        .update_integration("ecr-z", "ops", &|cur| {
+            IntegrationDraft::patch(cur, patch(json!({"subscriptions": ["globex"]})))
+                .map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&store.list_integrations(&by_sub).await.unwrap()),
+        ["ecr-c"]
+    );
+
+    // Concurrent read-modify-write edits all land.
+    for i in 0..12 {
+        store
+            .create_subscription(&name(&format!("team-{i}")), "admin")
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_integration("ecr-b", &format!("worker-{i}"), &move |cur| {
+                    let mut subs: Vec<String> =
+                        cur.subscriptions.iter().map(|n| n.to_string()).collect();
+                    subs.push(format!("team-{i}"));
+                    IntegrationDraft::patch(cur, patch(json!({"subscriptions": subs})))
+                        .map_err(Into::into)
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let b = store.get_integration("ecr-b").await.unwrap();
+    assert_eq!(b.subscriptions.len(), 13, "{:?}", b.subscriptions);
+    assert_eq!(b.meta.version, 13);
+
+    // Deletes guarded by use.
+    let in_use = store.delete_subscription("acme").await.unwrap_err();
+    assert!(
+        matches!(&in_use, StoreError::InUse { users, .. } if users.contains(&"integration ecr-c".to_string()) && users.contains(&"project acme/web".to_string())),
+        "{in_use}"
+    );
+    assert!(matches!(
+        store.delete_runtime("prod-eu").await,
+        Err(StoreError::InUse { .. })
+    ));
+    store.delete_integration("ecr-z").await.unwrap();
+    assert!(matches!(
+        store.delete_integration("ecr-z").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store.open_secrets(&a.id).await.unwrap().is_empty(),
+        "secrets go with the integration"
+    );
+    store.delete_integration("ecr-c").await.unwrap();
+    store.delete_runtime("prod-eu").await.unwrap();
+    store.delete_project("acme/web").await.unwrap();
+    store.delete_subscription("acme").await.unwrap();
+}
+
+async fn rotation(location: &Location) {
+    let old = Keyring::new(MasterKey::generate().unwrap());
+    let store = berth_store::open(location, old.clone()).await.unwrap();
+    store
+        .create_subscription(&name("acme"), "admin")
+        .await
+        .unwrap();
+    let i = store
+        .create_integration(
+            draft(json!({"name": "rot", "type": "ecr",
+                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTORY0009999", "secret_access_key": SECRET}})),
+            "admin",
+        )
+        .await
+        .unwrap();
+    let new_key = MasterKey::generate().unwrap();
+    let both = Keyring::with_keys(vec![new_key.clone(), old.primary().clone()]).unwrap();
+    assert_eq!(store.reseal_all(&both).await.unwrap(), 2);
+
+    // The old process's key is no longer registered: it must refuse to seal, not write orphans.
+    let refused = store
+        .update_integration("rot", "x", &|cur| {
+            IntegrationDraft::patch(
+                cur,
+                patch(json!({"auth": {"mode": "access_keys", "secret_access_key": "other"}})),
+            )
+            .map_err(Into::into)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::KeyRotated), "{refused}");
+    drop(store);
+
+    let reopened = berth_store::open(location, Keyring::new(new_key))
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.open_secrets(&i.id).await.unwrap()[&SecretField::AwsSecretAccessKey]
+            .expose_secret(),
+        SECRET
+    );
+    let wrong = berth_store::open(location, old)
+        .await
+        .err()
+        .expect("old key must be refused");
+    assert!(
+        matches!(&wrong, StoreError::KeyMismatch(m) if m.contains("key id")),
+        "{wrong}"
+    );
+    let stranger = berth_store::open(location, Keyring::new(MasterKey::generate().unwrap()))
+        .await
+        .err()
+        .expect("a foreign key must be refused");
+    assert!(stranger.to_string().contains("does not fit"), "{stranger}");
+}
+
+async fn concurrent_start(location: &Location) {
+    let key = Keyring::new(MasterKey::generate().unwrap());
+    let (a, b) = tokio::join!(
+        berth_store::open(location, key.clone()),
+        berth_store::open(location, key.clone())
+    );
+    a.unwrap();
+    b.unwrap();
+}
+
+fn sqlite_location(tag: &str) -> (tempdir::Dir, Location) {
+    let dir = tempdir::Dir::new(tag);
+    let loc = Location::Sqlite(dir.path.join("berth.db"));
+    (dir, loc)
+}
+
+mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let mut bytes = [0u8; 6];
+            getrandom::fill(&mut bytes).unwrap();
+            let path = std::env::temp_dir().join(format!(
+                "berth-store-{tag}-{}",
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn story_on_sqlite() {
+    let (dir, loc) = sqlite_location("story");
+    let store = berth_store::open(&loc, Keyring::new(MasterKey::generate().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    story(store).await;
+    // The key registered at creation guards the file against a stray key.
+    let store = berth_store::open(&loc, Keyring::new(MasterKey::generate().unwrap())).await;
+    assert!(
+        store.is_err(),
+        "a fresh key must not open a database sealed under another"
+    );
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn story_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let db = TempDb::create(&url).await;
+    let store = berth_store::open(
+        &Location::parse(&db.url),
+        Keyring::new(MasterKey::generate().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.backend(), "postgres");
+    story(store).await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_rotation_on_both_backends() {
+    let (_dir, loc) = sqlite_location("rotate");
+    rotation(&loc).await;
+    if let Some(url) = postgres_url() {
+        let db = TempDb::create(&url).await;
+        rotation(&Location::parse(&db.url)).await;
+        db.drop_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_starting_together_both_migrate_cleanly() {
+    for _ in 0..3 {
+        let (_dir, loc) = sqlite_location("race");
+        concurrent_start(&loc).await;
+    }
+    if let Some(url) = postgres_url() {
+        for _ in 0..3 {
+            let db = TempDb::create(&url).await;
+            concurrent_start(&Location::parse(&db.url)).await;
+            db.drop_now().await;
+        }
+    }
+}
