@@ -141,7 +141,7 @@ pub struct Page<T> {
 /// A change computed from the current integration inside the write transaction, so concurrent
 /// edits serialise instead of overwriting each other.
 pub type IntegrationChange<'a> =
-    &'a (dyn Fn(&Integration) -> Result<IntegrationDraft, DomainError> + Send + Sync);
+    Box<dyn FnOnce(&Integration) -> Result<IntegrationDraft, DomainError> + Send + 'a>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -216,7 +216,14 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &[u8],
         actor: &str,
     ) -> Result<TokenInfo, StoreError>;
-    async fn has_admin_token(&self) -> Result<bool, StoreError>;
+    /// Stores the first admin token unless one exists; returns whether it was stored. Replicas
+    /// starting together race safely: at most one admin token can exist.
+    async fn create_first_admin_token(
+        &self,
+        id: &str,
+        secret_hash: &[u8],
+        actor: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Re-seals every secret under `new_ring`'s primary key in one transaction. `new_ring` must
     /// also hold the keys the secrets are sealed under now. Returns how many were re-sealed.

@@ -444,7 +444,7 @@ macro_rules! sql_store {
                         name: name.to_owned(),
                     }
                 })?;
-                let draft: IntegrationDraft = change(&current)?;
+                let draft = change(&current)?;
                 let config = serde_json::to_string(&draft.config)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 sqlx::query(
@@ -827,11 +827,23 @@ macro_rules! sql_store {
                     .ok_or_else(|| StoreError::Corrupt("token vanished".into()))
             }
 
-            async fn has_admin_token(&self) -> Result<bool, StoreError> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'")
-                    .fetch_one(self.reader())
-                    .await?;
-                Ok(n > 0)
+            async fn create_first_admin_token(
+                &self,
+                id: &str,
+                secret_hash: &[u8],
+                actor: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO api_tokens (id, secret_hash, role, subscription_id, description, created_at, created_by) \
+                     VALUES ($1, $2, 'admin', NULL, 'admin token', $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(secret_hash)
+                .bind(now())
+                .bind(actor)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn reseal_all(&self, new_ring: &Keyring) -> Result<usize, StoreError> {

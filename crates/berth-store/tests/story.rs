@@ -22,6 +22,10 @@ fn patch(v: serde_json::Value) -> IntegrationPatch {
     serde_json::from_value(v).unwrap()
 }
 
+fn apply(v: serde_json::Value) -> berth_store::IntegrationChange<'static> {
+    Box::new(move |cur| IntegrationDraft::patch(cur, patch(v)).map_err(Into::into))
+}
+
 fn name(s: &str) -> Name {
     Name::parse("name", s).unwrap()
 }
@@ -172,9 +176,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // Update keeps omitted secrets; version and updated_by move.
     let updated = store
-        .update_integration("ecr-a", "ops", &|cur| {
-            IntegrationDraft::patch(cur, patch(json!({"region": "eu-west-1"}))).map_err(Into::into)
-        })
+        .update_integration("ecr-a", "ops", apply(json!({"region": "eu-west-1"})))
         .await
         .unwrap();
     assert_eq!(updated.meta.version, 2);
@@ -192,9 +194,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // Rename, and rename onto an existing name.
     store
-        .update_integration("ECR-A", "ops", &|cur| {
-            IntegrationDraft::patch(cur, patch(json!({"name": "ecr-z"}))).map_err(Into::into)
-        })
+        .update_integration("ECR-A", "ops", apply(json!({"name": "ecr-z"})))
         .await
         .unwrap();
     assert!(matches!(
@@ -202,10 +202,11 @@ async fn story(store: Arc<dyn Store>) {
         Err(StoreError::NotFound { .. })
     ));
     let clash = store
-        .update_integration("ecr-z", "ops", &|cur| {
-            IntegrationDraft::patch(cur, patch(json!({"name": "Ecr-B", "region": "ap-south-1"})))
-                .map_err(Into::into)
-        })
+        .update_integration(
+            "ecr-z",
+            "ops",
+            apply(json!({"name": "Ecr-B", "region": "ap-south-1"})),
+        )
         .await
         .unwrap_err();
     assert!(matches!(clash, StoreError::Duplicate { .. }), "{clash}");
@@ -219,10 +220,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // Reassign.
     store
-        .update_integration("ecr-z", "ops", &|cur| {
-            IntegrationDraft::patch(cur, patch(json!({"subscriptions": ["globex"]})))
-                .map_err(Into::into)
-        })
+        .update_integration("ecr-z", "ops", apply(json!({"subscriptions": ["globex"]})))
         .await
         .unwrap();
     assert_eq!(
@@ -242,13 +240,17 @@ async fn story(store: Arc<dyn Store>) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .update_integration("ecr-b", &format!("worker-{i}"), &move |cur| {
-                    let mut subs: Vec<String> =
-                        cur.subscriptions.iter().map(|n| n.to_string()).collect();
-                    subs.push(format!("team-{i}"));
-                    IntegrationDraft::patch(cur, patch(json!({"subscriptions": subs})))
-                        .map_err(Into::into)
-                })
+                .update_integration(
+                    "ecr-b",
+                    &format!("worker-{i}"),
+                    Box::new(move |cur| {
+                        let mut subs: Vec<String> =
+                            cur.subscriptions.iter().map(|n| n.to_string()).collect();
+                        subs.push(format!("team-{i}"));
+                        IntegrationDraft::patch(cur, patch(json!({"subscriptions": subs})))
+                            .map_err(Into::into)
+                    }),
+                )
                 .await
                 .unwrap();
         }));
@@ -306,13 +308,11 @@ async fn rotation(location: &Location) {
 
     // The old process's key is no longer registered: it must refuse to seal, not write orphans.
     let refused = store
-        .update_integration("rot", "x", &|cur| {
-            IntegrationDraft::patch(
-                cur,
-                patch(json!({"auth": {"mode": "access_keys", "secret_access_key": "other"}})),
-            )
-            .map_err(Into::into)
-        })
+        .update_integration(
+            "rot",
+            "x",
+            apply(json!({"auth": {"mode": "access_keys", "secret_access_key": "other"}})),
+        )
         .await
         .unwrap_err();
     assert!(matches!(refused, StoreError::KeyRotated), "{refused}");

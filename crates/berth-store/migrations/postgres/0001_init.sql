@@ -88,3 +88,5 @@ CREATE TABLE api_tokens (
     created_at      TIMESTAMPTZ NOT NULL,
     created_by      TEXT NOT NULL
 );
+-- At most one admin token: first-start bootstrap on several replicas cannot mint two.
+CREATE UNIQUE INDEX api_tokens_one_admin ON api_tokens(role) WHERE role = 'admin';
