@@ -1,0 +1,142 @@
+//! The one error type of the REST API: `{"error": {"code", "message", "field"?}}` with the right
+//! status. Internal failures are logged in full and shown to clients as a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::{DomainError, FieldError};
+use berth_store::StoreError;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    /// Extra members of the error object, such as the records that block a delete.
+    pub details: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            details: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = message.into();
+        ApiError {
+            message: format!("{field}: {message}"),
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", "")
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(f) => f.into(),
+            DomainError::UnknownType(_) => ApiError {
+                field: Some("type".into()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_type",
+                    e.to_string(),
+                )
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            StoreError::Duplicate { .. } => ApiError {
+                field: Some("name".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "duplicate_name", e.to_string())
+            },
+            StoreError::UnknownReference { ref field, .. } => {
+                let field = field.clone();
+                let message = e.to_string();
+                ApiError {
+                    field: Some(field),
+                    ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+                }
+            }
+            StoreError::InUse { ref users, .. } => {
+                let users = json!(users);
+                ApiError {
+                    details: Some(("used_by", users)),
+                    ..ApiError::new(StatusCode::CONFLICT, "in_use", e.to_string())
+                }
+            }
+            StoreError::Domain(d) => d.into(),
+            StoreError::KeyRotated => {
+                tracing::error!(error = %e, "refusing to seal under a retired key");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        if let Some((key, value)) = self.details {
+            error[key] = value;
+        }
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"berth\""),
+            );
+        }
+        response
+    }
+}

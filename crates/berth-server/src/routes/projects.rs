@@ -1,0 +1,104 @@
+//! `/api/v1/projects`: CI repositories (`org/repo`), each in one subscription.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use berth_core::ProjectName;
+use berth_store::Project;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::with_meta;
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    name: String,
+    subscription: String,
+}
+
+fn view(p: &Project) -> Value {
+    with_meta(
+        json!({"id": p.id, "name": p.name, "subscription": p.subscription}),
+        &p.meta,
+    )
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<NewProject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let name = ProjectName::parse("name", &body.name)?;
+    let created = state
+        .store
+        .create_project(&name, &body.subscription, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut subscription = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "subscription" => subscription = Some(value),
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    "is not a filter of this list (use subscription)",
+                ));
+            }
+        }
+    }
+    if let Some(own) = caller.subscription() {
+        match &subscription {
+            Some(asked) if !asked.eq_ignore_ascii_case(own.as_str()) => {
+                return Err(ApiError::forbidden(format!(
+                    "this token belongs to subscription '{own}' and cannot list subscription '{asked}'"
+                )));
+            }
+            _ => subscription = Some(own.to_string()),
+        }
+    }
+    let items = state.store.list_projects(subscription.as_deref()).await?;
+    Ok(Json(
+        json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = state.store.get_project(&name).await?;
+    if let Some(own) = caller.subscription()
+        && own.key() != project.subscription.key()
+    {
+        return Err(ApiError::not_found(format!(
+            "project '{name}' does not exist"
+        )));
+    }
+    Ok(Json(view(&project)))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    state.store.delete_project(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
