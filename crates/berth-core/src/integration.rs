@@ -601,7 +601,7 @@ mod tests {
 
     fn keys_input() -> serde_json::Value {
         json!({"name": "ecr-integration", "type": "ecr",
-               "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEFAKEFAKE1234", "secret_access_key": "s3cr3t/xyz"}})
+               "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEFAKE1234", "secret_access_key": "s3cr3t/xyz"}})
     }
 
     #[test]
@@ -634,7 +634,7 @@ mod tests {
     #[test]
     fn access_keys_without_secret_names_the_field() {
         let mut v = keys_input();
-        v["auth"] = json!({"mode": "access_keys", "access_key_id": "AKIAFAKEFAKEFAKE1234"});
+        v["auth"] = json!({"mode": "access_keys", "access_key_id": "AKIAFAKEFAKE1234"});
         let DomainError::Invalid(e) = IntegrationDraft::create(input(v)).unwrap_err() else {
             panic!()
         };
@@ -645,7 +645,7 @@ mod tests {
     fn assume_role_from_keys_or_ambient() {
         let mut v = keys_input();
         v["auth"] = json!({"mode": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/pull",
-                           "external_id": "ext-1", "source": {"access_key_id": "AKIAFAKEFAKEFAKE9999", "secret_access_key": "x"}});
+                           "external_id": "ext-1", "source": {"access_key_id": "AKIAFAKEFAKE9999", "secret_access_key": "x"}});
         let d = IntegrationDraft::create(input(v)).unwrap();
         assert_eq!(d.config.required_secrets().len(), 2);
         let mut v = keys_input();
@@ -678,7 +678,7 @@ mod tests {
 
         // A new key id without its secret is refused.
         let p: IntegrationPatch = serde_json::from_value(
-            json!({"auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEFAKEFAKE5678"}}),
+            json!({"auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEFAKE5678"}}),
         )
         .unwrap();
         assert!(IntegrationDraft::patch(&current, p).is_err());

@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn keys_and_ids() {
-        assert!(validate_access_key_id("k", "AKIAEXAMPLEEXAMPLE12").is_ok());
+        assert!(validate_access_key_id("k", "AKIAEXAMPLEELE12").is_ok());
         assert!(validate_access_key_id("k", "akiaexampleexample12").is_err());
         assert!(validate_access_key_id("k", "AKIA").is_err());
         assert!(validate_secret("s", "abc/+def").is_ok());

@@ -11,7 +11,7 @@ const SECRET: &str = "ApiSecretValue/0123456789+abcdefghijklm";
 
 fn keys_integration(name: &str, subs: &[&str]) -> Value {
     json!({"name": name, "type": "ecr", "region": "us-west-2",
-           "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEAPITEST0WXYZ", "secret_access_key": SECRET},
+           "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEAPITWXYZ", "secret_access_key": SECRET},
            "registry_id": "123456789012", "endpoint": "http://127.0.0.1:5080",
            "subscriptions": subs, "runtimes": {"all": true}})
 }
@@ -347,7 +347,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .admin(
             Method::PATCH,
             "/api/v1/integrations/ecr-b",
-            Some(json!({"auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEAPITEST01111"}})),
+            Some(json!({"auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEAPIT1111"}})),
         )
         .await;
     assert_error(&r, 400, "invalid_field", Some("auth.secret_access_key"));

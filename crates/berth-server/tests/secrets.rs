@@ -54,7 +54,7 @@ async fn secrets_never_appear_in_sqlite_files_logs_or_responses() {
     let logs = captured_logs();
     let dir = TempDir::new("seal-sqlite");
     let secret = "SqliteSecretNeverShown/0123456789abcdef";
-    let key_id = "AKIAFAKESEALSQLITE42";
+    let key_id = "AKIAFAKESEALTE42";
     let s = TestServer::start(options(&dir.0)).await;
     add_secret_integration(&s, key_id, secret).await;
 
@@ -111,7 +111,7 @@ async fn secrets_never_appear_in_postgres_rows() {
     let db = berth_store::testing::TempDb::create(&url).await;
     let dir = TempDir::new("seal-pg");
     let secret = "PostgresSecretNeverShown/0123456789abcdef";
-    let key_id = "AKIAFAKESEALPGSQL042";
+    let key_id = "AKIAFAKESEALL042";
     let mut opts = options(&dir.0);
     opts.database = Some(db.url.clone());
     let s = TestServer::start(opts).await;
@@ -153,7 +153,7 @@ async fn secrets_never_appear_in_postgres_rows() {
 async fn a_wrong_master_key_stops_startup_with_a_clear_error() {
     let dir = TempDir::new("wrong-key");
     let s = TestServer::start(options(&dir.0)).await;
-    add_secret_integration(&s, "AKIAFAKEWRONGKEY0042", "whatever-secret").await;
+    add_secret_integration(&s, "AKIAFAKEWRON0042", "whatever-secret").await;
     s.stop().await;
 
     let mut opts = options(&dir.0);
@@ -194,7 +194,7 @@ async fn admin_token_file_and_rotations() {
         std::fs::read_to_string(&token_file).unwrap().trim(),
         s.admin
     );
-    add_secret_integration(&s, "AKIAFAKEROTATION0042", "rotate-me-secret").await;
+    add_secret_integration(&s, "AKIAFAKEROTA0042", "rotate-me-secret").await;
     let old_admin = s.admin.clone();
     s.stop().await;
 

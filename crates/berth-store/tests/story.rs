@@ -59,7 +59,7 @@ async fn story(store: Arc<dyn Store>) {
     let a = store
         .create_integration(
             draft(json!({"name": "ecr-a", "type": "ecr", "region": "us-west-2",
-                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTORY0001234", "secret_access_key": SECRET},
+                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTOR1234", "secret_access_key": SECRET},
                 "subscriptions": ["acme"]})),
             "admin",
         )
@@ -189,7 +189,7 @@ async fn story(store: Arc<dyn Store>) {
     );
     assert_eq!(
         secrets[&SecretField::AwsAccessKeyId].expose_secret(),
-        "AKIAFAKESTORY0001234"
+        "AKIAFAKESTOR1234"
     );
 
     // Rename, and rename onto an existing name.
@@ -297,7 +297,7 @@ async fn rotation(location: &Location) {
     let i = store
         .create_integration(
             draft(json!({"name": "rot", "type": "ecr",
-                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTORY0009999", "secret_access_key": SECRET}})),
+                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKESTOR9999", "secret_access_key": SECRET}})),
             "admin",
         )
         .await

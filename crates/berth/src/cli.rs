@@ -1,0 +1,250 @@
+//! The command line, as clap sees it. Handlers live in `commands/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Registry integrations for CI/CD: define once, get short-lived credentials anywhere"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Berth server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// API token (admin or subscription).
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server with embedded defaults (SQLite and key file under ./berth-data) and print
+    /// how to reach it.
+    Up(ServeArgs),
+    /// Run the server (for deployments: configure with berth.toml, BERTH_* or flags).
+    Serve(ServeArgs),
+    /// Registry integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCmd),
+    /// CI subscriptions (organisations).
+    #[command(subcommand)]
+    Subscription(SubscriptionCmd),
+    /// CI projects (ORG/REPO), each in one subscription.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// GitOps runtimes (clusters).
+    #[command(subcommand)]
+    Runtime(RuntimeCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Offline administration on the data directory or database.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Configuration file [default: ./berth.toml when it exists].
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory: SQLite database, master key file, initial admin token [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "BERTH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database: postgres://… for shared PostgreSQL [default: SQLite in the data directory].
+    #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Master key file [default: <data-dir>/master.key]; BERTH_MASTER_KEY (base64) overrides it.
+    #[arg(long, env = "BERTH_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    AccessKeys,
+    AssumeRole,
+    Ambient,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum RoleSource {
+    Ambient,
+    AccessKeys,
+}
+
+/// Settings shared by `integration add` and `integration edit`.
+#[derive(Args, Clone, Default)]
+pub struct IntegrationFields {
+    /// AWS region [add default: us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// How Berth gets AWS credentials [add default: access-keys].
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthMode>,
+    /// AWS access key id (access-keys mode, or the source of assume-role).
+    #[arg(long)]
+    pub access_key_id: Option<String>,
+    /// Read the secret access key from this file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["secret_access_key_stdin", "secret_access_key"])]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Read the secret access key from standard input.
+    #[arg(long, conflicts_with = "secret_access_key")]
+    pub secret_access_key_stdin: bool,
+    /// The secret itself (discouraged: it ends up in shell history and `ps`).
+    #[arg(long, hide = true)]
+    pub secret_access_key: Option<String>,
+    /// IAM role to assume (assume-role mode).
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// External id for AssumeRole.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// Session name for AssumeRole [default: berth-<integration>].
+    #[arg(long)]
+    pub session_name: Option<String>,
+    /// Credentials the role is assumed with [default: ambient].
+    #[arg(long, value_enum)]
+    pub role_source: Option<RoleSource>,
+    /// Registry (AWS account) id, 12 digits.
+    #[arg(long)]
+    pub registry_id: Option<String>,
+    /// Endpoint override (local ECR, FIPS or China endpoints).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Subscription that may use the integration (repeat for several).
+    #[arg(long = "subscription", value_name = "NAME")]
+    pub subscriptions: Vec<String>,
+    /// Share with every runtime.
+    #[arg(long, conflicts_with = "runtimes")]
+    pub all_runtimes: bool,
+    /// Share with this runtime (repeat for several).
+    #[arg(long = "runtime", value_name = "NAME")]
+    pub runtimes: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum IntegrationCmd {
+    /// Add an integration. The secret access key is prompted for, or read from a file or stdin.
+    Add {
+        name: String,
+        #[arg(long = "type", default_value = "ecr")]
+        kind: String,
+        #[command(flatten)]
+        fields: IntegrationFields,
+    },
+    /// List integrations, optionally filtered.
+    List {
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Case-insensitive part of the name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Page size; all pages are fetched.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one integration (secrets masked).
+    Show { name: String },
+    /// Change an integration; what is not given stays as it is.
+    Edit {
+        name: String,
+        /// New name.
+        #[arg(long)]
+        rename: Option<String>,
+        /// Remove the endpoint override.
+        #[arg(long, conflicts_with = "endpoint")]
+        clear_endpoint: bool,
+        /// Remove the registry id.
+        #[arg(long, conflicts_with = "registry_id")]
+        clear_registry_id: bool,
+        /// Replace the subscriptions with none.
+        #[arg(long, conflicts_with = "subscriptions")]
+        no_subscriptions: bool,
+        #[command(flatten)]
+        fields: IntegrationFields,
+    },
+    /// Delete an integration.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionCmd {
+    Add { name: String },
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCmd {
+    Add {
+        /// ORG/REPO
+        name: String,
+        #[arg(long)]
+        subscription: String,
+    },
+    List {
+        #[arg(long)]
+        subscription: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RuntimeCmd {
+    Add {
+        name: String,
+        /// PEM certificate of the cluster's sealed-secrets controller.
+        #[arg(long, value_name = "FILE")]
+        sealing_cert: Option<PathBuf>,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Mint a token for one subscription (printed once).
+    Create {
+        #[arg(long)]
+        subscription: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Replace the admin token (offline: works on the data directory or database directly).
+    RotateAdmin(ServeArgs),
+}
+
+#[derive(Subcommand)]
+pub enum AdminCmd {
+    /// Re-seal every secret under a new master key, in one transaction. With BERTH_MASTER_KEY,
+    /// the new key is read from BERTH_NEW_MASTER_KEY or generated and printed.
+    RotateKey(ServeArgs),
+}

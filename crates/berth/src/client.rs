@@ -1,0 +1,123 @@
+//! The HTTP client the CLI commands use. API errors keep the server's message, code and field.
+
+use std::fmt;
+
+use anyhow::anyhow;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::cli::Global;
+
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// An error the server answered with, rendered for people.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub used_by: Vec<String>,
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (HTTP {}, {})",
+            self.message,
+            self.status.as_u16(),
+            self.code
+        )?;
+        for user in &self.used_by {
+            write!(f, "\n  - {user}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+impl Api {
+    pub fn new(global: &Global) -> anyhow::Result<Api> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Api {
+            base: global.url.trim_end_matches('/').to_owned(),
+            token: global.token.clone(),
+            http,
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let token = self.token.as_deref().ok_or_else(|| {
+            anyhow!(
+                "no API token: set BERTH_TOKEN or pass --token (on a fresh `berth up`, the admin token is in berth-data/initial-admin-token)"
+            )
+        })?;
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the Berth server at {}: {e} (is it running? see BERTH_URL)",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| anyhow!("the server at {} answered HTTP {status} with a non-JSON body: is BERTH_URL a Berth server?", self.base))?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let e = &value["error"];
+        Err(ApiFailure {
+            status,
+            code: e["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: e["message"].as_str().unwrap_or("request failed").to_owned(),
+            used_by: e["used_by"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+        .into())
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+}
+
+/// Percent-encodes a query or path component.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

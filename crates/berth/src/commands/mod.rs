@@ -1,0 +1,4 @@
+pub mod admin;
+pub mod integration;
+pub mod records;
+pub mod serve;

@@ -1,0 +1,360 @@
+//! The `berth` binary end to end: `berth up` prints how to reach it and stops cleanly on SIGTERM;
+//! the README's quick start works through the CLI; exit codes are 0/1/2; the secret never shows
+//! in CLI output.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let p = std::env::temp_dir().join(format!("berth-cli-{tag}-{hex}"));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts `berth up` on a free port and returns it with its URL, read from the banner.
+fn up(data_dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .current_dir(data_dir)
+        .env_remove("BERTH_MASTER_KEY")
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = Vec::new();
+    let mut url = String::new();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export BERTH_URL=") {
+            url = rest.to_owned();
+        }
+        let done = line.contains("export BERTH_TOKEN");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(!url.is_empty(), "banner: {lines:?}");
+    (child, url, lines)
+}
+
+fn berth(url: &str, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("BERTH_URL", url)
+        .env("BERTH_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+#[test]
+fn quick_start_through_the_cli() {
+    let dir = Dir::new("quick");
+    let (child, url, banner) = up(&dir.0, &[]);
+    let token_line = banner.iter().find(|l| l.contains("admin token:")).unwrap();
+    let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        token_line.contains(&token),
+        "the first start prints the admin token"
+    );
+
+    let secret = format!("CliSecret/{}", "q".repeat(30));
+    let key_id = format!("AKIA{}", "CLITEST0WXYZ");
+    let mut all_output = String::new();
+
+    let o = berth(&url, &token, &["subscription", "add", "acme"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "add",
+            "ecr-integration",
+            "--type",
+            "ecr",
+            "--region",
+            "us-west-2",
+            "--access-key-id",
+            &key_id,
+            "--secret-access-key-stdin",
+            "--subscription",
+            "acme",
+        ],
+        Some(&format!("{secret}\n")),
+    );
+    all_output += &text(&o);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("****WXYZ"), "{}", text(&o));
+
+    let o = berth(
+        &url,
+        &token,
+        &["integration", "list", "--type", "ecr"],
+        None,
+    );
+    all_output += &text(&o);
+    let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(listing.starts_with("TYPE"), "{listing}");
+    assert!(
+        listing.contains("ecr-integration") && listing.contains("us-west-2"),
+        "{listing}"
+    );
+
+    let o = berth(
+        &url,
+        &token,
+        &["integration", "show", "ecr-integration", "--output", "json"],
+        None,
+    );
+    all_output += &text(&o);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["auth"]["access_key_id"], "****WXYZ");
+    assert_eq!(shown["auth"]["secret_access_key_set"], true);
+
+    // Edit without touching the secret keeps it; a new secret from a file replaces it.
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "edit",
+            "ecr-integration",
+            "--region",
+            "eu-west-1",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let secret_file = dir.0.join("secret.txt");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "edit",
+            "ecr-integration",
+            "--secret-access-key-file",
+            secret_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    all_output += &text(&o);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A secret on the command line works but is warned about.
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "add",
+            "warned",
+            "--access-key-id",
+            &key_id,
+            "--secret-access-key",
+            "cmdline-secret",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{}",
+        text(&o)
+    );
+
+    // Failures: 1 with the server's message; usage errors: 2.
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "add",
+            "bad",
+            "--auth",
+            "ambient",
+            "--region",
+            "mars-1",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("region") && text(&o).contains("HTTP 400"),
+        "{}",
+        text(&o)
+    );
+    let o = berth(&url, &token, &["integration", "list", "--colour"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let o = berth(
+        &url,
+        "brt_000000000000_nope",
+        &["integration", "list"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+
+    let o = berth(
+        &url,
+        &token,
+        &["integration", "delete", "ecr-integration"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = berth(
+        &url,
+        &token,
+        &["integration", "delete", "ecr-integration"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("does not exist"), "{}", text(&o));
+
+    assert!(
+        !all_output.contains(&secret),
+        "the secret leaked into CLI output"
+    );
+    assert!(
+        !all_output.contains(&key_id),
+        "the key id leaked into CLI output"
+    );
+    stop(child);
+}
+
+#[test]
+fn second_start_keeps_the_token_and_a_wrong_key_is_a_clear_startup_error() {
+    let dir = Dir::new("restart");
+    let (child, url, _) = up(&dir.0, &[]);
+    let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "add",
+            "k",
+            "--access-key-id",
+            &format!("AKIA{}", "RESTART00001"),
+            "--secret-access-key-stdin",
+        ],
+        Some("s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    stop(child);
+
+    let (child, url, banner) = up(&dir.0, &[]);
+    assert!(
+        !banner.iter().any(|l| l.contains(&token)),
+        "the token is printed on first start only"
+    );
+    assert!(
+        berth(&url, &token, &["integration", "list"], None)
+            .status
+            .success()
+    );
+    stop(child);
+
+    let wrong = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env(
+            "BERTH_MASTER_KEY",
+            "q2VnZ4p6cG9ZcWJxbm1zZHh5Y2F0aHJ1ZW9qa3ZpbGc=",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("master key does not fit"), "{err}");
+
+    let rotated = Command::new(BIN)
+        .args(["token", "rotate-admin", "--data-dir"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let new_token = String::from_utf8_lossy(&rotated.stdout).trim().to_owned();
+    assert!(new_token.starts_with("brt_") && new_token != token);
+
+    let rekeyed = Command::new(BIN)
+        .args(["admin", "rotate-key", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("BERTH_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(rekeyed.status.success(), "{}", text(&rekeyed));
+    assert!(
+        text(&rekeyed).contains("re-sealed 2 secret(s)"),
+        "{}",
+        text(&rekeyed)
+    );
+
+    let (child, url, _) = up(&dir.0, &[]);
+    let o = berth(&url, &token, &["integration", "list"], None);
+    assert_eq!(o.status.code(), Some(1), "the old admin token is refused");
+    let o = berth(
+        &url,
+        &new_token,
+        &["integration", "show", "k", "-o", "json"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    stop(child);
+}
