@@ -9,7 +9,7 @@ use crate::{ServerOptions, StartError};
 /// Mints a new admin token, invalidating the old one, and rewrites `initial-admin-token`.
 pub async fn rotate_admin_token(options: &ServerOptions) -> Result<SecretString, StartError> {
     let store = options.open_store().await?;
-    Ok(crate::auth::rotate_admin_token(store.as_ref(), &options.data_dir).await?)
+    crate::auth::rotate_admin_token(store.as_ref(), &options.data_dir).await
 }
 
 pub struct KeyRotation {

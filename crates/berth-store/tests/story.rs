@@ -23,7 +23,7 @@ fn patch(v: serde_json::Value) -> IntegrationPatch {
 }
 
 fn apply(v: serde_json::Value) -> berth_store::IntegrationChange<'static> {
-    Box::new(move |cur| IntegrationDraft::patch(cur, patch(v)).map_err(Into::into))
+    Box::new(move |cur| IntegrationDraft::patch(cur, patch(v)))
 }
 
 fn name(s: &str) -> Name {
@@ -248,7 +248,6 @@ async fn story(store: Arc<dyn Store>) {
                             cur.subscriptions.iter().map(|n| n.to_string()).collect();
                         subs.push(format!("team-{i}"));
                         IntegrationDraft::patch(cur, patch(json!({"subscriptions": subs})))
-                            .map_err(Into::into)
                     }),
                 )
                 .await
