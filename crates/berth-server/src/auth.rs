@@ -119,7 +119,18 @@ impl FromRequestParts<AppState> for Principal {
         let invalid =
             || ApiError::unauthorized("the token is not valid (revoked, rotated or mistyped)");
         let (id, secret) = split(token).ok_or_else(invalid)?;
-        let record = state.store.find_token(id).await?;
+        let generation = state.store.generation().await?;
+        parts.extensions.insert(Generation(generation));
+        let record = match state.cache.token(generation, id) {
+            Some(hit) => Some(hit),
+            None => {
+                let found = state.store.find_token(id).await?;
+                if let Some(r) = &found {
+                    state.cache.put_token(generation, r.clone());
+                }
+                found
+            }
+        };
         let presented = Sha256::digest(secret.as_bytes());
         // Compare even when the id is unknown, so timing does not reveal which ids exist.
         let stored = record
@@ -139,6 +150,10 @@ impl FromRequestParts<AppState> for Principal {
         })
     }
 }
+
+/// The store generation read while authenticating, reused by handlers that cache.
+#[derive(Clone, Copy)]
+pub struct Generation(pub i64);
 
 /// On first start: mints the admin token and writes it to `<data-dir>/initial-admin-token`
 /// (mode 0600). Returns the token when this call created it.

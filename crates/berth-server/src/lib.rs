@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+mod cache;
 mod error;
 mod json;
 mod routes;
@@ -31,6 +32,16 @@ pub use routes::{OPENAPI, ROUTES};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    cache: Arc<cache::ReadCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            cache: Default::default(),
+        }
+    }
 }
 
 /// The whole HTTP surface as a router, for `serve` and for tests that drive it in-process.
@@ -146,7 +157,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = build_app(AppState { store: self.store });
+        let app = build_app(AppState::new(self.store));
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

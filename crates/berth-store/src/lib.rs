@@ -148,6 +148,10 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// A number that grows with every committed write (by any replica or admin command), for
+    /// caches that must never serve data older than the last write they could have seen.
+    async fn generation(&self) -> Result<i64, StoreError>;
+
     async fn create_integration(
         &self,
         draft: IntegrationDraft,

@@ -80,7 +80,10 @@ mod tests {
     fn plans_only_what_is_missing_and_refuses_drift() {
         assert_eq!(pending(&[], SHIPPED).unwrap().len(), 2);
         let one = (1, checksum(SHIPPED[0].sql));
-        assert_eq!(pending(std::slice::from_ref(&one), SHIPPED).unwrap()[0].version, 2);
+        assert_eq!(
+            pending(std::slice::from_ref(&one), SHIPPED).unwrap()[0].version,
+            2
+        );
         assert!(pending(&[(1, "x".into())], SHIPPED).is_err());
         let e = pending(&[one, (9, "x".into())], SHIPPED).unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");

@@ -24,6 +24,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    const PAGE_JSON_OPEN: &'static str = "json_agg(json_build_object(";
+    const PAGE_JSON_CLOSE: &'static str = ") ORDER BY page.name_key)::text";
     const INTEGRATION_SELECT: &'static str = integration_select!("string_agg");
 
     pub async fn open(url: &str, keyring: Keyring) -> Result<Self, StoreError> {
@@ -67,10 +69,6 @@ impl PgStore {
     }
 
     fn reader(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn writer(&self) -> &PgPool {
         &self.pool
     }
 

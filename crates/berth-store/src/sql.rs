@@ -12,7 +12,7 @@ use crate::StoreError;
 macro_rules! integration_select {
     ($agg:literal) => {
         concat!(
-            "SELECT i.id, i.name, i.config, i.runtimes_all, i.created_at, i.updated_at, ",
+            "SELECT i.id, i.name, i.name_key, i.config, i.runtimes_all, i.created_at, i.updated_at, ",
             "i.created_by, i.updated_by, i.version, ",
             "(SELECT ", $agg, "(s.name, ',') FROM integration_subscriptions x ",
             "JOIN subscriptions s ON s.id = x.subscription_id WHERE x.integration_id = i.id) AS subs, ",
@@ -25,6 +25,67 @@ macro_rules! integration_select {
     };
 }
 pub(crate) use integration_select;
+
+/// The columns of [`integration_select!`] as one JSON object per row: a page of integrations
+/// comes back as a single JSON array, because SQLite's driver hands rows across threads one at
+/// a time and a 50-row page would otherwise cost 50 thread wake-ups.
+pub(crate) const PAGE_FIELDS: &str = "'id', page.id, 'name', page.name, 'config', page.config, \
+     'runtimes_all', page.runtimes_all, 'created_at', page.created_at, 'updated_at', page.updated_at, \
+     'created_by', page.created_by, 'updated_by', page.updated_by, 'version', page.version, \
+     'subs', page.subs, 'rts', page.rts, 'secret_fields', page.secret_fields";
+
+/// One row of a page as the JSON aggregate renders it.
+#[derive(serde::Deserialize)]
+pub(crate) struct PageRow {
+    id: String,
+    name: String,
+    config: String,
+    runtimes_all: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    created_by: String,
+    updated_by: String,
+    version: i64,
+    subs: Option<String>,
+    rts: Option<String>,
+    secret_fields: Option<String>,
+}
+
+pub(crate) fn page_rows(json: Option<String>) -> Result<Vec<berth_core::Integration>, StoreError> {
+    let rows: Vec<PageRow> = match json {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("integration page: {e}")))?,
+        None => Vec::new(),
+    };
+    rows.into_iter()
+        .map(|r| {
+            // SQLite renders booleans as 0/1, PostgreSQL as true/false.
+            let all =
+                r.runtimes_all == serde_json::json!(true) || r.runtimes_all == serde_json::json!(1);
+            Ok(berth_core::Integration {
+                name: stored_name(&r.name)?,
+                config: parse_config(&r.config)?,
+                subscriptions: split_names(r.subs)?,
+                runtimes: if all {
+                    berth_core::RuntimeScope::All
+                } else {
+                    berth_core::RuntimeScope::Selected(split_names(r.rts)?)
+                },
+                secrets_set: split_fields(r.secret_fields),
+                meta: meta(
+                    r.created_at,
+                    r.updated_at,
+                    r.created_by,
+                    r.updated_by,
+                    r.version,
+                ),
+                id: r.id,
+            })
+        })
+        .collect()
+}
 
 pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 16];
@@ -286,6 +347,15 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Marks a change, inside the writing transaction, so caches keyed by the generation
+        /// (the server's token and page caches, on every replica) drop what they hold.
+        async fn bump(conn: &mut $conn) -> Result<(), StoreError> {
+            sqlx::query("UPDATE berth_generation SET generation = generation + 1 WHERE id = 1")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         /// Names of the records that keep `what` from being deleted, at most 20 of them.
         async fn users_of(
             conn: &mut $conn,
@@ -340,6 +410,12 @@ macro_rules! sql_store {
                 $backend
             }
 
+            async fn generation(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT generation FROM berth_generation WHERE id = 1")
+                    .fetch_one(self.reader())
+                    .await?)
+            }
+
             async fn create_integration(
                 &self,
                 draft: IntegrationDraft,
@@ -372,6 +448,7 @@ macro_rules! sql_store {
                 let created = fetch_integration(&mut tx, &draft.name.key())
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("integration vanished".into()))?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -414,12 +491,18 @@ macro_rules! sql_store {
                 }
                 let limit = q.limit.max(1) as usize;
                 sql.push_str(&format!(" ORDER BY i.name_key LIMIT {}", limit + 1));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let sql = format!(
+                    "SELECT {}{}{} FROM ({sql}) AS page",
+                    <$store>::PAGE_JSON_OPEN,
+                    $crate::sql::PAGE_FIELDS,
+                    <$store>::PAGE_JSON_CLOSE
+                );
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
                 for b in binds {
                     query = query.bind(b);
                 }
-                let rows = query.fetch_all(self.reader()).await?;
-                let mut items = rows.iter().map(read_integration).collect::<Result<Vec<_>, _>>()?;
+                let page: Option<String> = query.fetch_one(self.reader()).await?;
+                let mut items = $crate::sql::page_rows(page)?;
                 let next_after = if items.len() > limit {
                     items.truncate(limit);
                     items.last().map(|i| i.name.key())
@@ -465,6 +548,7 @@ macro_rules! sql_store {
                 let updated = fetch_integration(&mut tx, &draft.name.key())
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("integration vanished".into()))?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(updated)
             }
@@ -481,6 +565,7 @@ macro_rules! sql_store {
                         name: name.to_owned(),
                     });
                 }
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -515,6 +600,7 @@ macro_rules! sql_store {
             ) -> Result<Subscription, StoreError> {
                 let id = new_id();
                 let at = now();
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO subscriptions (id, name, name_key, created_at, updated_at, created_by, updated_by, version) \
                      VALUES ($1, $2, $3, $4, $4, $5, $5, 1)",
@@ -524,9 +610,11 @@ macro_rules! sql_store {
                 .bind(name.key())
                 .bind(at)
                 .bind(actor)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err(unique("subscription", name.as_str()))?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 self.get_subscription(name.as_str()).await
             }
 
@@ -601,6 +689,7 @@ macro_rules! sql_store {
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -633,6 +722,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(unique("project", name.as_str()))?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 self.get_project(name.as_str()).await
             }
@@ -668,10 +758,13 @@ macro_rules! sql_store {
             }
 
             async fn delete_project(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM projects WHERE name_key = $1")
                     .bind(name.to_ascii_lowercase())
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound {
                         kind: "project",
@@ -688,6 +781,7 @@ macro_rules! sql_store {
                 actor: &str,
             ) -> Result<Runtime, StoreError> {
                 let at = now();
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO runtimes (id, name, name_key, sealing_cert, created_at, updated_at, created_by, updated_by, version) \
                      VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
@@ -698,9 +792,11 @@ macro_rules! sql_store {
                 .bind(sealing_cert)
                 .bind(at)
                 .bind(actor)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err(unique("runtime", name.as_str()))?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 self.get_runtime(name.as_str()).await
             }
 
@@ -750,6 +846,7 @@ macro_rules! sql_store {
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -764,6 +861,7 @@ macro_rules! sql_store {
             ) -> Result<TokenInfo, StoreError> {
                 let mut tx = self.begin_write().await?;
                 insert_token(&mut tx, id, secret_hash, role, description, actor).await?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 self.find_token(id)
                     .await?
@@ -795,10 +893,13 @@ macro_rules! sql_store {
             }
 
             async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
                     .bind(id)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound {
                         kind: "token",
@@ -820,6 +921,7 @@ macro_rules! sql_store {
                     .await?;
                 insert_token(&mut tx, id, secret_hash, &TokenRole::Admin, "admin token", actor)
                     .await?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 self.find_token(id)
                     .await?
@@ -833,6 +935,7 @@ macro_rules! sql_store {
                 secret_hash: &[u8],
                 actor: &str,
             ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "INSERT INTO api_tokens (id, secret_hash, role, subscription_id, description, created_at, created_by) \
                      VALUES ($1, $2, 'admin', NULL, 'admin token', $3, $4) ON CONFLICT DO NOTHING",
@@ -841,8 +944,10 @@ macro_rules! sql_store {
                 .bind(secret_hash)
                 .bind(now())
                 .bind(actor)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -881,6 +986,7 @@ macro_rules! sql_store {
                     .bind(now())
                     .execute(&mut *tx)
                     .await?;
+                bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(rows.len())
             }

@@ -25,6 +25,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const PAGE_JSON_OPEN: &'static str = "json_group_array(json_object(";
+    const PAGE_JSON_CLOSE: &'static str = ") ORDER BY page.name_key)";
     const INTEGRATION_SELECT: &'static str = integration_select!("group_concat");
 
     pub async fn open(path: &Path, keyring: Keyring) -> Result<Self, StoreError> {
@@ -85,10 +87,6 @@ impl SqliteStore {
 
     fn reader(&self) -> &SqlitePool {
         &self.read
-    }
-
-    fn writer(&self) -> &SqlitePool {
-        &self.write
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {

@@ -42,6 +42,7 @@ fn names(page: &berth_store::Page<berth_core::Integration>) -> Vec<&str> {
 }
 
 async fn story(store: Arc<dyn Store>) {
+    let generation = store.generation().await.unwrap();
     for s in ["acme", "globex"] {
         store.create_subscription(&name(s), "admin").await.unwrap();
     }
@@ -66,6 +67,17 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(a.subscriptions, vec![name("acme")]);
+    let after_writes = store.generation().await.unwrap();
+    assert!(
+        after_writes >= generation + 5,
+        "every write moves the generation"
+    );
+    store.list_integrations(&query()).await.unwrap();
+    assert_eq!(
+        store.generation().await.unwrap(),
+        after_writes,
+        "reads do not"
+    );
     assert_eq!(a.meta.version, 1);
     assert_eq!(a.meta.created_by, "admin");
     store
@@ -113,6 +125,11 @@ async fn story(store: Arc<dyn Store>) {
         store.get_integration("ecr-d").await,
         Err(StoreError::NotFound { .. })
     ));
+    assert_eq!(
+        store.generation().await.unwrap(),
+        after_writes + 2,
+        "refused writes roll back, generation included"
+    );
 
     // Listing: filters and stable pagination.
     assert_eq!(

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::with_meta;
 use crate::AppState;
-use crate::auth::Principal;
+use crate::auth::{Generation, Principal};
 use crate::error::ApiError;
 use crate::json::{ApiJson, from_value};
 
@@ -142,8 +144,9 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
+    Extension(Generation(generation)): Extension<Generation>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let mut query = IntegrationQuery {
         limit: DEFAULT_LIMIT,
         ..Default::default()
@@ -191,11 +194,26 @@ pub async fn list(
             _ => query.subscription = Some(own.to_string()),
         }
     }
-    let page = state.store.list_integrations(&query).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": page.next_after.as_deref().map(encode_cursor),
-    })))
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}|{}",
+        query.kind, query.name_contains, query.subscription, query.after, query.limit
+    );
+    let body = match state.cache.page(generation, &key) {
+        Some(body) => body,
+        None => {
+            let page = state.store.list_integrations(&query).await?;
+            let body = Bytes::from(
+                serde_json::to_vec(&json!({
+                    "items": page.items.iter().map(view).collect::<Vec<_>>(),
+                    "next_cursor": page.next_after.as_deref().map(encode_cursor),
+                }))
+                .map_err(|e| ApiError::from(berth_store::StoreError::Corrupt(e.to_string())))?,
+            );
+            state.cache.put_page(generation, key, body.clone());
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
 /// Reads one integration the caller may see; for a subscription token, integrations not

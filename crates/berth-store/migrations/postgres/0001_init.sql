@@ -90,3 +90,10 @@ CREATE TABLE api_tokens (
 );
 -- At most one admin token: first-start bootstrap on several replicas cannot mint two.
 CREATE UNIQUE INDEX api_tokens_one_admin ON api_tokens(role) WHERE role = 'admin';
+
+-- Grows with every committed write; readers compare it to decide whether a cache is current.
+CREATE TABLE berth_generation (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO berth_generation (id, generation) VALUES (1, 0);
