@@ -44,9 +44,11 @@ pub enum Output {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the server with embedded defaults (SQLite and key file under ./berth-data) and print
-    /// how to reach it.
-    Up(ServeArgs),
+    /// Run the server with embedded defaults (SQLite and key file under ./berth-data) and the
+    /// local ECR beside it, and print how to reach both.
+    Up(UpArgs),
+    /// Run only the local ECR (ECR API, STS and registry v2 on one listener).
+    LocalEcr(LocalEcrArgs),
     /// Run the server (for deployments: configure with berth.toml, BERTH_* or flags).
     Serve(ServeArgs),
     /// Registry integrations.
@@ -86,6 +88,36 @@ pub struct ServeArgs {
     /// Master key file [default: <data-dir>/master.key]; BERTH_MASTER_KEY (base64) overrides it.
     #[arg(long, env = "BERTH_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Address of the local ECR.
+    #[arg(long, env = "BERTH_LOCAL_ECR_LISTEN", default_value = "127.0.0.1:5080")]
+    pub local_ecr_listen: SocketAddr,
+    /// Do not start the local ECR.
+    #[arg(long)]
+    pub no_local_ecr: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct LocalEcrArgs {
+    /// Data directory; the local ECR keeps its files in <data-dir>/local-ecr.
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = "berth-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "BERTH_LOCAL_ECR_LISTEN", default_value = "127.0.0.1:5080")]
+    pub listen: SocketAddr,
+    /// URL clients reach it at, when not the listen address (proxyEndpoint, repository URIs).
+    #[arg(long, env = "BERTH_LOCAL_ECR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Create repositories on first push (real ECR does not).
+    #[arg(long)]
+    pub create_on_push: bool,
+    /// Registry token lifetime in seconds [default: 43200, as ECR].
+    #[arg(long, default_value_t = 43200)]
+    pub token_ttl: u64,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -33,7 +33,10 @@ fn init_logging(server: bool) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    init_logging(matches!(cli.command, Command::Up(_) | Command::Serve(_)));
+    init_logging(matches!(
+        cli.command,
+        Command::Up(_) | Command::Serve(_) | Command::LocalEcr(_)
+    ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,8 +50,9 @@ fn main() -> ExitCode {
     let global = cli.global.clone();
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up(args) => commands::serve::run(&args, true).await,
-            Command::Serve(args) => commands::serve::run(&args, false).await,
+            Command::Up(args) => commands::serve::up(&args).await,
+            Command::Serve(args) => commands::serve::run(&args, None, false).await,
+            Command::LocalEcr(args) => commands::serve::local_ecr(&args).await,
             Command::Integration(cmd) => commands::integration::run(&global, cmd).await,
             Command::Subscription(cmd) => commands::records::subscription(&global, cmd).await,
             Command::Project(cmd) => commands::records::project(&global, cmd).await,

@@ -30,13 +30,20 @@ impl Drop for Dir {
 /// Starts `berth up` on a free port and returns it with its URL, read from the banner.
 fn up(data_dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .current_dir(data_dir)
-        .env_remove("BERTH_MASTER_KEY")
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--local-ecr-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .current_dir(data_dir)
+    .env_remove("BERTH_MASTER_KEY")
+    .env("BERTH_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

@@ -1,9 +1,14 @@
-//! `berth up` and `berth serve`: start the server and stop it gracefully on SIGINT/SIGTERM.
+//! `berth up`, `berth serve` and `berth local-ecr`: start the listeners and stop them gracefully
+//! on SIGINT/SIGTERM, finishing in-flight requests.
 
+use std::time::Duration;
+
+use berth_ecr_local::{DEMO_PROFILE, LocalEcr, LocalEcrOptions};
 use berth_server::Server;
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LocalEcrArgs, ServeArgs, UpArgs};
 use crate::config::server_options;
 
 async fn shutdown_signal() {
@@ -28,8 +33,81 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// `banner` is true for `berth up`, which talks to a person; `serve` logs one line.
-pub async fn run(args: &ServeArgs, banner: bool) -> anyhow::Result<()> {
+/// One signal, many listeners: each gets a future that completes on shutdown.
+fn shutdown_fanout() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn local_ecr_options(args: &LocalEcrArgs) -> LocalEcrOptions {
+    let mut o = LocalEcrOptions::new(args.data_dir.join("local-ecr"), args.listen);
+    o.public_url = args.public_url.clone();
+    o.create_on_push = args.create_on_push;
+    o.token_ttl = Duration::from_secs(args.token_ttl);
+    o
+}
+
+fn print_local_ecr(ecr: &LocalEcr) {
+    println!(
+        "  local ECR:    {}   (ECR API, STS and registry v2)",
+        ecr.public_url
+    );
+    println!(
+        "  AWS profile:  {DEMO_PROFILE} in {}{}",
+        ecr.credentials_file.display(),
+        if ecr.seeded {
+            " (demo user and role just created)"
+        } else {
+            ""
+        }
+    );
+}
+
+pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
+    let ecr = LocalEcr::start(&local_ecr_options(args)).await?;
+    println!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
+    print_local_ecr(&ecr);
+    println!();
+    println!(
+        "  export AWS_SHARED_CREDENTIALS_FILE={}",
+        ecr.credentials_file.display()
+    );
+    println!(
+        "  aws --profile {DEMO_PROFILE} --endpoint-url {} ecr describe-repositories",
+        ecr.public_url
+    );
+    let rx = shutdown_fanout();
+    ecr.run(stopped(rx)).await?;
+    Ok(())
+}
+
+pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
+    let options = server_options(&args.serve)?;
+    let ecr = if args.no_local_ecr {
+        None
+    } else {
+        let ecr_args = LocalEcrArgs {
+            data_dir: options.data_dir.clone(),
+            listen: args.local_ecr_listen,
+            public_url: None,
+            create_on_push: false,
+            token_ttl: 43200,
+        };
+        Some(LocalEcr::start(&local_ecr_options(&ecr_args)).await?)
+    };
+    run(&args.serve, ecr, true).await
+}
+
+/// Runs the API server, and the local ECR when given; `banner` when a person is reading.
+pub async fn run(args: &ServeArgs, ecr: Option<LocalEcr>, banner: bool) -> anyhow::Result<()> {
     let options = server_options(args)?;
     let server = Server::start(&options).await?;
     let url = format!("http://{}", server.addr);
@@ -53,7 +131,16 @@ pub async fn run(args: &ServeArgs, banner: bool) -> anyhow::Result<()> {
                 token_file.display()
             ),
         }
+        if let Some(ecr) = &ecr {
+            print_local_ecr(ecr);
+        }
         println!();
+        if let Some(ecr) = &ecr {
+            println!(
+                "  export AWS_SHARED_CREDENTIALS_FILE={}",
+                ecr.credentials_file.display()
+            );
+        }
         println!("  export BERTH_URL={url}");
         println!("  export BERTH_TOKEN=$(cat {})", token_file.display());
     } else if let Some(token) = &server.new_admin_token {
@@ -64,6 +151,14 @@ pub async fn run(args: &ServeArgs, banner: bool) -> anyhow::Result<()> {
             token.expose_secret()
         );
     }
-    server.run(shutdown_signal()).await?;
+    let rx = shutdown_fanout();
+    match ecr {
+        Some(ecr) => {
+            let (a, b) = tokio::join!(server.run(stopped(rx.clone())), ecr.run(stopped(rx)));
+            a?;
+            b?;
+        }
+        None => server.run(stopped(rx)).await?,
+    }
     Ok(())
 }

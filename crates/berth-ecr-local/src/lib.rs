@@ -1,0 +1,198 @@
+//! The local ECR: an Amazon ECR look-alike on one listener, so Berth runs end to end with no AWS
+//! account and its tests run against something real clients accept unchanged. It speaks the ECR
+//! control plane (JSON 1.1), STS (query protocol, XML) and the registry v2 / OCI distribution
+//! API, checks SigV4 signatures against its own users and issued sessions, and applies simple
+//! allow-list policies.
+//!
+//! This crate owns those wire protocols and the image storage behind them. It must not depend on
+//! Berth's integration store, server or broker: it is a stand-in for AWS, and Berth talks to it
+//! the way it talks to AWS.
+
+#![forbid(unsafe_code)]
+
+mod control;
+mod ecr_api;
+mod error;
+pub mod iam;
+mod ids;
+pub mod oci;
+mod registry;
+pub mod sigv4;
+mod storage;
+mod sts;
+mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+pub use iam::{DEMO_PROFILE, IamConfig};
+
+/// Settings for one local ECR listener.
+#[derive(Debug, Clone)]
+pub struct LocalEcrOptions {
+    /// Holds `iam.toml`, `credentials`, `server.key`, `registry.db`, `blobs/`.
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    /// What `proxyEndpoint` and repository URIs point at; default `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// Account of the seeded demo user and role.
+    pub account_id: String,
+    /// Region written into the demo credentials file.
+    pub default_region: String,
+    /// Lifetime of registry tokens (ECR: 12 hours).
+    pub token_ttl: Duration,
+    /// Create repositories on first push (ECR does not; off by default).
+    pub create_on_push: bool,
+}
+
+impl LocalEcrOptions {
+    pub fn new(dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        LocalEcrOptions {
+            dir: dir.into(),
+            listen,
+            public_url: None,
+            account_id: "123456789012".into(),
+            default_region: "us-east-1".into(),
+            token_ttl: Duration::from_secs(12 * 3600),
+            create_on_push: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("local ECR data in {}: {source}", dir.display())]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("local ECR storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("local ECR cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) struct State {
+    pub storage: storage::Storage,
+    pub iam: IamConfig,
+    pub keys: token::Keys,
+    pub public_url: String,
+    pub token_ttl: Duration,
+    pub create_on_push: bool,
+}
+
+impl State {
+    /// `host:port` of the public URL, as it appears in repository URIs.
+    pub fn registry_host(&self) -> &str {
+        self.public_url
+            .split_once("://")
+            .map(|(_, h)| h)
+            .unwrap_or(&self.public_url)
+            .trim_end_matches('/')
+    }
+}
+
+/// A bound, not yet serving, local ECR.
+pub struct LocalEcr {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    /// The AWS shared-credentials file holding profile `berth-local`.
+    pub credentials_file: PathBuf,
+    /// True when this start wrote the demo user and role.
+    pub seeded: bool,
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+}
+
+fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        dir: dir.to_owned(),
+        source,
+    }
+}
+
+fn server_key(dir: &Path) -> std::io::Result<[u8; 32]> {
+    let path = dir.join("server.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("length checked")),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} is not 32 bytes",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = ids::random_bytes::<32>();
+            iam::write_private(&path, "")?;
+            std::fs::write(&path, key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl LocalEcr {
+    pub async fn start(options: &LocalEcrOptions) -> Result<LocalEcr, StartError> {
+        let dir = &options.dir;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let (iam, seeded) =
+            IamConfig::load_or_seed(dir, &options.account_id, &options.default_region)
+                .map_err(io(dir))?;
+        let keys = token::Keys::new(server_key(dir).map_err(io(dir))?);
+        let storage = storage::Storage::open(dir).await?;
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let public_url = options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let state = Arc::new(State {
+            storage,
+            iam,
+            keys,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            token_ttl: options.token_ttl,
+            create_on_push: options.create_on_push,
+        });
+        Ok(LocalEcr {
+            addr,
+            public_url,
+            credentials_file: dir.join("credentials"),
+            seeded,
+            listener,
+            state,
+        })
+    }
+
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, build_router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn build_router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", axum::routing::post(control::handle))
+        .merge(registry::routes())
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

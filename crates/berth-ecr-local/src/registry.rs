@@ -1,0 +1,710 @@
+//! Registry v2 / OCI distribution 1.1 at `/v2/`, with ECR's authentication (Basic `AWS:<token>`
+//! from GetAuthorizationToken) and ECR's rules: no repository is created on push unless asked,
+//! immutable tags cannot move, cross-repository mounts only for blobs a manifest there uses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::error::OciError;
+use crate::oci::{self, MAX_MANIFEST_BYTES};
+use crate::storage::{Repository, StorageError, now_epoch};
+use crate::token::TokenError;
+use crate::{State, iam::Policy};
+
+/// ECR's minimum size for every chunk but the last.
+const CHUNK_MIN: u64 = 5 * 1024 * 1024;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/v2/", any(dispatch))
+        .route("/v2", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+}
+
+/// The registry namespace and policy a token grants.
+struct Access {
+    registry_id: String,
+    region: String,
+    policy: Policy,
+}
+
+impl Access {
+    fn require(&self, action: &str, repo: &str) -> Result<(), OciError> {
+        if self.policy.allows(action, Some(repo)) {
+            Ok(())
+        } else {
+            Err(OciError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                format!("User is not authorized to perform: {action} on repository {repo}"),
+            ))
+        }
+    }
+}
+
+fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Access, OciError> {
+    let challenge = || {
+        let mut e = OciError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        );
+        e.www_authenticate = Some(format!(
+            "Basic realm=\"{}/\",service=\"ecr.amazonaws.com\"",
+            state.public_url
+        ));
+        e
+    };
+    let token = match (
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        query.get("X-Berth-Token"),
+    ) {
+        (Some(value), _) => {
+            let encoded = value.strip_prefix("Basic ").ok_or_else(challenge)?;
+            let decoded = B64.decode(encoded.trim()).map_err(|_| challenge())?;
+            let text = String::from_utf8(decoded).map_err(|_| challenge())?;
+            let (user, password) = text.split_once(':').ok_or_else(challenge)?;
+            if user != "AWS" {
+                return Err(challenge());
+            }
+            password.to_owned()
+        }
+        (None, Some(t)) => t.clone(),
+        (None, None) => return Err(challenge()),
+    };
+    let claims = state
+        .keys
+        .verify(&token, now_epoch())
+        .map_err(|e| match e {
+            TokenError::Expired => OciError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                "Your authorization token has expired. Reauthenticate and try again.",
+            ),
+            TokenError::Invalid => challenge(),
+        })?;
+    let policy = match claims.principal.split_once(':') {
+        Some(("user", name)) => state
+            .iam
+            .users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| u.policy.clone()),
+        Some(("role", name)) => state.iam.role_by_name(name).map(|r| r.policy.clone()),
+        _ => None,
+    }
+    .ok_or_else(challenge)?;
+    Ok(Access {
+        registry_id: claims.registry_id,
+        region: claims.region,
+        policy,
+    })
+}
+
+fn header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = status.into_response();
+    header(&mut r, "content-length", "0");
+    r
+}
+
+enum Target<'a> {
+    Base,
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Uploads(&'a str),
+    Upload(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+fn route(rest: &str) -> Option<Target<'_>> {
+    if rest.is_empty() {
+        return Some(Target::Base);
+    }
+    if rest == "_catalog" {
+        return Some(Target::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Target::Tags(name));
+    }
+    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        return Some(Target::Manifest(name, reference));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Target::Uploads(name));
+    }
+    if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
+        return Some(Target::Upload(name, id));
+    }
+    if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+        return Some(Target::Blob(name, digest));
+    }
+    if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
+        return Some(Target::Referrers(name, digest));
+    }
+    None
+}
+
+async fn dispatch(
+    AxState(state): AxState<Arc<State>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let rest = uri.path().trim_start_matches("/v2").trim_start_matches('/');
+    let mut response = match run(&state, &method, rest, &query, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    header(
+        &mut response,
+        "docker-distribution-api-version",
+        "registry/2.0",
+    );
+    response
+}
+
+async fn repo_for(
+    state: &State,
+    access: &Access,
+    name: &str,
+    create: bool,
+) -> Result<Repository, OciError> {
+    if !oci::valid_repository_name(name) {
+        return Err(OciError::new(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!("invalid repository name '{name}'"),
+        ));
+    }
+    let st = &state.storage;
+    match st
+        .repository(&access.registry_id, &access.region, name)
+        .await
+        .map_err(OciError::server)?
+    {
+        Some(r) => Ok(r),
+        None if create && state.create_on_push => {
+            match st
+                .create_repository(&access.registry_id, &access.region, name, "MUTABLE")
+                .await
+            {
+                Ok(r) => Ok(r),
+                Err(StorageError::RepositoryExists) => st
+                    .repository(&access.registry_id, &access.region, name)
+                    .await
+                    .map_err(OciError::server)?
+                    .ok_or_else(|| OciError::name_unknown(name)),
+                Err(e) => Err(OciError::server(e)),
+            }
+        }
+        None => Err(OciError::name_unknown(name)),
+    }
+}
+
+fn digest_arg(d: &str) -> Result<&str, OciError> {
+    oci::parse_digest(d).map_err(OciError::digest_invalid)
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn accepted_upload(name: &str, id: &str, offset: u64, status: StatusCode) -> Response {
+    let mut r = empty(status);
+    header(&mut r, "location", &upload_location(name, id));
+    header(&mut r, "range", &format!("0-{}", offset.saturating_sub(1)));
+    header(&mut r, "docker-upload-uuid", id);
+    header(&mut r, "oci-chunk-min-length", &CHUNK_MIN.to_string());
+    r
+}
+
+fn created_blob(name: &str, digest: &str) -> Response {
+    let mut r = empty(StatusCode::CREATED);
+    header(&mut r, "location", &format!("/v2/{name}/blobs/{digest}"));
+    header(&mut r, "docker-content-digest", digest);
+    r
+}
+
+fn map_upload_error(e: StorageError, name: &str, id: &str) -> OciError {
+    match e {
+        StorageError::UploadNotFound => OciError::upload_unknown(),
+        StorageError::OutOfOrder { have, .. } => {
+            let mut err = OciError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UPLOAD_INVALID",
+                format!("chunk out of order: the upload {id} of {name} continues at byte {have}"),
+            );
+            err.range = Some(format!("0-{}", have.saturating_sub(1)));
+            err
+        }
+        StorageError::DigestMismatch { computed } => OciError::digest_invalid(format!(
+            "provided digest did not match uploaded content (computed {computed})"
+        )),
+        other => OciError::server(other),
+    }
+}
+
+/// `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`): the start offset.
+fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+    let Some(v) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let v = v.trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let start = v
+        .split(['-', '/'])
+        .next()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    start.map(Some).ok_or_else(|| {
+        OciError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("invalid Content-Range '{v}'"),
+        )
+    })
+}
+
+async fn run(
+    state: &State,
+    method: &Method,
+    rest: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let access = authenticate(state, headers, query)?;
+    let st = &state.storage;
+    let target = route(rest).ok_or_else(|| {
+        OciError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "no such registry endpoint",
+        )
+    })?;
+    let get_or_head = method == Method::GET || method == Method::HEAD;
+    match target {
+        Target::Base if get_or_head => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .expect("static response")),
+        Target::Catalog if method == Method::GET => {
+            let n = query
+                .get("n")
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(1000)
+                .clamp(1, 1000);
+            let repos = st
+                .repositories(
+                    &access.registry_id,
+                    &access.region,
+                    query.get("last").map(String::as_str),
+                    n + 1,
+                )
+                .await
+                .map_err(OciError::server)?;
+            let names: Vec<&str> = repos
+                .iter()
+                .take(n as usize)
+                .map(|r| r.name.as_str())
+                .collect();
+            let mut r =
+                (StatusCode::OK, axum::Json(json!({"repositories": names}))).into_response();
+            if repos.len() as i64 > n
+                && let Some(last) = names.last()
+            {
+                header(
+                    &mut r,
+                    "link",
+                    &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
+                );
+            }
+            Ok(r)
+        }
+        Target::Tags(name) if method == Method::GET => {
+            access.require("ecr:ListImages", name)?;
+            let repo = repo_for(state, &access, name, false).await?;
+            let n = query
+                .get("n")
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(1000)
+                .clamp(1, 1000);
+            let tags = st
+                .tags(repo.id, query.get("last").map(String::as_str), n + 1)
+                .await
+                .map_err(OciError::server)?;
+            let page: Vec<&String> = tags.iter().take(n as usize).collect();
+            let mut r = (
+                StatusCode::OK,
+                axum::Json(json!({"name": name, "tags": page})),
+            )
+                .into_response();
+            if tags.len() as i64 > n
+                && let Some(last) = page.last()
+            {
+                header(
+                    &mut r,
+                    "link",
+                    &format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+                );
+            }
+            Ok(r)
+        }
+        Target::Manifest(name, reference) => {
+            manifest(state, &access, method, name, reference, headers, body).await
+        }
+        Target::Uploads(name) if method == Method::POST => {
+            access.require("ecr:InitiateLayerUpload", name)?;
+            let repo = repo_for(state, &access, name, true).await?;
+            if let (Some(digest), Some(from)) = (query.get("mount"), query.get("from")) {
+                let digest = digest_arg(digest)?;
+                if access.policy.allows("ecr:BatchGetImage", Some(from))
+                    && let Some(source) = st
+                        .repository(&access.registry_id, &access.region, from)
+                        .await
+                        .map_err(OciError::server)?
+                    && st
+                        .mount(source.id, repo.id, digest)
+                        .await
+                        .map_err(OciError::server)?
+                        .is_some()
+                {
+                    return Ok(created_blob(name, digest));
+                }
+            }
+            let id = st.start_upload(repo.id).await.map_err(OciError::server)?;
+            if let Some(digest) = query.get("digest") {
+                let digest = digest_arg(digest)?.to_owned();
+                st.append(repo.id, &id, Some(0), body.into_data_stream())
+                    .await
+                    .map_err(|e| map_upload_error(e, name, &id))?;
+                st.finish_upload(repo.id, &id, &digest)
+                    .await
+                    .map_err(|e| map_upload_error(e, name, &id))?;
+                return Ok(created_blob(name, &digest));
+            }
+            Ok(accepted_upload(name, &id, 0, StatusCode::ACCEPTED))
+        }
+        Target::Upload(name, id) => {
+            access.require("ecr:UploadLayerPart", name)?;
+            let repo = repo_for(state, &access, name, false).await?;
+            match *method {
+                Method::GET => {
+                    let offset = st
+                        .upload_offset(repo.id, id)
+                        .await
+                        .map_err(|e| map_upload_error(e, name, id))?;
+                    Ok(accepted_upload(name, id, offset, StatusCode::NO_CONTENT))
+                }
+                Method::PATCH => {
+                    let start = content_range_start(headers)?;
+                    let offset = st
+                        .append(repo.id, id, start, body.into_data_stream())
+                        .await
+                        .map_err(|e| map_upload_error(e, name, id))?;
+                    Ok(accepted_upload(name, id, offset, StatusCode::ACCEPTED))
+                }
+                Method::PUT => {
+                    let digest = digest_arg(query.get("digest").map(String::as_str).unwrap_or(""))?
+                        .to_owned();
+                    let start = content_range_start(headers)?;
+                    st.append(repo.id, id, start, body.into_data_stream())
+                        .await
+                        .map_err(|e| map_upload_error(e, name, id))?;
+                    st.finish_upload(repo.id, id, &digest)
+                        .await
+                        .map_err(|e| map_upload_error(e, name, id))?;
+                    Ok(created_blob(name, &digest))
+                }
+                Method::DELETE => {
+                    st.cancel_upload(repo.id, id)
+                        .await
+                        .map_err(|e| map_upload_error(e, name, id))?;
+                    Ok(empty(StatusCode::NO_CONTENT))
+                }
+                _ => Err(unsupported()),
+            }
+        }
+        Target::Blob(name, digest) if get_or_head => {
+            access.require(
+                if method == Method::HEAD {
+                    "ecr:BatchCheckLayerAvailability"
+                } else {
+                    "ecr:GetDownloadUrlForLayer"
+                },
+                name,
+            )?;
+            let digest = digest_arg(digest)?;
+            let repo = repo_for(state, &access, name, false).await?;
+            let size = st
+                .blob_in_repo(repo.id, digest)
+                .await
+                .map_err(OciError::server)?
+                .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
+            blob(state, method, digest, size, headers).await
+        }
+        Target::Referrers(name, digest) if method == Method::GET => {
+            access.require("ecr:BatchGetImage", name)?;
+            let digest = digest_arg(digest)?;
+            let repo = repo_for(state, &access, name, false).await?;
+            let filter = query.get("artifactType");
+            let mut manifests = Vec::new();
+            for m in st
+                .referrers(repo.id, digest)
+                .await
+                .map_err(OciError::server)?
+            {
+                if filter.is_some_and(|f| m.artifact_type.as_ref() != Some(f)) {
+                    continue;
+                }
+                let annotations = serde_json::from_slice::<serde_json::Value>(&m.body)
+                    .ok()
+                    .and_then(|v| v.get("annotations").cloned());
+                let mut d =
+                    json!({"mediaType": m.media_type, "digest": m.digest, "size": m.body.len()});
+                if let Some(a) = &m.artifact_type {
+                    d["artifactType"] = json!(a);
+                }
+                if let Some(a) = annotations {
+                    d["annotations"] = a;
+                }
+                manifests.push(d);
+            }
+            let body =
+                json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": manifests});
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, oci::OCI_INDEX)],
+                body.to_string(),
+            )
+                .into_response();
+            if filter.is_some() {
+                header(&mut r, "oci-filters-applied", "artifactType");
+            }
+            Ok(r)
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+fn unsupported() -> OciError {
+    OciError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "The operation is unsupported.",
+    )
+}
+
+async fn blob(
+    state: &State,
+    method: &Method,
+    digest: &str,
+    size: u64,
+    headers: &HeaderMap,
+) -> Result<Response, OciError> {
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .map(|spec| {
+            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+            let start = a.parse::<u64>().ok();
+            let end = if b.is_empty() {
+                Some(size.saturating_sub(1))
+            } else {
+                b.parse::<u64>().ok()
+            };
+            match (start, end) {
+                (Some(s), Some(e)) if s <= e && s < size => Ok((s, e.min(size - 1))),
+                _ => Err(()),
+            }
+        });
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Err(())) => {
+            let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+            header(&mut r, "content-range", &format!("bytes */{size}"));
+            return Ok(r);
+        }
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    let body = if method == Method::HEAD || length == 0 {
+        Body::empty()
+    } else {
+        let mut file = tokio::fs::File::open(state.storage.blob_path(digest))
+            .await
+            .map_err(OciError::server)?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(OciError::server)?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(length),
+            256 * 1024,
+        ))
+    };
+    let mut r = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("docker-content-digest", digest)
+        .body(body)
+        .map_err(OciError::server)?;
+    if status == StatusCode::PARTIAL_CONTENT {
+        header(
+            &mut r,
+            "content-range",
+            &format!("bytes {start}-{end}/{size}"),
+        );
+    }
+    Ok(r)
+}
+
+async fn manifest(
+    state: &State,
+    access: &Access,
+    method: &Method,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let st = &state.storage;
+    let by_digest = oci::is_digest(reference);
+    if !by_digest && !oci::valid_tag(reference) {
+        return Err(OciError::new(
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+            format!("invalid tag '{reference}'"),
+        ));
+    }
+    match *method {
+        Method::GET | Method::HEAD => {
+            access.require("ecr:BatchGetImage", name)?;
+            let repo = repo_for(state, access, name, false).await?;
+            let m = st
+                .manifest(repo.id, reference)
+                .await
+                .map_err(OciError::server)?
+                .ok_or_else(|| OciError::manifest_unknown(reference))?;
+            let length = m.body.len();
+            let body = if *method == Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(m.body)
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, &m.media_type)
+                .header(header::CONTENT_LENGTH, length)
+                .header("docker-content-digest", &m.digest)
+                .body(body)
+                .map_err(OciError::server)
+        }
+        Method::PUT => {
+            access.require("ecr:PutImage", name)?;
+            let repo = repo_for(state, access, name, true).await?;
+            let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+                .await
+                .map_err(|_| {
+                    OciError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "SIZE_INVALID",
+                        "manifest exceeds the 4 MiB limit",
+                    )
+                })?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let parsed = oci::parse_manifest(&bytes, content_type)
+                .map_err(|e| OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", e))?;
+            let digest = format!("sha256:{}", crate::storage::sha256_hex(&bytes));
+            if by_digest && reference != digest {
+                return Err(OciError::digest_invalid(format!(
+                    "manifest digest {digest} does not match the reference {reference}"
+                )));
+            }
+            let tag = (!by_digest).then_some(reference);
+            match st.put_manifest(&repo, &bytes, &parsed, tag).await {
+                Ok(digest) => {
+                    let mut r = empty(StatusCode::CREATED);
+                    header(
+                        &mut r,
+                        "location",
+                        &format!("/v2/{name}/manifests/{digest}"),
+                    );
+                    header(&mut r, "docker-content-digest", &digest);
+                    if let Some(subject) = &parsed.subject {
+                        header(&mut r, "oci-subject", subject);
+                    }
+                    Ok(r)
+                }
+                Err(StorageError::BlobsMissing(missing)) => Err(OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    format!("blob unknown to registry: {}", missing.join(", ")),
+                )),
+                Err(StorageError::ManifestsMissing(missing)) => Err(OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MANIFEST_UNKNOWN",
+                    format!("manifest unknown to registry: {}", missing.join(", ")),
+                )),
+                Err(StorageError::TagImmutable(t)) => Err(OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "TAG_INVALID",
+                    format!(
+                        "The image tag '{t}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable."
+                    ),
+                )),
+                Err(e) => Err(OciError::server(e)),
+            }
+        }
+        Method::DELETE => {
+            access.require("ecr:BatchDeleteImage", name)?;
+            let repo = repo_for(state, access, name, false).await?;
+            if st
+                .delete_manifest(repo.id, reference)
+                .await
+                .map_err(OciError::server)?
+            {
+                Ok(empty(StatusCode::ACCEPTED))
+            } else {
+                Err(OciError::manifest_unknown(reference))
+            }
+        }
+        _ => Err(unsupported()),
+    }
+}

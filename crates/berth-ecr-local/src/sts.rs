@@ -1,0 +1,159 @@
+//! STS, query protocol with XML responses: GetCallerIdentity and AssumeRole (trust, ExternalId
+//! and DurationSeconds checked as AWS checks them).
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::control::Caller;
+use crate::error::{AwsError, xml_escape};
+use crate::storage::now_epoch;
+use crate::{State, ids};
+
+const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Form decoding: `+` is a space, then percent escapes.
+fn decode(s: &str) -> String {
+    crate::sigv4::percent_decode(&s.replace('+', " "))
+}
+
+fn xml(action: &str, result: String) -> Response {
+    let body = format!(
+        "<{action}Response xmlns=\"{NS}\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
+        ids::request_id()
+    );
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+fn iso(epoch: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn handle(state: &State, caller: &Caller, body: &[u8]) -> Response {
+    match run(state, caller, body).await {
+        Ok(r) => r,
+        Err(e) => e.xml(),
+    }
+}
+
+async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, AwsError> {
+    let params = form(body);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let action = get("Action").ok_or_else(|| AwsError::new("MissingAction", "Missing Action"))?;
+    match action {
+        "GetCallerIdentity" => Ok(xml(
+            "GetCallerIdentity",
+            format!(
+                "<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>",
+                xml_escape(&caller.identity.arn),
+                xml_escape(&caller.identity.user_id),
+                caller.identity.account_id
+            ),
+        )),
+        "AssumeRole" => {
+            let role_arn = get("RoleArn").ok_or_else(|| {
+                AwsError::new("ValidationError", "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+            })?;
+            let session_name = get("RoleSessionName").ok_or_else(|| {
+                AwsError::new("ValidationError", "1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
+            })?;
+            if !(2..=64).contains(&session_name.len())
+                || !session_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+            {
+                return Err(AwsError::new(
+                    "ValidationError",
+                    format!(
+                        "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+                    ),
+                ));
+            }
+            let duration: i64 = match get("DurationSeconds") {
+                Some(d) => d.parse().map_err(|_| {
+                    AwsError::new("ValidationError", format!("Invalid DurationSeconds '{d}'"))
+                })?,
+                None => 3600,
+            };
+            if !(900..=43200).contains(&duration) {
+                return Err(AwsError::new(
+                    "ValidationError",
+                    format!(
+                        "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200 and greater than or equal to 900"
+                    ),
+                ));
+            }
+            let denied = || {
+                AwsError::new(
+                    "AccessDenied",
+                    format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}", caller.identity.arn),
+                )
+                .status(StatusCode::FORBIDDEN)
+            };
+            let role = state.iam.role_by_arn(role_arn).ok_or_else(denied)?;
+            let trusted = role
+                .trust
+                .iter()
+                .any(|p| p == "*" || *p == caller.identity.arn);
+            if !trusted || !caller.identity.policy.allows("sts:AssumeRole", None) {
+                return Err(denied());
+            }
+            if let Some(expected) = &role.external_id
+                && get("ExternalId") != Some(expected.as_str())
+            {
+                return Err(denied());
+            }
+            let access_key_id = ids::access_key_id("ASIA");
+            let session_token = format!(
+                "{}{}",
+                ids::hex(&ids::random_bytes::<32>()),
+                ids::hex(&ids::random_bytes::<32>())
+            );
+            let expires_at = now_epoch() + duration;
+            state
+                .storage
+                .put_session(
+                    &access_key_id,
+                    &crate::storage::sha256_hex(session_token.as_bytes()),
+                    &role.name,
+                    session_name,
+                    expires_at,
+                )
+                .await
+                .map_err(AwsError::server)?;
+            let identity = state
+                .iam
+                .session_identity(role, session_name, &access_key_id);
+            Ok(xml(
+                "AssumeRole",
+                format!(
+                    "<Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{session_token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
+                    state.keys.session_secret(&access_key_id),
+                    iso(expires_at),
+                    xml_escape(&identity.user_id),
+                    xml_escape(&identity.arn)
+                ),
+            ))
+        }
+        other => Err(AwsError::new(
+            "InvalidAction",
+            format!("Could not find operation {other} for version 2011-06-15"),
+        )),
+    }
+}
