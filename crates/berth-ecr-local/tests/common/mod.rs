@@ -1,0 +1,353 @@
+//! Test support: a local ECR on port 0 with a known IAM configuration, a SigV4-signing client
+//! for its control plane, and a registry client with its tokens.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use berth_ecr_local::sigv4::{
+    Authorization, RequestParts, canonical_request, expected_signature, sha256_hex,
+};
+use berth_ecr_local::{LocalEcr, LocalEcrOptions};
+use serde_json::{Value, json};
+
+pub const ACCOUNT: &str = "123456789012";
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let p = std::env::temp_dir().join(format!("berth-ecr-{tag}-{hex}"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Keys {
+    pub id: String,
+    pub secret: String,
+    pub token: Option<String>,
+}
+
+/// Keys generated per run, so nothing key-shaped is committed.
+pub fn keys(tag: &str) -> Keys {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    let suffix: String = b.iter().map(|x| format!("{:X}", x % 16)).collect();
+    Keys {
+        id: format!("AKIA{tag}{suffix}"),
+        secret: format!("secret-{tag}-{suffix}/abc+def"),
+        token: None,
+    }
+}
+
+pub struct Ecr {
+    pub url: String,
+    pub dir: TempDir,
+    pub admin: Keys,
+    pub reader: Keys,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Ecr {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a local ECR with users `admin` (everything), `reader` (pull only, `team/*`), roles
+/// `pusher` (trusts admin, ExternalId `ext-1`) and `nobody` (trusts no one).
+pub async fn start(tag: &str, token_ttl: Duration) -> Ecr {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = TempDir::new(tag);
+    let admin = keys("ADMN");
+    let reader = keys("READ");
+    let iam = format!(
+        r#"account_id = "{ACCOUNT}"
+[[users]]
+name = "admin"
+access_key_id = "{}"
+secret_access_key = "{}"
+policy = {{ actions = ["ecr:*", "sts:AssumeRole"] }}
+[[users]]
+name = "reader"
+access_key_id = "{}"
+secret_access_key = "{}"
+policy = {{ actions = ["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListImages", "ecr:BatchCheckLayerAvailability"], repositories = ["team/*"] }}
+[[roles]]
+name = "pusher"
+trust = ["arn:aws:iam::{ACCOUNT}:user/admin"]
+external_id = "ext-1"
+policy = {{ actions = ["ecr:*"] }}
+[[roles]]
+name = "nobody"
+trust = []
+"#,
+        admin.id, admin.secret, reader.id, reader.secret
+    );
+    std::fs::write(dir.0.join("iam.toml"), iam).unwrap();
+    let mut options = LocalEcrOptions::new(dir.0.clone(), "127.0.0.1:0".parse().unwrap());
+    options.token_ttl = token_ttl;
+    let ecr = LocalEcr::start(&options).await.unwrap();
+    assert!(!ecr.seeded, "the test IAM file is used, not the demo seed");
+    let url = ecr.public_url.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ecr.run(async {
+        let _ = rx.await;
+    }));
+    Ecr {
+        url,
+        dir,
+        admin,
+        reader,
+        http: reqwest::Client::new(),
+        stop: Some(tx),
+    }
+}
+
+fn amz_date(epoch: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch).unwrap();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+impl Ecr {
+    pub fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// A SigV4-signed `POST /` (`target` set: ECR JSON; else STS form), signed `skew` seconds ago.
+    pub async fn signed(
+        &self,
+        keys: &Keys,
+        target: Option<&str>,
+        body: &str,
+        skew: i64,
+    ) -> (u16, String, Option<String>) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() - skew;
+        let date = amz_date(now);
+        let service = if target.is_some() { "ecr" } else { "sts" };
+        let content_type = if target.is_some() {
+            "application/x-amz-json-1.1"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), content_type.into()),
+            ("host".into(), self.host().into()),
+            ("x-amz-date".into(), date.clone()),
+        ];
+        if let Some(t) = target {
+            headers.push((
+                "x-amz-target".into(),
+                format!("AmazonEC2ContainerRegistry_V20150921.{t}"),
+            ));
+        }
+        if let Some(t) = &keys.token {
+            headers.push(("x-amz-security-token".into(), t.clone()));
+        }
+        let signed: Vec<String> = {
+            let mut n: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+            n.sort();
+            n
+        };
+        let auth = Authorization {
+            access_key_id: keys.id.clone(),
+            date: date[..8].to_owned(),
+            region: "us-east-1".into(),
+            service: service.into(),
+            signed_headers: signed.clone(),
+            signature: String::new(),
+        };
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_str()))
+                .collect(),
+            payload_sha256: sha256_hex(body.as_bytes()),
+        };
+        let signature = expected_signature(
+            &keys.secret,
+            &date,
+            &auth,
+            &canonical_request(&parts, &auth),
+        );
+        let mut req = self
+            .http
+            .post(format!("{}/", self.url))
+            .body(body.to_owned());
+        for (n, v) in &headers {
+            if n != "host" {
+                req = req.header(n, v);
+            }
+        }
+        req = req.header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{}/us-east-1/{service}/aws4_request, SignedHeaders={}, Signature={signature}",
+                keys.id,
+                &date[..8],
+                signed.join(";")
+            ),
+        );
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let errortype = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, resp.text().await.unwrap(), errortype)
+    }
+
+    /// Calls an ECR operation as `keys`; returns (status, body as JSON).
+    pub async fn ecr(&self, keys: &Keys, op: &str, body: Value) -> (u16, Value) {
+        let (status, text, _) = self.signed(keys, Some(op), &body.to_string(), 0).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn create_repo(&self, name: &str, mutability: &str) {
+        let (s, v) = self
+            .ecr(
+                &self.admin,
+                "CreateRepository",
+                json!({"repositoryName": name, "imageTagMutability": mutability}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// The registry password from GetAuthorizationToken.
+    pub async fn password(&self, keys: &Keys) -> String {
+        let (s, v) = self.ecr(keys, "GetAuthorizationToken", json!({})).await;
+        assert_eq!(s, 200, "{v}");
+        let token = v["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .unwrap();
+        let decoded = String::from_utf8(B64.decode(token).unwrap()).unwrap();
+        decoded.strip_prefix("AWS:").unwrap().to_owned()
+    }
+
+    pub fn v2(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        password: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth("AWS", Some(password))
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    getrandom::fill(&mut v).unwrap();
+    v
+}
+
+/// Writes an OCI image layout with `layers` random layers under `dir` (tag `latest`); returns
+/// the manifest digest.
+pub fn write_oci_layout(dir: &Path, layers: &[usize]) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha256(bytes);
+        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
+        d
+    };
+    let mut layer_descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for size in layers {
+        let bytes = random_bytes(*size);
+        let d = put(&bytes);
+        diff_ids.push(d.clone());
+        layer_descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "config": {}
+    }))
+    .unwrap();
+    let config_digest = put(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let manifest_digest = put(&manifest);
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}
+        }]}))
+        .unwrap(),
+    )
+    .unwrap();
+    manifest_digest
+}
+
+/// A peer program: from the peers virtualenv, else PATH. Outside CI a missing peer skips the
+/// test loudly; in CI it fails it.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("BERTH_PEERS_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
+        });
+    if let Some(v) = venv {
+        let p = v.join("bin").join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+    });
+    if on_path.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("peer '{name}' is missing in CI: scripts/install-peers installs it");
+        }
+        eprintln!(
+            "\n*** SKIPPING: peer '{name}' is not installed (run scripts/install-peers) ***\n"
+        );
+    }
+    on_path
+}

@@ -1,0 +1,500 @@
+//! The registry v2 surface driven over HTTP: authentication, uploads (monolithic, chunked,
+//! out of order, cancelled), digest checks, manifests and their refusals, tags, catalog, mount,
+//! referrers, and the ECR API seeing what `/v2/` pushed (and the other way round).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{random_bytes, sha256, start};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const TWELVE_HOURS: Duration = Duration::from_secs(12 * 3600);
+
+async fn push_blob(e: &common::Ecr, pw: &str, repo: &str, bytes: &[u8]) -> String {
+    let d = sha256(bytes);
+    let r = e
+        .v2(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            pw,
+        )
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    d
+}
+
+fn image_manifest(
+    config: &(String, usize),
+    layers: &[(String, usize)],
+    subject: Option<&str>,
+) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": layers.iter().map(|(d, s)| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s})).collect::<Vec<_>>(),
+    });
+    if let Some(s) = subject {
+        m["subject"] = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": s, "size": 1});
+        m["artifactType"] = json!("application/vnd.example.sbom");
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+async fn put_manifest(
+    e: &common::Ecr,
+    pw: &str,
+    repo: &str,
+    reference: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let r = e
+        .v2(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            pw,
+        )
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let digest = r
+        .headers()
+        .get("docker-content-digest")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    (
+        status,
+        if status == 201 {
+            json!({"digest": digest})
+        } else {
+            serde_json::from_str(&text).unwrap_or(json!(text))
+        },
+    )
+}
+
+fn code(v: &Value) -> &str {
+    v["errors"][0]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_and_namespaces() {
+    let e = start("auth", TWELVE_HOURS).await;
+    let r = e.http.get(format!("{}/v2/", e.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Basic realm=")
+            && challenge.contains("service=\"ecr.amazonaws.com\""),
+        "{challenge}"
+    );
+    let r = e
+        .http
+        .get(format!("{}/v2/", e.url))
+        .basic_auth("AWS", Some("forged.token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let pw = e.password(&e.admin).await;
+    let r = e
+        .http
+        .get(format!("{}/v2/", e.url))
+        .basic_auth("someone", Some(&pw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the user name must be AWS");
+    assert_eq!(
+        e.v2(Method::GET, "/v2/", &pw)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // No repository is created on push.
+    let r = e
+        .v2(Method::POST, "/v2/team/missing/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(code(&r.json().await.unwrap()), "NAME_UNKNOWN");
+
+    // A reader may pull team/* but not push, and sees nothing outside team/*.
+    e.create_repo("team/app", "MUTABLE").await;
+    e.create_repo("other/app", "MUTABLE").await;
+    let rpw = e.password(&e.reader).await;
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &rpw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(code(&r.json().await.unwrap()), "DENIED");
+    let r = e
+        .v2(Method::GET, "/v2/other/app/tags/list", &rpw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        e.v2(Method::GET, "/v2/team/app/tags/list", &rpw)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_denied_with_ecrs_message() {
+    let e = start("expiry", Duration::from_secs(1)).await;
+    let pw = e.password(&e.admin).await;
+    assert_eq!(
+        e.v2(Method::GET, "/v2/", &pw)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = e.v2(Method::GET, "/v2/", &pw).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "DENIED");
+    assert_eq!(
+        v["errors"][0]["message"],
+        "Your authorization token has expired. Reauthenticate and try again."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_chunks_ranges_and_digests() {
+    let e = start("uploads", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let data = random_bytes(100_000);
+    let digest = sha256(&data);
+
+    // Chunked: two in-order chunks, one out of order refused with 416 and the current range.
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["oci-chunk-min-length"], "5242880");
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = e
+        .v2(Method::PATCH, &location, &pw)
+        .header("content-range", "0-59999")
+        .body(data[..60_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["range"], "0-59999");
+    let r = e
+        .v2(Method::PATCH, &location, &pw)
+        .header("content-range", "70000-99999")
+        .body(data[70_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["range"], "0-59999");
+    let status = e.v2(Method::GET, &location, &pw).send().await.unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(status.headers()["range"], "0-59999");
+    let r = e
+        .v2(Method::PUT, &format!("{location}?digest={digest}"), &pw)
+        .header("content-range", "60000-99999")
+        .body(data[60_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // HEAD and ranged GET.
+    let r = e
+        .v2(Method::HEAD, &format!("/v2/team/app/blobs/{digest}"), &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "100000");
+    let r = e
+        .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 10-19/100000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &data[10..20]);
+    let r = e
+        .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &data[..]);
+
+    // Digest mismatch and bad digest syntax: refused, nothing stored.
+    let other = random_bytes(1000);
+    let wrong = sha256(b"something else");
+    let r = e
+        .v2(
+            Method::POST,
+            &format!("/v2/team/app/blobs/uploads/?digest={wrong}"),
+            &pw,
+        )
+        .body(other.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.json().await.unwrap()), "DIGEST_INVALID");
+    assert_eq!(
+        e.v2(Method::HEAD, &format!("/v2/team/app/blobs/{wrong}"), &pw)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let r = e
+        .v2(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/?digest=sha256:xyz",
+            &pw,
+        )
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(&r.json().await.unwrap()), "DIGEST_INVALID");
+
+    // Cancel.
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        e.v2(Method::DELETE, &location, &pw)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let r = e.v2(Method::GET, &location, &pw).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(code(&r.json().await.unwrap()), "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
+    let e = start("manifests", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    e.create_repo("team/locked", "IMMUTABLE").await;
+    e.create_repo("team/copy", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let config = random_bytes(300);
+    let layer = random_bytes(5000);
+    let c = (push_blob(&e, &pw, "team/app", &config).await, config.len());
+    let l = (push_blob(&e, &pw, "team/app", &layer).await, layer.len());
+
+    // Refusals first: missing blob, not JSON, too large.
+    let ghost = (sha256(b"ghost"), 5);
+    let (s, v) = put_manifest(
+        &e,
+        &pw,
+        "team/app",
+        "v1",
+        &image_manifest(&c, &[ghost], None),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (400, "MANIFEST_BLOB_UNKNOWN"), "{v}");
+    let (s, v) = put_manifest(&e, &pw, "team/app", "v1", b"not json").await;
+    assert_eq!((s, code(&v)), (400, "MANIFEST_INVALID"));
+    let (s, _) = put_manifest(&e, &pw, "team/app", "v1", &vec![b' '; 4 * 1024 * 1024 + 1]).await;
+    assert_eq!(s, 413);
+    let (s, v) = put_manifest(&e, &pw, "team/app", "bad:tag", b"{}").await;
+    assert_eq!((s, code(&v)), (400, "TAG_INVALID"));
+
+    let body = image_manifest(&c, &[l.clone()], None);
+    let (s, v) = put_manifest(&e, &pw, "team/app", "v1", &body).await;
+    assert_eq!(s, 201, "{v}");
+    let digest = sha256(&body);
+    assert_eq!(
+        v["digest"], digest,
+        "the digest is the sha256 of the bytes sent"
+    );
+    for reference in ["v1", digest.as_str()] {
+        let r = e
+            .v2(
+                Method::GET,
+                &format!("/v2/team/app/manifests/{reference}"),
+                &pw,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &body[..]);
+    }
+
+    // The ECR API sees the push: sizes are config + layers, manifest bytes are identical.
+    let (_, v) = e
+        .ecr(
+            &e.admin,
+            "DescribeImages",
+            json!({"repositoryName": "team/app"}),
+        )
+        .await;
+    let detail = &v["imageDetails"][0];
+    assert_eq!(detail["imageDigest"], digest.as_str());
+    assert_eq!(
+        detail["imageSizeInBytes"],
+        (config.len() + layer.len()) as u64
+    );
+    assert_eq!(detail["imageTags"], json!(["v1"]));
+    let (_, v) = e.ecr(&e.admin, "BatchGetImage", json!({"repositoryName": "team/app", "imageIds": [{"imageTag": "v1"}, {"imageTag": "nope"}]})).await;
+    assert_eq!(
+        v["images"][0]["imageManifest"].as_str().unwrap().as_bytes(),
+        &body[..]
+    );
+    assert_eq!(v["failures"][0]["failureCode"], "ImageNotFound");
+
+    // And /v2/ sees what PutImage stores.
+    let tagged = image_manifest(&c, &[l.clone(), l.clone()], None);
+    let (s, v) = e
+        .ecr(&e.admin, "PutImage", json!({"repositoryName": "team/app", "imageTag": "v2", "imageManifest": String::from_utf8(tagged.clone()).unwrap()}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let r = e
+        .v2(Method::GET, "/v2/team/app/manifests/v2", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &tagged[..]);
+
+    // Tags with pagination, catalog.
+    let r = e
+        .v2(Method::GET, "/v2/team/app/tags/list?n=1", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["link"].to_str().unwrap().contains("last=v1"));
+    assert_eq!(r.json::<Value>().await.unwrap()["tags"], json!(["v1"]));
+    let r = e
+        .v2(Method::GET, "/v2/team/app/tags/list?n=1&last=v1", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["tags"], json!(["v2"]));
+    let r = e.v2(Method::GET, "/v2/_catalog", &pw).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["repositories"],
+        json!(["team/app", "team/copy", "team/locked"])
+    );
+
+    // Immutable tags cannot move.
+    for b in [&config, &layer] {
+        push_blob(&e, &pw, "team/locked", b).await;
+    }
+    assert_eq!(
+        put_manifest(&e, &pw, "team/locked", "v1", &body).await.0,
+        201
+    );
+    let (s, v) = put_manifest(&e, &pw, "team/locked", "v1", &tagged).await;
+    assert_eq!((s, code(&v)), (400, "TAG_INVALID"), "{v}");
+
+    // Mount: a blob referenced by a manifest in the source mounts (201); an unreferenced one
+    // falls back to an upload (202).
+    let r = e
+        .v2(
+            Method::POST,
+            &format!("/v2/team/copy/blobs/uploads/?mount={}&from=team/app", l.0),
+            &pw,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let stray = push_blob(&e, &pw, "team/app", &random_bytes(10)).await;
+    let r = e
+        .v2(
+            Method::POST,
+            &format!("/v2/team/copy/blobs/uploads/?mount={stray}&from=team/app"),
+            &pw,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Referrers.
+    let sbom = image_manifest(&c, &[l.clone()], Some(&digest));
+    let r = e
+        .v2(
+            Method::PUT,
+            &format!("/v2/team/app/manifests/{}", sha256(&sbom)),
+            &pw,
+        )
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(sbom.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["oci-subject"], digest.as_str());
+    let r = e
+        .v2(
+            Method::GET,
+            &format!("/v2/team/app/referrers/{digest}?artifactType=application/vnd.example.sbom"),
+            &pw,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["manifests"][0]["digest"], sha256(&sbom));
+
+    // Delete by digest removes it for both APIs.
+    assert_eq!(
+        e.v2(
+            Method::DELETE,
+            &format!("/v2/team/app/manifests/{digest}"),
+            &pw
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        202
+    );
+    let (_, v) = e
+        .ecr(
+            &e.admin,
+            "BatchGetImage",
+            json!({"repositoryName": "team/app", "imageIds": [{"imageDigest": digest}]}),
+        )
+        .await;
+    assert_eq!(v["failures"][0]["failureCode"], "ImageNotFound");
+}
