@@ -289,10 +289,14 @@ pub fn write_oci_layout(dir: &Path, layers: &[usize]) -> String {
     let mut layer_descs = Vec::new();
     let mut diff_ids = Vec::new();
     for size in layers {
-        let bytes = random_bytes(*size);
+        // Real gzip: skopeo sniffs layers and would recompress anything else.
+        let raw = random_bytes(*size);
+        diff_ids.push(sha256(&raw));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let bytes = gz.finish().unwrap();
         let d = put(&bytes);
-        diff_ids.push(d.clone());
-        layer_descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}));
+        layer_descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": bytes.len()}));
     }
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
