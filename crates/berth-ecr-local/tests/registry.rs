@@ -336,7 +336,7 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
     let (s, v) = put_manifest(&e, &pw, "team/app", "bad:tag", b"{}").await;
     assert_eq!((s, code(&v)), (400, "TAG_INVALID"));
 
-    let body = image_manifest(&c, &[l.clone()], None);
+    let body = image_manifest(&c, std::slice::from_ref(&l), None);
     let (s, v) = put_manifest(&e, &pw, "team/app", "v1", &body).await;
     assert_eq!(s, 201, "{v}");
     let digest = sha256(&body);
@@ -449,7 +449,7 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
     assert_eq!(r.status(), 202);
 
     // Referrers.
-    let sbom = image_manifest(&c, &[l.clone()], Some(&digest));
+    let sbom = image_manifest(&c, std::slice::from_ref(&l), Some(&digest));
     let r = e
         .v2(
             Method::PUT,
