@@ -1,0 +1,194 @@
+//! `kill -9` in the middle of a push: after a restart the half-sent blob is nowhere, nothing
+//! points at it, and the same push then completes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+fn dir() -> PathBuf {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    let p = std::env::temp_dir().join(format!(
+        "berth-crash-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn start(data: &PathBuf) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["local-ecr", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("local ECR:") {
+            let url = rest.split_whitespace().next().unwrap().to_owned();
+            return (child, url);
+        }
+    }
+    panic!("no banner");
+}
+
+/// The registry password, through the real ECR API via the AWS CLI when present, else skipped.
+fn password(aws: &std::path::Path, data: &std::path::Path, url: &str) -> String {
+    let o = Command::new(aws)
+        .args([
+            "--profile",
+            "berth-local",
+            "--endpoint-url",
+            url,
+            "--region",
+            "us-east-1",
+            "ecr",
+            "get-login-password",
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("local-ecr/credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+fn aws_bin() -> Option<PathBuf> {
+    let venv = std::env::var_os("BERTH_PEERS_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
+        })?;
+    let p = venv.join("bin/aws");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the AWS CLI is missing in CI: scripts/install-peers installs it");
+    }
+    eprintln!(
+        "\n*** SKIPPING crash test: the AWS CLI is not installed (scripts/install-peers) ***\n"
+    );
+    None
+}
+
+fn basic(password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"))
+}
+
+fn http(url: &str, request: &str, body: &[u8]) -> String {
+    let host = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(host).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut out);
+    out
+}
+
+#[test]
+fn kill_9_mid_blob_leaves_nothing_half_written() {
+    let Some(aws) = aws_bin() else { return };
+    let data = dir();
+    let (mut child, url) = start(&data);
+    let o = Command::new(&aws)
+        .args([
+            "--profile",
+            "berth-local",
+            "--endpoint-url",
+            &url,
+            "--region",
+            "us-east-1",
+            "ecr",
+            "create-repository",
+            "--repository-name",
+            "team/app",
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("local-ecr/credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pw = password(&aws, &data, &url);
+    let host = url.trim_start_matches("http://");
+
+    // A monolithic push announced as 8 MiB; send half, then kill the server.
+    let blob: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            sha2::Sha256::digest(&blob)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST /v2/team/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        basic(&pw),
+        blob.len()
+    )
+    .unwrap();
+    s.write_all(&blob[..blob.len() / 2]).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(s);
+
+    let blob_file = data
+        .join("local-ecr/blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    assert!(
+        !blob_file.exists(),
+        "no blob file under the digest after the crash"
+    );
+
+    let (mut child, url) = start(&data);
+    let head = http(
+        &url,
+        &format!(
+            "HEAD /v2/team/app/blobs/{digest} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+            basic(&pw)
+        ),
+        b"",
+    );
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let uploads = std::fs::read_dir(data.join("local-ecr/uploads"))
+        .unwrap()
+        .count();
+    assert_eq!(uploads, 0, "the half upload was cleaned up at start");
+
+    // The same push now completes, and the blob is served whole.
+    let put = http(
+        &url,
+        &format!(
+            "POST /v2/team/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            basic(&pw),
+            blob.len()
+        ),
+        &blob,
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    assert_eq!(std::fs::read(&blob_file).unwrap(), blob);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
