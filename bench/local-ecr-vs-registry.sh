@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Push and pull throughput of the local ECR against Debian's docker-registry (distribution 2.8),
+# the same images and the same client (skopeo), fresh storage every run, median of RUNS runs,
+# plus the local ECR's peak RSS while it receives each image.
+# Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-3}"
+SIZES="${2:-150:3 600:6}"
+scripts/install-peers >/dev/null
+cargo build --release -p berth --locked >&2
+BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
+AWS="${BERTH_PEERS_VENV:-$HOME/.cache/berth-peers/venv}/bin/aws"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT_ECR=15380
+PORT_REG=15381
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+start_ecr() {
+  rm -rf "$WORK/ecr"
+  BERTH_LOG=warn "$BIN" local-ecr --data-dir "$WORK/ecr" --listen "127.0.0.1:$PORT_ECR" >/dev/null 2>&1 &
+  ECR_PID=$!
+  wait_http "http://127.0.0.1:$PORT_ECR/v2/"
+  export AWS_SHARED_CREDENTIALS_FILE="$WORK/ecr/local-ecr/credentials" AWS_CONFIG_FILE=/dev/null
+  "$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr create-repository --repository-name bench/img >/dev/null
+  ECR_CREDS="AWS:$("$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr get-login-password)"
+}
+
+start_registry() {
+  rm -rf "$WORK/reg"; mkdir -p "$WORK/reg/data"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/reg/data" "$PORT_REG" > "$WORK/reg/config.yml"
+  env -u REGISTRY_AUTH_FILE docker-registry serve "$WORK/reg/config.yml" >/dev/null 2>&1 &
+  REG_PID=$!
+  wait_http "http://127.0.0.1:$PORT_REG/v2/"
+}
+
+for spec in $SIZES; do
+  size=${spec%%:*}; layers=${spec##*:}
+  img="$WORK/img-$size"
+  python3 bench/make-image.py "$size" "$layers" "$img" >/dev/null
+  bytes=$(du -sb "$img/blobs" | cut -f1)
+  : > "$WORK/ecr-push"; : > "$WORK/ecr-pull"; : > "$WORK/reg-push"; : > "$WORK/reg-pull"; : > "$WORK/rss"
+  for run in $(seq 1 "$RUNS"); do
+    start_ecr
+    secs skopeo copy --dest-tls-verify=false --dest-creds "$ECR_CREDS" "oci:$img:latest" "docker://127.0.0.1:$PORT_ECR/bench/img:v1" >> "$WORK/ecr-push"
+    grep VmHWM "/proc/$ECR_PID/status" | awk '{print $2/1024}' >> "$WORK/rss"
+    rm -rf "$WORK/pulled"
+    secs skopeo copy --src-tls-verify=false --src-creds "$ECR_CREDS" "docker://127.0.0.1:$PORT_ECR/bench/img:v1" "oci:$WORK/pulled:latest" >> "$WORK/ecr-pull"
+    kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
+
+    start_registry
+    secs skopeo copy --dest-tls-verify=false "oci:$img:latest" "docker://127.0.0.1:$PORT_REG/bench/img:v1" >> "$WORK/reg-push"
+    rm -rf "$WORK/pulled"
+    secs skopeo copy --src-tls-verify=false "docker://127.0.0.1:$PORT_REG/bench/img:v1" "oci:$WORK/pulled:latest" >> "$WORK/reg-pull"
+    kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
+  done
+  mib=$(echo "$bytes / 1048576" | bc -l)
+  for what in push pull; do
+    e=$(median < "$WORK/ecr-$what"); r=$(median < "$WORK/reg-$what")
+    printf '%s MiB / %s layers %s: local ECR %.2f s (%.0f MiB/s), docker-registry %.2f s (%.0f MiB/s), ratio %.2fx\n' \
+      "$size" "$layers" "$what" "$e" "$(echo "$mib / $e" | bc -l)" "$r" "$(echo "$mib / $r" | bc -l)" "$(echo "$r / $e" | bc -l)"
+  done
+  printf '%s MiB / %s layers: local ECR peak RSS while receiving: %.1f MiB (max of %s runs)\n' "$size" "$layers" "$(sort -n "$WORK/rss" | tail -1)" "$RUNS"
+done
