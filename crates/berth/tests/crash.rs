@@ -36,6 +36,8 @@ fn start(data: &PathBuf) -> (Child, String) {
             return (child, url);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("no banner");
 }
 
