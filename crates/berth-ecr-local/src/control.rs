@@ -237,6 +237,10 @@ pub async fn handle(
             );
         }
     };
+    // AssumeRoleWithWebIdentity is unsigned: the web identity token is the credential.
+    if dialect == Dialect::Sts && sts::is_web_identity(&body) {
+        return sts::web_identity(&state, &body).await;
+    }
     let caller = match authenticate(&state, dialect, &method, &uri, &headers, &body).await {
         Ok(c) => c,
         Err(e) => return dialect.render(e),

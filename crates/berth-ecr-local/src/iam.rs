@@ -61,6 +61,10 @@ pub struct Role {
     pub trust: Vec<String>,
     /// When set, AssumeRole must present this ExternalId.
     pub external_id: Option<String>,
+    /// For AssumeRoleWithWebIdentity: the token subjects allowed (`*` suffix for a prefix);
+    /// empty allows any subject of a trusted provider.
+    #[serde(default)]
+    pub web_identity_subjects: Vec<String>,
     #[serde(default)]
     pub policy: Policy,
 }
@@ -73,6 +77,8 @@ pub struct IamConfig {
     pub users: Vec<User>,
     #[serde(default)]
     pub roles: Vec<Role>,
+    #[serde(default)]
+    pub oidc_providers: Vec<crate::oidc::OidcProvider>,
 }
 
 /// The caller behind a verified signature.
@@ -102,11 +108,13 @@ impl IamConfig {
                 name: "demo-role".into(),
                 trust: vec![format!("arn:aws:iam::{account_id}:user/demo")],
                 external_id: None,
+                web_identity_subjects: vec![],
                 policy: Policy {
                     actions: vec!["ecr:*".into()],
                     repositories: vec![],
                 },
             }],
+            oidc_providers: vec![],
         }
     }
 

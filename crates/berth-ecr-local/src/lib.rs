@@ -16,6 +16,7 @@ mod error;
 pub mod iam;
 mod ids;
 pub mod oci;
+pub mod oidc;
 mod registry;
 pub mod sigv4;
 mod storage;

@@ -119,33 +119,12 @@ async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, Aw
             {
                 return Err(denied());
             }
-            let access_key_id = ids::access_key_id("ASIA");
-            let session_token = format!(
-                "{}{}",
-                ids::hex(&ids::random_bytes::<32>()),
-                ids::hex(&ids::random_bytes::<32>())
-            );
-            let expires_at = now_epoch() + duration;
-            state
-                .storage
-                .put_session(
-                    &access_key_id,
-                    &crate::storage::sha256_hex(session_token.as_bytes()),
-                    &role.name,
-                    session_name,
-                    expires_at,
-                )
-                .await
-                .map_err(AwsError::server)?;
-            let identity = state
-                .iam
-                .session_identity(role, session_name, &access_key_id);
+            let (credentials, identity) =
+                issue_session(state, role, session_name, duration).await?;
             Ok(xml(
                 "AssumeRole",
                 format!(
-                    "<Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{session_token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
-                    state.keys.session_secret(&access_key_id),
-                    iso(expires_at),
+                    "{credentials}<AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
                     xml_escape(&identity.user_id),
                     xml_escape(&identity.arn)
                 ),
@@ -156,4 +135,124 @@ async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, Aw
             format!("Could not find operation {other} for version 2011-06-15"),
         )),
     }
+}
+
+/// Issues temporary credentials for `role`; returns the `<Credentials>` XML and the identity.
+async fn issue_session(
+    state: &State,
+    role: &crate::iam::Role,
+    session_name: &str,
+    duration: i64,
+) -> Result<(String, crate::iam::Identity), AwsError> {
+    let access_key_id = ids::access_key_id("ASIA");
+    let session_token = format!(
+        "{}{}",
+        ids::hex(&ids::random_bytes::<32>()),
+        ids::hex(&ids::random_bytes::<32>())
+    );
+    let expires_at = now_epoch() + duration;
+    state
+        .storage
+        .put_session(
+            &access_key_id,
+            &crate::storage::sha256_hex(session_token.as_bytes()),
+            &role.name,
+            session_name,
+            expires_at,
+        )
+        .await
+        .map_err(AwsError::server)?;
+    let identity = state
+        .iam
+        .session_identity(role, session_name, &access_key_id);
+    let credentials = format!(
+        "<Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{session_token}</SessionToken><Expiration>{}</Expiration></Credentials>",
+        state.keys.session_secret(&access_key_id),
+        iso(expires_at)
+    );
+    Ok((credentials, identity))
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn is_web_identity(body: &[u8]) -> bool {
+    param(&form(body), "Action") == Some("AssumeRoleWithWebIdentity")
+}
+
+/// AssumeRoleWithWebIdentity: the token must verify with a configured OIDC provider that the
+/// role trusts, for a subject the role allows.
+pub async fn web_identity(state: &State, body: &[u8]) -> Response {
+    match run_web_identity(state, body).await {
+        Ok(r) => r,
+        Err(e) => e.xml(),
+    }
+}
+
+async fn run_web_identity(state: &State, body: &[u8]) -> Result<Response, AwsError> {
+    let params = form(body);
+    let required = |k: &str| {
+        param(&params, k).ok_or_else(|| {
+            AwsError::new(
+                "ValidationError",
+                format!("1 validation error detected: Value null at '{k}' failed to satisfy constraint: Member must not be null"),
+            )
+        })
+    };
+    let role_arn = required("RoleArn")?;
+    let session_name = required("RoleSessionName")?;
+    let token = required("WebIdentityToken")?;
+    let duration: i64 = param(&params, "DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    if !(900..=43200).contains(&duration) {
+        return Err(AwsError::new(
+            "ValidationError",
+            format!("DurationSeconds {duration} is not between 900 and 43200"),
+        ));
+    }
+    let (provider, claims) = crate::oidc::verify(token, &state.iam.oidc_providers, now_epoch())
+        .map_err(|p| match p {
+            crate::oidc::TokenProblem::Expired => AwsError::new(
+                "ExpiredTokenException",
+                "Token expired: current date/time is past the token's exp",
+            ),
+            crate::oidc::TokenProblem::Invalid(why) => AwsError::new("InvalidIdentityToken", why),
+        })?;
+    let denied = || {
+        AwsError::new(
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        )
+        .status(StatusCode::FORBIDDEN)
+    };
+    let role = state.iam.role_by_arn(role_arn).ok_or_else(denied)?;
+    let provider_arn = provider.arn(&state.iam.account_id);
+    let subject_ok = role.web_identity_subjects.is_empty()
+        || role
+            .web_identity_subjects
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => claims.sub.starts_with(prefix),
+                None => *p == claims.sub,
+            });
+    if !role.trust.iter().any(|t| *t == provider_arn) || !subject_ok {
+        return Err(denied());
+    }
+    let (credentials, identity) = issue_session(state, role, session_name, duration).await?;
+    Ok(xml(
+        "AssumeRoleWithWebIdentity",
+        format!(
+            "{credentials}<SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken><AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><Provider>{}</Provider><Audience>{}</Audience>",
+            xml_escape(&claims.sub),
+            xml_escape(&identity.user_id),
+            xml_escape(&identity.arn),
+            xml_escape(&provider_arn),
+            xml_escape(claims.audiences().first().copied().unwrap_or(""))
+        ),
+    ))
 }

@@ -72,6 +72,11 @@ impl Drop for Ecr {
 /// Starts a local ECR with users `admin` (everything), `reader` (pull only, `team/*`), roles
 /// `pusher` (trusts admin, ExternalId `ext-1`) and `nobody` (trusts no one).
 pub async fn start(tag: &str, token_ttl: Duration) -> Ecr {
+    start_with(tag, token_ttl, "").await
+}
+
+/// As [`start`], with more TOML appended to `iam.toml`.
+pub async fn start_with(tag: &str, token_ttl: Duration, extra_iam: &str) -> Ecr {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = TempDir::new(tag);
     let admin = keys("ADMN");
@@ -99,7 +104,7 @@ trust = []
 "#,
         admin.id, admin.secret, reader.id, reader.secret
     );
-    std::fs::write(dir.0.join("iam.toml"), iam).unwrap();
+    std::fs::write(dir.0.join("iam.toml"), format!("{iam}\n{extra_iam}")).unwrap();
     let mut options = LocalEcrOptions::new(dir.0.clone(), "127.0.0.1:0".parse().unwrap());
     options.token_ttl = token_ttl;
     let ecr = LocalEcr::start(&options).await.unwrap();
