@@ -240,7 +240,7 @@ async fn run_web_identity(state: &State, body: &[u8]) -> Result<Response, AwsErr
                 Some(prefix) => claims.sub.starts_with(prefix),
                 None => *p == claims.sub,
             });
-    if !role.trust.iter().any(|t| *t == provider_arn) || !subject_ok {
+    if !role.trust.contains(&provider_arn) || !subject_ok {
         return Err(denied());
     }
     let (credentials, identity) = issue_session(state, role, session_name, duration).await?;
