@@ -29,7 +29,24 @@ impl SqliteStore {
     const PAGE_JSON_CLOSE: &'static str = ") ORDER BY page.name_key)";
     const INTEGRATION_SELECT: &'static str = integration_select!("group_concat");
 
+    /// Opens the file, creating and migrating it when needed. Another process opening the same
+    /// file at the same moment can make SQLite answer "database is locked" before its busy
+    /// handler applies (switching to WAL needs an exclusive lock): that is retried.
     pub async fn open(path: &Path, keyring: Keyring) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match Self::try_open(path, keyring.clone()).await {
+                Err(StoreError::Database(e))
+                    if is_busy(&e) && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_open(path: &Path, keyring: Keyring) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Migration(format!("cannot create {}: {e}", dir.display()))
@@ -101,6 +118,14 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.code()
+            .is_some_and(|c| c == "5" || c == "517" || c == "261")
+            || d.message().contains("database is locked")
+    })
 }
 
 sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");

@@ -441,7 +441,7 @@ async fn key_rotation_on_both_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_starting_together_both_migrate_cleanly() {
-    for _ in 0..3 {
+    for _ in 0..10 {
         let (_dir, loc) = sqlite_location("race");
         concurrent_start(&loc).await;
     }

@@ -1,0 +1,501 @@
+//! The credential broker: turns an ECR integration into registry credentials through the AWS SDK
+//! for Rust (AssumeRole when a role is set, then GetAuthorizationToken), caches them until half
+//! their life has passed, shares one AWS call among concurrent requests, and explains failures in
+//! words a person can act on. It also runs "Test connection".
+//!
+//! This is the only crate that touches the AWS SDK. It must not know about HTTP routing, SQL or
+//! the CLI: callers hand it the integration and a way to open its secrets.
+
+#![forbid(unsafe_code)]
+
+mod diagnose;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_ecr::config::Region;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use base64::Engine;
+use berth_core::{
+    AwsAuth, EcrConfig, Integration, IntegrationConfig, RoleSource, SecretField, Secrets,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use diagnose::{Diagnosis, Step, StepStatus, TestReport};
+
+/// Registry credentials for one integration and region.
+#[derive(Clone)]
+pub struct RegistryCredentials {
+    /// `host[:port]` to log in to.
+    pub registry: String,
+    pub proxy_endpoint: String,
+    pub username: String,
+    pub password: SecretString,
+    /// Epoch seconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("registry", &self.registry)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the broker could not produce credentials: what went wrong, and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BrokerError {
+    pub diagnosis: Diagnosis,
+    pub message: String,
+    pub hint: String,
+}
+
+impl BrokerError {
+    pub(crate) fn new(
+        diagnosis: Diagnosis,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        BrokerError {
+            diagnosis,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    integration_id: String,
+    version: i64,
+    region: String,
+}
+
+struct Cached {
+    credentials: RegistryCredentials,
+    /// Reuse until half the token's life has passed, as amazon-ecr-credential-helper does.
+    refresh_at: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+pub struct Broker {
+    http: aws_sdk_ecr::config::SharedHttpClient,
+    probe: reqwest::Client,
+    cache: Mutex<HashMap<CacheKey, Slot>>,
+    token_calls: AtomicU64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now_epoch() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Keys from the sealed secrets, or a clear error when they are missing.
+fn keys(secrets: &Secrets) -> Result<Credentials, BrokerError> {
+    let id = secrets.get(&SecretField::AwsAccessKeyId);
+    let secret = secrets.get(&SecretField::AwsSecretAccessKey);
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Credentials::new(
+            id.expose_secret(),
+            secret.expose_secret(),
+            None,
+            None,
+            "berth-integration",
+        )),
+        _ => Err(BrokerError::new(
+            Diagnosis::MissingSecret,
+            "the integration has no stored access keys",
+            "set them with `berth integration edit NAME --access-key-id … --secret-access-key-stdin`",
+        )),
+    }
+}
+
+impl Broker {
+    pub fn new() -> Broker {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let probe = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a plain HTTP client builds");
+        Broker {
+            http,
+            probe,
+            cache: Mutex::new(HashMap::new()),
+            token_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// How many GetAuthorizationToken calls this broker made (for tests and metrics).
+    pub fn token_calls(&self) -> u64 {
+        self.token_calls.load(Ordering::Relaxed)
+    }
+
+    /// Drops every cached credential of an integration (after an edit or a delete).
+    pub fn invalidate(&self, integration_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| k.integration_id != integration_id);
+    }
+
+    async fn sdk_config(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .http_client(self.http.clone())
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(e) = endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        if let Some(c) = credentials {
+            loader = loader.credentials_provider(c);
+        }
+        loader.load().await
+    }
+
+    /// Resolves the AWS credentials the integration's auth mode describes; returns them and,
+    /// when a role was assumed, its ARN.
+    async fn aws_credentials(
+        &self,
+        name: &str,
+        ecr: &EcrConfig,
+        region: &str,
+        secrets: &Secrets,
+    ) -> Result<(SharedCredentialsProvider, Option<String>), BrokerError> {
+        let endpoint = ecr.endpoint.as_deref();
+        match &ecr.auth {
+            AwsAuth::AccessKeys { .. } => {
+                Ok((SharedCredentialsProvider::new(keys(secrets)?), None))
+            }
+            AwsAuth::Ambient => {
+                let config = self.sdk_config(region, endpoint, None).await;
+                config.credentials_provider().map(|c| (c, None)).ok_or_else(|| {
+                    BrokerError::new(
+                        Diagnosis::NoCredentials,
+                        "no AWS credentials found in the environment of the Berth server",
+                        "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, IRSA or an instance role for the server, or give the integration access keys",
+                    )
+                })
+            }
+            AwsAuth::AssumeRole {
+                role_arn,
+                external_id,
+                session_name,
+                source,
+            } => {
+                let source_creds = match source {
+                    RoleSource::AccessKeys { .. } => {
+                        Some(SharedCredentialsProvider::new(keys(secrets)?))
+                    }
+                    RoleSource::Ambient => None,
+                };
+                let config = self.sdk_config(region, endpoint, source_creds).await;
+                let sts = aws_sdk_sts::Client::new(&config);
+                let session = session_name
+                    .clone()
+                    .unwrap_or_else(|| format!("berth-{name}"));
+                let out = sts
+                    .assume_role()
+                    .role_arn(role_arn)
+                    .role_session_name(session)
+                    .set_external_id(external_id.clone())
+                    .send()
+                    .await
+                    .map_err(|e| diagnose::sts_error(e, role_arn))?;
+                let c = out.credentials().ok_or_else(|| {
+                    BrokerError::new(
+                        Diagnosis::Other,
+                        "STS returned no credentials",
+                        "retry; if it persists, check the STS endpoint",
+                    )
+                })?;
+                let creds = Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_owned()),
+                    None,
+                    "berth-assume-role",
+                );
+                Ok((
+                    SharedCredentialsProvider::new(creds),
+                    Some(role_arn.clone()),
+                ))
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        name: &str,
+        ecr: &EcrConfig,
+        region: &str,
+        secrets: &Secrets,
+    ) -> Result<RegistryCredentials, BrokerError> {
+        let (creds, _) = self.aws_credentials(name, ecr, region, secrets).await?;
+        self.authorization_token(ecr, region, creds).await
+    }
+
+    async fn authorization_token(
+        &self,
+        ecr: &EcrConfig,
+        region: &str,
+        creds: SharedCredentialsProvider,
+    ) -> Result<RegistryCredentials, BrokerError> {
+        let config = self
+            .sdk_config(region, ecr.endpoint.as_deref(), Some(creds))
+            .await;
+        let client = aws_sdk_ecr::Client::new(&config);
+        self.token_calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let out = client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| diagnose::ecr_error(e, started.elapsed(), region))?;
+        let data = out.authorization_data().first().ok_or_else(|| {
+            BrokerError::new(
+                Diagnosis::Other,
+                "ECR returned no authorization data",
+                "retry; if it persists, check the endpoint",
+            )
+        })?;
+        let decoded = data
+            .authorization_token()
+            .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                BrokerError::new(
+                    Diagnosis::Other,
+                    "ECR returned an unreadable authorization token",
+                    "check the endpoint",
+                )
+            })?;
+        let (username, password) = decoded.split_once(':').ok_or_else(|| {
+            BrokerError::new(
+                Diagnosis::Other,
+                "ECR's authorization token is not user:password",
+                "check the endpoint",
+            )
+        })?;
+        let proxy_endpoint = data.proxy_endpoint().unwrap_or_default().to_owned();
+        let registry = proxy_endpoint
+            .split_once("://")
+            .map(|(_, h)| h)
+            .unwrap_or(&proxy_endpoint)
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(RegistryCredentials {
+            registry,
+            proxy_endpoint,
+            username: username.to_owned(),
+            password: SecretString::from(password.to_owned()),
+            expires_at: data
+                .expires_at()
+                .map(|t| t.secs())
+                .unwrap_or_else(|| now_epoch() + 12 * 3600),
+        })
+    }
+
+    /// Registry credentials for the integration in `region` (its own when `None`), from the cache
+    /// when fresh. `secrets` opens the sealed secrets; it runs only on a cache miss. Concurrent
+    /// requests for the same integration and region wait for one AWS call.
+    pub async fn credentials<F, Fut, E>(
+        &self,
+        integration: &Integration,
+        region: Option<&str>,
+        secrets: F,
+    ) -> Result<RegistryCredentials, BrokerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Secrets, E>>,
+        E: std::fmt::Display,
+    {
+        let IntegrationConfig::Ecr(ecr) = &integration.config;
+        let region = region.unwrap_or(&ecr.region);
+        berth_core::validate_region("region", region).map_err(|e| {
+            BrokerError::new(
+                Diagnosis::BadRegion,
+                e.to_string(),
+                "use a region code such as us-east-1",
+            )
+        })?;
+        let key = CacheKey {
+            integration_id: integration.id.clone(),
+            version: integration.meta.version,
+            region: region.to_owned(),
+        };
+        let slot = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut guard = slot.lock().await;
+        if let Some(c) = guard.as_ref()
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.credentials.clone());
+        }
+        let secrets = secrets().await.map_err(|e| {
+            BrokerError::new(
+                Diagnosis::Other,
+                format!("cannot open the integration's secrets: {e}"),
+                "see the server log",
+            )
+        })?;
+        let fresh = self
+            .fetch(integration.name.as_str(), ecr, region, &secrets)
+            .await?;
+        let life = (fresh.expires_at - now_epoch()).max(0) as u64;
+        *guard = Some(Cached {
+            credentials: fresh.clone(),
+            refresh_at: Instant::now() + Duration::from_secs(life / 2),
+        });
+        Ok(fresh)
+    }
+
+    /// "Test connection": each step in order, ok / failed / skipped, with reasons and hints.
+    pub async fn test_connection(
+        &self,
+        name: &str,
+        ecr: &EcrConfig,
+        secrets: &Secrets,
+        region: Option<&str>,
+    ) -> TestReport {
+        let region = region.unwrap_or(&ecr.region).to_owned();
+        let mut report = TestReport::default();
+        let started = Instant::now();
+        let role = matches!(ecr.auth, AwsAuth::AssumeRole { .. });
+        let creds = match self.aws_credentials(name, ecr, &region, secrets).await {
+            Ok((creds, _)) => {
+                report.ok("credentials", "AWS credentials resolved", started);
+                if role {
+                    report.ok("assume_role", "role assumed", started);
+                } else {
+                    report.skip("assume_role", "no role to assume");
+                }
+                creds
+            }
+            Err(e) => {
+                let step = if role
+                    && !matches!(
+                        e.diagnosis,
+                        Diagnosis::MissingSecret | Diagnosis::NoCredentials
+                    ) {
+                    "assume_role"
+                } else {
+                    "credentials"
+                };
+                if step == "assume_role" {
+                    report.ok("credentials", "AWS credentials resolved", started);
+                }
+                report.fail(step, &e, started);
+                report.skip_rest(&[
+                    "assume_role",
+                    "authorization_token",
+                    "registry",
+                    "describe_repositories",
+                ]);
+                return report;
+            }
+        };
+        let t = Instant::now();
+        let token = match self.authorization_token(ecr, &region, creds.clone()).await {
+            Ok(token) => {
+                report.ok(
+                    "authorization_token",
+                    &format!(
+                        "token for {} valid until {}",
+                        token.registry, token.expires_at
+                    ),
+                    t,
+                );
+                token
+            }
+            Err(e) => {
+                report.fail("authorization_token", &e, t);
+                report.skip_rest(&["registry", "describe_repositories"]);
+                return report;
+            }
+        };
+        let t = Instant::now();
+        let url = format!("{}/v2/", token.proxy_endpoint.trim_end_matches('/'));
+        match self
+            .probe
+            .get(&url)
+            .basic_auth(&token.username, Some(token.password.expose_secret()))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => report.ok(
+                "registry",
+                &format!("{url} answered {}", r.status().as_u16()),
+                t,
+            ),
+            Ok(r) => report.fail(
+                "registry",
+                &BrokerError::new(
+                    Diagnosis::Registry,
+                    format!("{url} answered {} to the token", r.status().as_u16()),
+                    "check that the endpoint's registry is the one the token is for",
+                ),
+                t,
+            ),
+            Err(e) => report.fail(
+                "registry",
+                &diagnose::unreachable(&url, &e.to_string(), t.elapsed()),
+                t,
+            ),
+        }
+        let t = Instant::now();
+        let config = self
+            .sdk_config(&region, ecr.endpoint.as_deref(), Some(creds))
+            .await;
+        match aws_sdk_ecr::Client::new(&config)
+            .describe_repositories()
+            .max_results(1)
+            .send()
+            .await
+        {
+            Ok(_) => report.ok("describe_repositories", "DescribeRepositories allowed", t),
+            Err(e) => report.fail(
+                "describe_repositories",
+                &diagnose::ecr_error(e, t.elapsed(), &region),
+                t,
+            ),
+        }
+        report
+    }
+}

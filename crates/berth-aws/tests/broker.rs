@@ -1,0 +1,336 @@
+//! The broker against the local ECR through the real AWS SDK: credentials that work on `/v2/`,
+//! the cache and its single flight, roles, and a precise diagnosis for each failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_aws::{Broker, Diagnosis, StepStatus};
+use berth_core::{
+    AwsAuth, EcrConfig, Integration, IntegrationConfig, Meta, Name, RoleSource, RuntimeScope,
+    SecretField, Secrets,
+};
+use berth_ecr_local::{LocalEcr, LocalEcrOptions};
+use secrecy::{ExposeSecret, SecretString};
+
+struct Local {
+    url: String,
+    admin: (String, String),
+    no_token: (String, String),
+    _dir: Dir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Dir(std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{:X}", x % 16)).collect()
+}
+
+async fn local() -> Local {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!("berth-aws-{}", random(12)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let admin = (
+        format!("AKIA{}", random(16)),
+        format!("admin-{}", random(20)),
+    );
+    let no_token = (format!("AKIA{}", random(16)), format!("nt-{}", random(20)));
+    std::fs::write(
+        dir.join("iam.toml"),
+        format!(
+            r#"account_id = "123456789012"
+[[users]]
+name = "admin"
+access_key_id = "{}"
+secret_access_key = "{}"
+policy = {{ actions = ["ecr:*", "sts:AssumeRole"] }}
+[[users]]
+name = "pull-only"
+access_key_id = "{}"
+secret_access_key = "{}"
+policy = {{ actions = ["ecr:BatchGetImage"] }}
+[[roles]]
+name = "pusher"
+trust = ["arn:aws:iam::123456789012:user/admin"]
+external_id = "ext-1"
+policy = {{ actions = ["ecr:*"] }}
+"#,
+            admin.0, admin.1, no_token.0, no_token.1
+        ),
+    )
+    .unwrap();
+    let ecr = LocalEcr::start(&LocalEcrOptions::new(
+        dir.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let url = ecr.public_url.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ecr.run(async {
+        let _ = rx.await;
+    }));
+    Local {
+        url,
+        admin,
+        no_token,
+        _dir: Dir(dir),
+        _stop: tx,
+    }
+}
+
+fn integration(endpoint: &str, auth: AwsAuth, version: i64) -> Integration {
+    let t = time::OffsetDateTime::now_utc();
+    Integration {
+        id: "int-1".into(),
+        name: Name::parse("name", "ecr-test").unwrap(),
+        config: IntegrationConfig::Ecr(EcrConfig {
+            region: "us-east-1".into(),
+            auth,
+            registry_id: None,
+            endpoint: Some(endpoint.into()),
+        }),
+        subscriptions: vec![],
+        runtimes: RuntimeScope::All,
+        secrets_set: Default::default(),
+        meta: Meta {
+            created_at: t,
+            updated_at: t,
+            created_by: "t".into(),
+            updated_by: "t".into(),
+            version,
+        },
+    }
+}
+
+fn secrets(id: &str, secret: &str) -> Secrets {
+    let mut s = Secrets::new();
+    s.insert(
+        SecretField::AwsAccessKeyId,
+        SecretString::from(id.to_owned()),
+    );
+    s.insert(
+        SecretField::AwsSecretAccessKey,
+        SecretString::from(secret.to_owned()),
+    );
+    s
+}
+
+fn keys_auth() -> AwsAuth {
+    AwsAuth::AccessKeys {
+        access_key_hint: "XXXX".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_work_on_the_registry_and_are_cached_with_single_flight() {
+    let l = local().await;
+    let broker = Arc::new(Broker::new());
+    let i = Arc::new(integration(&l.url, keys_auth(), 1));
+    let s = secrets(&l.admin.0, &l.admin.1);
+
+    // 100 concurrent requests on a cold cache: one GetAuthorizationToken call.
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (broker, i, s) = (broker.clone(), i.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            broker
+                .credentials(&i, None, || async { Ok::<_, String>(s) })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut passwords = Vec::new();
+    for t in tasks {
+        passwords.push(t.await.unwrap().password.expose_secret().to_owned());
+    }
+    assert_eq!(broker.token_calls(), 1, "single flight");
+    assert!(passwords.windows(2).all(|w| w[0] == w[1]));
+
+    let c = broker
+        .credentials(&i, None, || async { Ok::<_, String>(s.clone()) })
+        .await
+        .unwrap();
+    assert_eq!(broker.token_calls(), 1, "served from the cache");
+    assert_eq!(c.username, "AWS");
+    assert_eq!(c.registry, l.url.trim_start_matches("http://"));
+    assert!(c.expires_at > time::OffsetDateTime::now_utc().unix_timestamp() + 11 * 3600);
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/", l.url))
+        .basic_auth(&c.username, Some(c.password.expose_secret()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the broker's token opens the registry");
+
+    // Another region, an edit (new version), an invalidation: each a new call.
+    broker
+        .credentials(&i, Some("eu-west-1"), || async {
+            Ok::<_, String>(s.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(broker.token_calls(), 2);
+    let edited = integration(&l.url, keys_auth(), 2);
+    broker
+        .credentials(&edited, None, || async { Ok::<_, String>(s.clone()) })
+        .await
+        .unwrap();
+    assert_eq!(broker.token_calls(), 3);
+    broker.invalidate("int-1");
+    broker
+        .credentials(&edited, None, || async { Ok::<_, String>(s.clone()) })
+        .await
+        .unwrap();
+    assert_eq!(broker.token_calls(), 4);
+    let bad = broker
+        .credentials(&i, Some("moon-1"), || async { Ok::<_, String>(s.clone()) })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.diagnosis, Diagnosis::BadRegion);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_assumed_with_their_external_id() {
+    let l = local().await;
+    let broker = Broker::new();
+    let role = |external_id: Option<&str>| AwsAuth::AssumeRole {
+        role_arn: "arn:aws:iam::123456789012:role/pusher".into(),
+        external_id: external_id.map(str::to_owned),
+        session_name: None,
+        source: RoleSource::AccessKeys {
+            access_key_hint: "XXXX".into(),
+        },
+    };
+    let s = secrets(&l.admin.0, &l.admin.1);
+    let ok = broker
+        .credentials(
+            &integration(&l.url, role(Some("ext-1")), 1),
+            None,
+            || async { Ok::<_, String>(s.clone()) },
+        )
+        .await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let e = broker
+        .credentials(
+            &integration(&l.url, role(Some("wrong")), 2),
+            None,
+            || async { Ok::<_, String>(s.clone()) },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.diagnosis, Diagnosis::RoleNotAssumable, "{e}");
+    assert!(e.hint.contains("external id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_names_each_failure() {
+    let l = local().await;
+    let broker = Broker::new();
+    let cfg = |endpoint: &str, auth: AwsAuth| {
+        let IntegrationConfig::Ecr(e) = integration(endpoint, auth, 1).config;
+        e
+    };
+
+    let report = broker
+        .test_connection(
+            "t",
+            &cfg(&l.url, keys_auth()),
+            &secrets(&l.admin.0, &l.admin.1),
+            None,
+        )
+        .await;
+    assert!(report.ok, "{report:?}");
+    let steps: Vec<_> = report.steps.iter().map(|s| (s.step, s.status)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("credentials", StepStatus::Ok),
+            ("assume_role", StepStatus::Skipped),
+            ("authorization_token", StepStatus::Ok),
+            ("registry", StepStatus::Ok),
+            ("describe_repositories", StepStatus::Ok)
+        ]
+    );
+
+    let failed = |r: &berth_aws::TestReport| {
+        r.steps
+            .iter()
+            .find(|s| s.status == StepStatus::Failed)
+            .cloned()
+            .unwrap()
+    };
+    let r = broker
+        .test_connection(
+            "t",
+            &cfg(&l.url, keys_auth()),
+            &secrets(&format!("AKIA{}", random(16)), "x"),
+            None,
+        )
+        .await;
+    assert_eq!(failed(&r).diagnosis, Some(Diagnosis::UnknownAccessKey));
+    assert_eq!(r.steps.last().unwrap().status, StepStatus::Skipped);
+    let r = broker
+        .test_connection(
+            "t",
+            &cfg(&l.url, keys_auth()),
+            &secrets(&l.admin.0, "wrong-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(failed(&r).diagnosis, Some(Diagnosis::WrongSecret));
+    let r = broker
+        .test_connection(
+            "t",
+            &cfg(&l.url, keys_auth()),
+            &secrets(&l.no_token.0, &l.no_token.1),
+            None,
+        )
+        .await;
+    let f = failed(&r);
+    assert_eq!(
+        (f.step, f.diagnosis),
+        ("authorization_token", Some(Diagnosis::AccessDenied)),
+        "{f:?}"
+    );
+    assert!(f.hint.unwrap().contains("GetAuthorizationToken"));
+    let r = broker
+        .test_connection("t", &cfg(&l.url, keys_auth()), &Secrets::new(), None)
+        .await;
+    assert_eq!(failed(&r).diagnosis, Some(Diagnosis::MissingSecret));
+
+    // Nothing listens on this port: refused, quickly, with the time it took.
+    let closed = {
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        drop(sock);
+        format!("http://127.0.0.1:{port}")
+    };
+    let started = std::time::Instant::now();
+    let r = broker
+        .test_connection(
+            "t",
+            &cfg(&closed, keys_auth()),
+            &secrets(&l.admin.0, &l.admin.1),
+            None,
+        )
+        .await;
+    let f = failed(&r);
+    assert_eq!(f.diagnosis, Some(Diagnosis::EndpointUnreachable), "{f:?}");
+    assert!(
+        f.detail.contains("refused") && f.detail.contains(" ms"),
+        "{}",
+        f.detail
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by timeouts"
+    );
+}
