@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::body::Bytes;
+use berth_core::Integration;
 use berth_store::TokenRecord;
 
 /// Enough for every token and page shape a busy installation uses; past it the cache restarts.
@@ -22,6 +23,7 @@ struct Inner {
     generation: i64,
     tokens: HashMap<String, TokenRecord>,
     pages: HashMap<String, Bytes>,
+    integrations: HashMap<String, Integration>,
 }
 
 impl Inner {
@@ -31,6 +33,7 @@ impl Inner {
             self.generation = generation;
             self.tokens.clear();
             self.pages.clear();
+            self.integrations.clear();
         }
         generation == self.generation
     }
@@ -70,6 +73,29 @@ impl ReadCache {
                 inner.pages.clear();
             }
             inner.pages.insert(key, body);
+        }
+    }
+}
+
+impl ReadCache {
+    /// An integration by case-folded name, as of `generation`.
+    pub fn integration(&self, generation: i64, key: &str) -> Option<Integration> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.at(generation) {
+            return None;
+        }
+        inner.integrations.get(key).cloned()
+    }
+
+    pub fn put_integration(&self, generation: i64, integration: Integration) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.at(generation) {
+            if inner.integrations.len() >= MAX_ENTRIES {
+                inner.integrations.clear();
+            }
+            inner
+                .integrations
+                .insert(integration.name.key(), integration);
         }
     }
 }

@@ -14,7 +14,7 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     /// Extra members of the error object, such as the records that block a delete.
-    pub details: Option<(&'static str, Value)>,
+    pub details: Vec<(&'static str, Value)>,
 }
 
 impl ApiError {
@@ -24,7 +24,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
-            details: None,
+            details: Vec::new(),
         }
     }
 
@@ -81,6 +81,21 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<berth_aws::BrokerError> for ApiError {
+    fn from(e: berth_aws::BrokerError) -> Self {
+        let diagnosis = serde_json::to_value(e.diagnosis).unwrap_or(Value::Null);
+        let (status, field) = match e.diagnosis {
+            berth_aws::Diagnosis::BadRegion => (StatusCode::BAD_REQUEST, Some("region".to_owned())),
+            _ => (StatusCode::BAD_GATEWAY, None),
+        };
+        ApiError {
+            field,
+            details: vec![("diagnosis", diagnosis), ("hint", json!(e.hint))],
+            ..ApiError::new(status, "registry_credentials_failed", e.message)
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -100,7 +115,7 @@ impl From<StoreError> for ApiError {
             StoreError::InUse { ref users, .. } => {
                 let users = json!(users);
                 ApiError {
-                    details: Some(("used_by", users)),
+                    details: vec![("used_by", users)],
                     ..ApiError::new(StatusCode::CONFLICT, "in_use", e.to_string())
                 }
             }
@@ -127,7 +142,7 @@ impl IntoResponse for ApiError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
-        if let Some((key, value)) = self.details {
+        for (key, value) in self.details {
             error[key] = value;
         }
         let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();

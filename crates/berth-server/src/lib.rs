@@ -32,6 +32,7 @@ pub use routes::{OPENAPI, ROUTES};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub broker: Arc<berth_aws::Broker>,
     cache: Arc<cache::ReadCache>,
 }
 
@@ -39,6 +40,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
         AppState {
             store,
+            broker: Arc::new(berth_aws::Broker::new()),
             cache: Default::default(),
         }
     }

@@ -82,7 +82,7 @@ pub fn view(i: &Integration) -> Value {
 
 /// Checks `type` and `auth.mode` before the full parse, so an unknown type answers 422 and an
 /// unknown mode names `auth.mode` rather than serde's "unknown variant".
-fn precheck(body: &Value, type_required: bool) -> Result<(), ApiError> {
+pub(crate) fn precheck(body: &Value, type_required: bool) -> Result<(), ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
@@ -283,6 +283,7 @@ pub async fn update(
             Box::new(move |current| IntegrationDraft::patch(current, patch)),
         )
         .await?;
+    state.broker.invalidate(&updated.id);
     tracing::info!(integration = %updated.name, actor = %caller.actor(), "integration updated");
     Ok(Json(view(&updated)))
 }
@@ -293,7 +294,9 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
+    let id = state.store.get_integration(&name).await?.id;
     state.store.delete_integration(&name).await?;
+    state.broker.invalidate(&id);
     tracing::info!(integration = %name, actor = %caller.actor(), "integration deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::AppState;
 use crate::error::ApiError;
 
+mod credentials;
 mod health;
 mod integrations;
 mod openapi;
@@ -27,6 +28,9 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["get"]),
     ("/api/v1/integrations", &["get", "post"]),
     ("/api/v1/integrations/{name}", &["get", "patch", "delete"]),
+    ("/api/v1/integrations/{name}/credentials", &["post"]),
+    ("/api/v1/integrations/{name}/test", &["post"]),
+    ("/api/v1/connection-tests", &["post"]),
     ("/api/v1/subscriptions", &["get", "post"]),
     ("/api/v1/subscriptions/{name}", &["get", "delete"]),
     ("/api/v1/projects", &["get", "post"]),
@@ -51,6 +55,12 @@ pub fn router() -> Router<AppState> {
                 .patch(integrations::update)
                 .delete(integrations::remove),
         )
+        .route(
+            "/api/v1/integrations/{name}/credentials",
+            post(credentials::credentials),
+        )
+        .route("/api/v1/integrations/{name}/test", post(credentials::test))
+        .route("/api/v1/connection-tests", post(credentials::test_unsaved))
         .route(
             "/api/v1/subscriptions",
             get(subscriptions::list).post(subscriptions::create),

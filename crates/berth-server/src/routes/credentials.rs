@@ -1,0 +1,149 @@
+//! Registry credentials and Test connection: `POST /api/v1/integrations/{name}/credentials`,
+//! `POST /api/v1/integrations/{name}/test` and `POST /api/v1/connection-tests` (an integration
+//! not yet saved). Credentials go to admins and to tokens of subscriptions the integration is
+//! assigned to; every issue and refusal is audited, never with the password.
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use berth_core::{Integration, IntegrationConfig, IntegrationDraft, IntegrationInput};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Generation, Principal};
+use crate::error::ApiError;
+use crate::json::{ApiJson, from_value, parse};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    region: Option<String>,
+}
+
+/// The optional `{"region"}` body: absent or empty means the integration's own region.
+fn options(headers: &HeaderMap, body: &Bytes) -> Result<Options, ApiError> {
+    if body.is_empty() {
+        return Ok(Options::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ));
+    }
+    let o: Options = parse(body)?;
+    if let Some(r) = &o.region {
+        berth_core::validate_region("region", r)?;
+    }
+    Ok(o)
+}
+
+async fn integration(
+    state: &AppState,
+    generation: i64,
+    name: &str,
+) -> Result<Integration, ApiError> {
+    let key = name.to_ascii_lowercase();
+    if let Some(i) = state.cache.integration(generation, &key) {
+        return Ok(i);
+    }
+    let i = state.store.get_integration(name).await?;
+    state.cache.put_integration(generation, i.clone());
+    Ok(i)
+}
+
+pub async fn credentials(
+    State(state): State<AppState>,
+    caller: Principal,
+    Extension(Generation(generation)): Extension<Generation>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let options = options(&headers, &body)?;
+    let integration = integration(&state, generation, &name).await?;
+    if let Some(own) = caller.subscription()
+        && !integration
+            .subscriptions
+            .iter()
+            .any(|s| s.key() == own.key())
+    {
+        tracing::warn!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), "registry credentials refused: integration not assigned to the token's subscription");
+        return Err(ApiError::forbidden(format!(
+            "integration '{}' is not assigned to subscription '{own}'",
+            integration.name
+        )));
+    }
+    let store = state.store.clone();
+    let id = integration.id.clone();
+    let creds = state
+        .broker
+        .credentials(&integration, options.region.as_deref(), || async move {
+            store.open_secrets(&id).await
+        })
+        .await?;
+    tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), registry = %creds.registry, "registry credentials issued");
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "integration": integration.name,
+            "registry": creds.registry,
+            "proxy_endpoint": creds.proxy_endpoint,
+            "username": creds.username,
+            "password": creds.password.expose_secret(),
+            "expires_at": creds.expires_at,
+        })),
+    ))
+}
+
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let options = options(&headers, &body)?;
+    let integration = state.store.get_integration(&name).await?;
+    let secrets = state.store.open_secrets(&integration.id).await?;
+    let IntegrationConfig::Ecr(ecr) = &integration.config;
+    let report = state
+        .broker
+        .test_connection(
+            integration.name.as_str(),
+            ecr,
+            &secrets,
+            options.region.as_deref(),
+        )
+        .await;
+    Ok(Json(json!(report)))
+}
+
+/// Test before commit: the integration as it would be created, tested, and not stored.
+pub async fn test_unsaved(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    super::integrations::precheck(&body, true)?;
+    let input: IntegrationInput = from_value(body)?;
+    let draft = IntegrationDraft::create(input)?;
+    let IntegrationConfig::Ecr(ecr) = &draft.config;
+    let report = state
+        .broker
+        .test_connection(draft.name.as_str(), ecr, &draft.set_secrets, None)
+        .await;
+    Ok(Json(json!(report)))
+}

@@ -1,0 +1,238 @@
+//! Registry credentials and Test connection through the API, against the local ECR: who gets
+//! credentials, that they open the registry, that the password is never logged, and what a
+//! failing connection reports.
+
+mod common;
+
+use berth_ecr_local::{LocalEcr, LocalEcrOptions};
+use common::{TempDir, TestServer, assert_error, captured_logs, options};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+struct Ecr {
+    url: String,
+    key_id: String,
+    secret: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn local_ecr(dir: &std::path::Path) -> Ecr {
+    let ecr = LocalEcr::start(&LocalEcrOptions::new(
+        dir.join("local-ecr"),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let creds = std::fs::read_to_string(&ecr.credentials_file).unwrap();
+    let field = |k: &str| {
+        creds
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let (key_id, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
+    let url = ecr.public_url.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ecr.run(async {
+        let _ = rx.await;
+    }));
+    Ecr {
+        url,
+        key_id,
+        secret,
+        _stop: tx,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
+    let logs = captured_logs();
+    let dir = TempDir::new("creds");
+    let ecr = local_ecr(&dir.0).await;
+    let s = TestServer::start(options(&dir.0)).await;
+    for sub in ["acme", "globex"] {
+        s.admin(
+            Method::POST,
+            "/api/v1/subscriptions",
+            Some(json!({"name": sub})),
+        )
+        .await;
+    }
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "local", "type": "ecr", "endpoint": ecr.url,
+                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": ecr.secret},
+                "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+
+    let (status, c) = s
+        .admin(Method::POST, "/api/v1/integrations/local/credentials", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["username"], "AWS");
+    assert_eq!(c["registry"], ecr.url.trim_start_matches("http://"));
+    let password = c["password"].as_str().unwrap().to_owned();
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/", ecr.url))
+        .basic_auth("AWS", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let token = |sub: &str| {
+        let sub = sub.to_owned();
+        let s = &s;
+        async move {
+            s.admin(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"subscription": sub})),
+            )
+            .await
+            .1["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let acme = token("acme").await;
+    let globex = token("globex").await;
+    let (status, c2) = s
+        .call(
+            Method::POST,
+            "/api/v1/integrations/local/credentials",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(c2["password"], password.as_str(), "served from the cache");
+    assert_error(
+        &s.call(
+            Method::POST,
+            "/api/v1/integrations/local/credentials",
+            Some(&globex),
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+        None,
+    );
+    assert_error(
+        &s.admin(Method::POST, "/api/v1/integrations/nope/credentials", None)
+            .await,
+        404,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &s.admin(
+            Method::POST,
+            "/api/v1/integrations/local/credentials",
+            Some(json!({"region": "mars"})),
+        )
+        .await,
+        400,
+        "invalid_field",
+        Some("region"),
+    );
+    let (status, c3) = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations/local/credentials",
+            Some(json!({"region": "eu-west-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(
+        c3["password"],
+        password.as_str(),
+        "another region, another token"
+    );
+
+    // Test connection: saved, and before saving.
+    let (_, report) = s
+        .admin(Method::POST, "/api/v1/integrations/local/test", None)
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 5);
+    let (_, report) = s
+        .admin(
+            Method::POST,
+            "/api/v1/connection-tests",
+            Some(json!({"name": "draft", "type": "ecr", "endpoint": ecr.url,
+                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": "not-the-secret"}})),
+        )
+        .await;
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["steps"][0]["status"], "ok",
+        "the keys resolve; the signature fails later"
+    );
+    let failed = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["status"] == "failed")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["diagnosis"], "wrong_secret", "{report}");
+    assert_error(
+        &s.admin(Method::GET, "/api/v1/integrations/draft", None)
+            .await,
+        404,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &s.call(
+            Method::POST,
+            "/api/v1/integrations/local/test",
+            Some(&acme),
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+        None,
+    );
+
+    // An endpoint nobody listens on: a clear 502, quickly.
+    s.admin(
+        Method::PATCH,
+        "/api/v1/integrations/local",
+        Some(json!({"endpoint": "http://127.0.0.1:9"})),
+    )
+    .await;
+    let r = s
+        .admin(Method::POST, "/api/v1/integrations/local/credentials", None)
+        .await;
+    assert_error(&r, 502, "registry_credentials_failed", None);
+    assert_eq!(r.1["error"]["diagnosis"], "endpoint_unreachable", "{}", r.1);
+
+    s.stop().await;
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("registry credentials issued"),
+        "issues are audited"
+    );
+    assert!(
+        logs.contains("registry credentials refused"),
+        "refusals are audited"
+    );
+    assert!(
+        !logs.contains(&password),
+        "the password never reaches the log"
+    );
+    assert!(
+        !logs.contains(&ecr.secret),
+        "the secret never reaches the log"
+    );
+}
