@@ -10,6 +10,7 @@
 mod error;
 mod integration;
 mod name;
+mod registry_host;
 mod validate;
 
 pub use error::{DomainError, FieldError};
@@ -20,6 +21,7 @@ pub use integration::{
     masked_key_id,
 };
 pub use name::{Name, ProjectName};
+pub use registry_host::{EcrHost, normalize_host, parse_ecr_host, serves_host};
 pub use validate::{
     DEFAULT_REGION, validate_access_key_id, validate_endpoint, validate_external_id,
     validate_region, validate_registry_id, validate_role_arn, validate_secret,

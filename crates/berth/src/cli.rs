@@ -66,6 +66,10 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Log in to an integration's registry: writes the Docker config (or prints credentials).
+    Login(LoginArgs),
+    /// Remove what `berth login` added for an integration.
+    Logout { integration: String },
     /// Offline administration on the data directory or database.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -88,6 +92,35 @@ pub struct ServeArgs {
     /// Master key file [default: <data-dir>/master.key]; BERTH_MASTER_KEY (base64) overrides it.
     #[arg(long, env = "BERTH_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct LoginArgs {
+    pub integration: String,
+    /// Registry region, when not the integration's own.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Print the password to stdout (for `docker login --username AWS --password-stdin`).
+    #[arg(long, conflicts_with_all = ["helper", "format"])]
+    pub print: bool,
+    /// Output: write the Docker config, or print a kubernetes.io/dockerconfigjson Secret.
+    #[arg(long, value_enum, default_value_t = LoginFormat::DockerConfig)]
+    pub format: LoginFormat,
+    /// Point credHelpers at docker-credential-berth instead of storing a password.
+    #[arg(long)]
+    pub helper: bool,
+    /// Name of the Kubernetes Secret [default: berth-<integration>].
+    #[arg(long)]
+    pub secret_name: Option<String>,
+    /// Namespace of the Kubernetes Secret.
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum LoginFormat {
+    DockerConfig,
+    K8sSecret,
 }
 
 #[derive(Args, Clone)]

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod docker_config;
 mod output;
 
 use std::io::IsTerminal;
@@ -30,7 +31,42 @@ fn init_logging(server: bool) {
         .init();
 }
 
+/// Run as `docker-credential-berth ACTION`: the Docker credential-helper protocol.
+fn credential_helper() -> Option<ExitCode> {
+    let argv0 = std::env::args_os().next()?;
+    let name = std::path::Path::new(&argv0)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    if !name.starts_with("docker-credential-berth") {
+        return None;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let action = std::env::args().nth(1).unwrap_or_default();
+    let global = cli::Global {
+        url: std::env::var("BERTH_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+        token: std::env::var("BERTH_TOKEN").ok(),
+        output: cli::Output::Json,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    Some(
+        match runtime.block_on(commands::login::helper(&global, &action)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("docker-credential-berth: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    )
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = credential_helper() {
+        return code;
+    }
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(matches!(
@@ -61,6 +97,19 @@ fn main() -> ExitCode {
             Command::Admin(AdminCmd::RotateKey(args)) => {
                 commands::admin::rotate_key(&global, &args).await
             }
+            Command::Login(a) => {
+                let options = commands::login::LoginOptions {
+                    integration: a.integration,
+                    region: a.region,
+                    print: a.print,
+                    format: a.format,
+                    helper: a.helper,
+                    secret_name: a.secret_name,
+                    namespace: a.namespace,
+                };
+                commands::login::login(&global, options).await
+            }
+            Command::Logout { integration } => commands::login::logout(&integration),
         }
     });
     match result {

@@ -106,6 +106,89 @@ pub async fn credentials(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRequest {
+    host: String,
+}
+
+/// The integration (visible to the caller) that serves a registry host, by name.
+async fn integration_for_host(
+    state: &AppState,
+    caller: &Principal,
+    generation: i64,
+    host: &str,
+) -> Result<(Integration, String), ApiError> {
+    let host = berth_core::normalize_host(host);
+    let own = caller.subscription().map(|s| s.to_string());
+    let key = format!("host|{host}|{own:?}");
+    if let Some(hit) = state.cache.page(generation, &key) {
+        let (name, region) = std::str::from_utf8(&hit)
+            .unwrap_or("")
+            .split_once('|')
+            .unwrap_or(("", ""));
+        return Ok((
+            integration(state, generation, name).await?,
+            region.to_owned(),
+        ));
+    }
+    let mut query = berth_store::IntegrationQuery {
+        limit: 500,
+        subscription: own,
+        ..Default::default()
+    };
+    loop {
+        let page = state.store.list_integrations(&query).await?;
+        for i in &page.items {
+            let IntegrationConfig::Ecr(ecr) = &i.config;
+            if let Some(region) = berth_core::serves_host(ecr, &host) {
+                state
+                    .cache
+                    .put_page(generation, key, Bytes::from(format!("{}|{region}", i.name)));
+                return Ok((i.clone(), region));
+            }
+        }
+        match page.next_after {
+            Some(after) => query.after = Some(after),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "no integration serves registry host '{host}'"
+                )));
+            }
+        }
+    }
+}
+
+/// Credentials by registry host, for `docker-credential-berth`.
+pub async fn by_host(
+    State(state): State<AppState>,
+    caller: Principal,
+    Extension(Generation(generation)): Extension<Generation>,
+    ApiJson(body): ApiJson<HostRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (integration, region) =
+        integration_for_host(&state, &caller, generation, &body.host).await?;
+    let store = state.store.clone();
+    let id = integration.id.clone();
+    let creds = state
+        .broker
+        .credentials(&integration, Some(&region), || async move {
+            store.open_secrets(&id).await
+        })
+        .await?;
+    tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), registry = %creds.registry, "registry credentials issued by host");
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "integration": integration.name,
+            "registry": berth_core::normalize_host(&body.host),
+            "username": creds.username,
+            "password": creds.password.expose_secret(),
+            "expires_at": creds.expires_at,
+        })),
+    ))
+}
+
 pub async fn test(
     State(state): State<AppState>,
     caller: Principal,

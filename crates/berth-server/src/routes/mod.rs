@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/integrations/{name}/credentials", &["post"]),
     ("/api/v1/integrations/{name}/test", &["post"]),
     ("/api/v1/connection-tests", &["post"]),
+    ("/api/v1/registry-credentials", &["post"]),
     ("/api/v1/subscriptions", &["get", "post"]),
     ("/api/v1/subscriptions/{name}", &["get", "delete"]),
     ("/api/v1/projects", &["get", "post"]),
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/integrations/{name}/test", post(credentials::test))
         .route("/api/v1/connection-tests", post(credentials::test_unsaved))
+        .route("/api/v1/registry-credentials", post(credentials::by_host))
         .route(
             "/api/v1/subscriptions",
             get(subscriptions::list).post(subscriptions::create),

@@ -1,0 +1,178 @@
+//! The Docker client configuration (`$DOCKER_CONFIG/config.json`, default `~/.docker/config.json`):
+//! read without losing a key, refused when malformed, written atomically with mode 0600. Beside
+//! it, `berth-logins.json` records what `berth login` added, so `berth logout` removes exactly that.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+
+pub fn dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let home = std::env::var_os("HOME").context("neither DOCKER_CONFIG nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".docker"))
+}
+
+fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => bail!(
+            "refusing to change {}: it is not a JSON object",
+            path.display()
+        ),
+        Err(e) => bail!(
+            "refusing to change {}: it is not valid JSON (line {}, column {}: {e}); fix or move it first",
+            path.display(),
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
+/// Writes to a temporary file in the same directory, then renames it over the target.
+fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("the config path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.berth-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config"),
+        std::process::id()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = options.open(&tmp)?;
+        f.write_all(
+            serde_json::to_string_pretty(value)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| {
+            format!(
+                "cannot write {} (is the directory read-only?)",
+                path.display()
+            )
+        });
+    }
+    Ok(())
+}
+
+pub struct DockerConfig {
+    dir: PathBuf,
+    config: Map<String, Value>,
+    logins: Map<String, Value>,
+}
+
+impl DockerConfig {
+    pub fn load() -> anyhow::Result<DockerConfig> {
+        let dir = dir()?;
+        Ok(DockerConfig {
+            config: read_object(&dir.join("config.json"))?,
+            logins: read_object(&dir.join("berth-logins.json"))?,
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    fn section(&mut self, name: &str) -> &mut Map<String, Value> {
+        let entry = self
+            .config
+            .entry(name.to_owned())
+            .or_insert_with(|| json!({}));
+        if !entry.is_object() {
+            *entry = json!({});
+        }
+        entry.as_object_mut().expect("made an object above")
+    }
+
+    /// Adds `auths[host]` (or, with `helper`, `credHelpers[host] = "berth"`) for an integration.
+    pub fn add(&mut self, host: &str, integration: &str, auth: Option<&str>) {
+        match auth {
+            Some(auth) => {
+                self.section("auths")
+                    .insert(host.to_owned(), json!({"auth": auth}));
+            }
+            None => {
+                self.section("credHelpers")
+                    .insert(host.to_owned(), json!("berth"));
+            }
+        }
+        self.logins.insert(
+            host.to_owned(),
+            json!({"integration": integration, "kind": if auth.is_some() { "auth" } else { "helper" }}),
+        );
+    }
+
+    /// Removes what `add` wrote for the integration; returns the hosts removed.
+    pub fn remove(&mut self, integration: &str) -> Vec<String> {
+        let hosts: Vec<(String, String)> = self
+            .logins
+            .iter()
+            .filter(|(_, v)| v["integration"] == integration)
+            .map(|(h, v)| (h.clone(), v["kind"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        for (host, kind) in &hosts {
+            match kind.as_str() {
+                "helper" => {
+                    let helpers = self.section("credHelpers");
+                    if helpers.get(host) == Some(&json!("berth")) {
+                        helpers.remove(host);
+                    }
+                }
+                _ => {
+                    self.section("auths").remove(host);
+                }
+            }
+            self.logins.remove(host);
+        }
+        for section in ["auths", "credHelpers"] {
+            if self
+                .config
+                .get(section)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
+                self.config.remove(section);
+            }
+        }
+        hosts.into_iter().map(|(h, _)| h).collect()
+    }
+
+    pub fn save(&self) -> anyhow::Result<()> {
+        write_atomically(
+            &self.dir.join("config.json"),
+            &Value::Object(self.config.clone()),
+        )?;
+        write_atomically(
+            &self.dir.join("berth-logins.json"),
+            &Value::Object(self.logins.clone()),
+        )
+    }
+}

@@ -1,0 +1,361 @@
+//! `berth login`, `berth logout` and `docker-credential-berth` with skopeo as the independent
+//! client: a push to the local ECR with nothing but what Berth wrote (a Docker config, or a
+//! credHelpers entry), and the Docker config handled with care.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let p = std::env::temp_dir().join(format!(
+            "berth-login-{tag}-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn peer(name: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("BERTH_PEERS_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
+        });
+    if let Some(p) = venv
+        .map(|v| v.join("bin").join(name))
+        .filter(|p| p.exists())
+    {
+        return Some(p);
+    }
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("peer {name} missing in CI: scripts/install-peers installs it");
+        }
+        eprintln!(
+            "\n*** SKIPPING login test: peer {name} is not installed (scripts/install-peers) ***\n"
+        );
+    }
+    found
+}
+
+struct Up {
+    child: Child,
+    url: String,
+    ecr: String,
+    token: String,
+    data: Dir,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn up() -> Up {
+    let data = Dir::new("up");
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--local-ecr-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data.0)
+        .env("BERTH_LOG", "warn")
+        .env_remove("BERTH_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut url, mut ecr) = (String::new(), String::new());
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(r) = line.trim().strip_prefix("export BERTH_URL=") {
+            url = r.to_owned();
+        }
+        if let Some(r) = line.trim().strip_prefix("local ECR:") {
+            ecr = r.split_whitespace().next().unwrap().to_owned();
+        }
+        if line.contains("export BERTH_TOKEN") {
+            break;
+        }
+    }
+    let token = std::fs::read_to_string(data.0.join("initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    Up {
+        child,
+        url,
+        ecr,
+        token,
+        data,
+    }
+}
+
+fn berth(u: &Up, docker: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .env("BERTH_URL", &u.url)
+        .env("BERTH_TOKEN", &u.token)
+        .env("DOCKER_CONFIG", docker)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn demo_keys(u: &Up) -> (String, String) {
+    let creds = std::fs::read_to_string(u.data.0.join("local-ecr/credentials")).unwrap();
+    let field = |k: &str| {
+        creds
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    (field("aws_access_key_id"), field("aws_secret_access_key"))
+}
+
+fn image(dir: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/make-image.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .args(["2", "2"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    ok(&o);
+    format!("oci:{}:latest", dir.display())
+}
+
+#[test]
+fn login_logout_and_the_credential_helper_with_skopeo() {
+    let (Some(aws), Some(_)) = (peer("aws"), peer("skopeo")) else {
+        return;
+    };
+    let u = up();
+    let work = Dir::new("work");
+    let docker = work.0.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let (key_id, secret) = demo_keys(&u);
+    let host = u.ecr.trim_start_matches("http://").to_owned();
+
+    // The repository, made with the AWS CLI against the local ECR.
+    let o = Command::new(aws)
+        .args([
+            "--profile",
+            "berth-local",
+            "--endpoint-url",
+            &u.ecr,
+            "--region",
+            "us-east-1",
+            "ecr",
+            "create-repository",
+            "--repository-name",
+            "team/app",
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            u.data.0.join("local-ecr/credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    ok(&o);
+    ok(&berth(
+        &u,
+        &docker,
+        &[
+            "integration",
+            "add",
+            "local",
+            "--endpoint",
+            &u.ecr,
+            "--access-key-id",
+            &key_id,
+            "--secret-access-key-stdin",
+        ],
+        &format!("{secret}\n"),
+    ));
+
+    // Login keeps what was there, writes mode 0600, and skopeo pushes with that file alone.
+    std::fs::write(
+        docker.join("config.json"),
+        r#"{"auths": {"other.example": {"auth": "eDp5"}}, "psFormat": "table {{.ID}}"}"#,
+    )
+    .unwrap();
+    ok(&berth(&u, &docker, &["login", "local"], ""));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["psFormat"], "table {{.ID}}");
+    assert_eq!(config["auths"]["other.example"]["auth"], "eDp5");
+    assert!(config["auths"][&host]["auth"].is_string(), "{config}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(docker.join("config.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let src = image(&work.0.join("img"));
+    let authfile = docker.join("config.json");
+    let push = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--authfile"])
+        .arg(&authfile)
+        .args([&src, &format!("docker://{host}/team/app:v1")])
+        .output()
+        .unwrap();
+    ok(&push);
+
+    // Logout removes exactly what login added.
+    ok(&berth(&u, &docker, &["logout", "local"], ""));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+    assert!(config["auths"].get(&host).is_none(), "{config}");
+    assert_eq!(config["auths"]["other.example"]["auth"], "eDp5");
+    assert_eq!(config["psFormat"], "table {{.ID}}");
+
+    // --print and --format k8s-secret.
+    let password = ok(&berth(&u, &docker, &["login", "local", "--print"], ""));
+    assert!(password.trim().len() > 20 && !password.contains(' '));
+    let secret_yaml = ok(&berth(
+        &u,
+        &docker,
+        &[
+            "login",
+            "local",
+            "--format",
+            "k8s-secret",
+            "--namespace",
+            "ci",
+        ],
+        "",
+    ));
+    assert!(
+        secret_yaml.contains("type: kubernetes.io/dockerconfigjson")
+            && secret_yaml.contains("namespace: ci"),
+        "{secret_yaml}"
+    );
+
+    // A malformed Docker config is refused and left as it was.
+    std::fs::write(docker.join("config.json"), "{\"auths\": {").unwrap();
+    let o = berth(&u, &docker, &["login", "local"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not valid JSON (line"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(docker.join("config.json")).unwrap(),
+        "{\"auths\": {"
+    );
+    std::fs::remove_file(docker.join("config.json")).unwrap();
+
+    // The credential helper: skopeo finds docker-credential-berth on PATH through credHelpers.
+    let bin = work.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("docker-credential-berth")).unwrap();
+    let authjson = work.0.join("auth.json");
+    std::fs::write(
+        &authjson,
+        format!(r#"{{"credHelpers": {{"{host}": "berth"}}}}"#),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let helper_env = |c: &mut Command| {
+        c.env("PATH", &path)
+            .env("BERTH_URL", &u.url)
+            .env("BERTH_TOKEN", &u.token);
+    };
+    let mut c = Command::new("skopeo");
+    c.args(["copy", "--dest-tls-verify=false", "--authfile"])
+        .arg(&authjson)
+        .args([&src, &format!("docker://{host}/team/app:v2")]);
+    helper_env(&mut c);
+    ok(&c.output().unwrap());
+    let mut c = Command::new("skopeo");
+    c.args(["inspect", "--tls-verify=false", "--authfile"])
+        .arg(&authjson)
+        .arg(format!("docker://{host}/team/app:v2"));
+    helper_env(&mut c);
+    ok(&c.output().unwrap());
+
+    // The protocol directly: get for an unknown host, store and list.
+    let helper = |action: &str, input: &str| {
+        let mut c = Command::new(bin.join("docker-credential-berth"));
+        c.arg(action)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        helper_env(&mut c);
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = helper("get", &host);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["ServerURL"].as_str(), v["Username"].as_str()),
+        (Some(host.as_str()), Some("AWS"))
+    );
+    let o = helper("get", "registry.unknown.example");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "credentials not found in native keychain"
+    );
+    let o = helper("store", r#"{"ServerURL":"x","Username":"u","Secret":"s"}"#);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported"));
+    let o = helper("list", "");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[&host], "AWS");
+}
