@@ -55,6 +55,11 @@ fn local_ecr_options(args: &LocalEcrArgs) -> LocalEcrOptions {
     o
 }
 
+/// Absolute, so the printed `export` lines work from any directory.
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
 fn print_local_ecr(ecr: &LocalEcr) {
     println!(
         "  local ECR:    {}   (ECR API, STS and registry v2)",
@@ -62,7 +67,7 @@ fn print_local_ecr(ecr: &LocalEcr) {
     );
     println!(
         "  AWS profile:  {DEMO_PROFILE} in {}{}",
-        ecr.credentials_file.display(),
+        absolute(&ecr.credentials_file).display(),
         if ecr.seeded {
             " (demo user and role just created)"
         } else {
@@ -78,7 +83,7 @@ pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
     println!();
     println!(
         "  export AWS_SHARED_CREDENTIALS_FILE={}",
-        ecr.credentials_file.display()
+        absolute(&ecr.credentials_file).display()
     );
     println!(
         "  aws --profile {DEMO_PROFILE} --endpoint-url {} ecr describe-repositories",
@@ -138,7 +143,7 @@ pub async fn run(args: &ServeArgs, ecr: Option<LocalEcr>, banner: bool) -> anyho
         if let Some(ecr) = &ecr {
             println!(
                 "  export AWS_SHARED_CREDENTIALS_FILE={}",
-                ecr.credentials_file.display()
+                absolute(&ecr.credentials_file).display()
             );
         }
         println!("  export BERTH_URL={url}");
