@@ -267,6 +267,13 @@ fn map_upload_error(e: StorageError, name: &str, id: &str) -> OciError {
             err.range = Some(format!("0-{}", have.saturating_sub(1)));
             err
         }
+        StorageError::PartTooSmall { previous } => OciError::new(
+            StatusCode::BAD_REQUEST,
+            "SIZE_INVALID",
+            format!(
+                "the previous chunk was {previous} bytes; every chunk but the last must be at least {CHUNK_MIN} bytes"
+            ),
+        ),
         StorageError::DigestMismatch { computed } => OciError::digest_invalid(format!(
             "provided digest did not match uploaded content (computed {computed})"
         )),

@@ -32,6 +32,10 @@ pub enum StorageError {
     TagImmutable(String),
     #[error("upload not found")]
     UploadNotFound,
+    #[error(
+        "the previous part was {previous} bytes; every part but the last must be at least 5 MiB"
+    )]
+    PartTooSmall { previous: u64 },
     #[error("upload offset {have}, request starts at {asked}")]
     OutOfOrder { have: u64, asked: u64 },
     #[error("digest mismatch: computed {computed}")]
@@ -74,7 +78,12 @@ struct Upload {
     hasher: Sha256,
     pending: Vec<u8>,
     writer: Option<Writer>,
+    /// Bytes the previous request added, for ECR's rule that only the last part may be small.
+    last_part: u64,
 }
+
+/// ECR's minimum size of every upload part but the last.
+pub const PART_MIN: u64 = 5 * 1024 * 1024;
 
 struct Writer {
     tx: tokio::sync::mpsc::Sender<Vec<u8>>,
@@ -370,6 +379,7 @@ impl Storage {
             hasher: Sha256::new(),
             pending: Vec::with_capacity(BATCH),
             writer: Some(Writer::spawn(file)),
+            last_part: 0,
         };
         self.uploads
             .lock()
@@ -415,8 +425,17 @@ impl Storage {
                 asked,
             });
         }
+        let started_at = u.offset;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+            if chunk.is_empty() {
+                continue;
+            }
+            if u.offset == started_at && started_at > 0 && u.last_part < PART_MIN {
+                return Err(StorageError::PartTooSmall {
+                    previous: u.last_part,
+                });
+            }
             u.hasher.update(&chunk);
             u.pending.extend_from_slice(&chunk);
             u.offset += chunk.len() as u64;
@@ -425,6 +444,9 @@ impl Storage {
             }
         }
         u.send_pending().await?;
+        if u.offset > started_at {
+            u.last_part = u.offset - started_at;
+        }
         Ok(u.offset)
     }
 

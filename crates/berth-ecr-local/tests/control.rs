@@ -208,6 +208,12 @@ async fn bad_input_gets_ecrs_errors_and_changes_nothing() {
     assert_eq!(error_type(&v), "InvalidLayerPartException");
     let (s, v) = e.ecr(&e.admin, "UploadLayerPart", json!({"repositoryName": "team/app", "uploadId": upload, "partFirstByte": 0, "partLastByte": 10, "layerPartBlob": part})).await;
     assert_eq!(s, 200, "{v}");
+    let (_, v) = e.ecr(&e.admin, "UploadLayerPart", json!({"repositoryName": "team/app", "uploadId": upload, "partFirstByte": 11, "partLastByte": 21, "layerPartBlob": part})).await;
+    assert_eq!(
+        error_type(&v),
+        "LayerPartTooSmallException",
+        "only the last part may be under 5 MiB"
+    );
     let (_, v) = e.ecr(&e.admin, "CompleteLayerUpload", json!({"repositoryName": "team/app", "uploadId": upload, "layerDigests": [common::sha256(b"hello layer")]})).await;
     assert_eq!(v["layerDigest"], common::sha256(b"hello layer"));
     let (_, v) = e

@@ -185,10 +185,12 @@ async fn uploads_chunks_ranges_and_digests() {
     let e = start("uploads", TWELVE_HOURS).await;
     e.create_repo("team/app", "MUTABLE").await;
     let pw = e.password(&e.admin).await;
-    let data = random_bytes(100_000);
+    const FIRST: usize = 5 * 1024 * 1024 + 7;
+    let data = random_bytes(FIRST + 40_000);
     let digest = sha256(&data);
 
-    // Chunked: two in-order chunks, one out of order refused with 416 and the current range.
+    // Chunked: one in-order chunk of at least 5 MiB, one out of order refused with 416 and the
+    // current range, then the last chunk with the PUT.
     let r = e
         .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
         .send()
@@ -199,33 +201,61 @@ async fn uploads_chunks_ranges_and_digests() {
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let r = e
         .v2(Method::PATCH, &location, &pw)
-        .header("content-range", "0-59999")
-        .body(data[..60_000].to_vec())
+        .header("content-range", format!("0-{}", FIRST - 1))
+        .body(data[..FIRST].to_vec())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(r.headers()["range"], "0-59999");
+    assert_eq!(r.headers()["range"], format!("0-{}", FIRST - 1).as_str());
     let r = e
         .v2(Method::PATCH, &location, &pw)
-        .header("content-range", "70000-99999")
-        .body(data[70_000..].to_vec())
+        .header(
+            "content-range",
+            format!("{}-{}", FIRST + 10, data.len() - 1),
+        )
+        .body(data[FIRST + 10..].to_vec())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 416);
-    assert_eq!(r.headers()["range"], "0-59999");
+    assert_eq!(r.headers()["range"], format!("0-{}", FIRST - 1).as_str());
     let status = e.v2(Method::GET, &location, &pw).send().await.unwrap();
     assert_eq!(status.status(), 204);
-    assert_eq!(status.headers()["range"], "0-59999");
     let r = e
         .v2(Method::PUT, &format!("{location}?digest={digest}"), &pw)
-        .header("content-range", "60000-99999")
-        .body(data[60_000..].to_vec())
+        .header("content-range", format!("{FIRST}-{}", data.len() - 1))
+        .body(data[FIRST..].to_vec())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // ECR's rule: a chunk under 5 MiB must be the last one.
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    let small = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        e.v2(Method::PATCH, &small, &pw)
+            .body(vec![1u8; 1000])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let r = e
+        .v2(Method::PATCH, &small, &pw)
+        .body(vec![2u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((st, code(&body)), (400, "SIZE_INVALID"), "{body}");
 
     // HEAD and ranged GET.
     let r = e
@@ -234,7 +264,10 @@ async fn uploads_chunks_ranges_and_digests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-length"], "100000");
+    assert_eq!(
+        r.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
     let r = e
         .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
         .header("range", "bytes=10-19")
@@ -242,7 +275,10 @@ async fn uploads_chunks_ranges_and_digests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 206);
-    assert_eq!(r.headers()["content-range"], "bytes 10-19/100000");
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 10-19/{}", data.len()).as_str()
+    );
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[10..20]);
     let r = e
         .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
