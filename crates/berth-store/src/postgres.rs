@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::migrate::{self, Migration};
+use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -45,25 +45,7 @@ impl PgStore {
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
-        sqlx::raw_sql(migrate::CREATE_TABLE)
-            .execute(&mut *tx)
-            .await?;
-        let applied: Vec<(i64, String)> =
-            sqlx::query_as("SELECT version, checksum FROM berth_migrations")
-                .fetch_all(&mut *tx)
-                .await?;
-        for m in migrate::pending(&applied, MIGRATIONS)? {
-            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(migrate::checksum(m.sql))
-            .execute(&mut *tx)
-            .await?;
-        }
-        check_keyring(&mut tx, &self.keyring).await?;
+        apply_migrations(&mut tx, MIGRATIONS, &self.keyring).await?;
         tx.commit().await?;
         Ok(())
     }

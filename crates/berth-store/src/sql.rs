@@ -367,6 +367,32 @@ macro_rules! sql_store {
             Ok(names.into_iter().map(|n| format!("{label} {n}")).collect())
         }
 
+        /// Applies the pending migrations and checks the master key, inside the caller's
+        /// transaction (which holds the backend's migration lock).
+        async fn apply_migrations(
+            conn: &mut $conn,
+            shipped: &[$crate::migrate::Migration],
+            keyring: &Keyring,
+        ) -> Result<(), StoreError> {
+            sqlx::raw_sql($crate::migrate::CREATE_TABLE).execute(&mut *conn).await?;
+            let applied: Vec<(i64, String)> =
+                sqlx::query_as("SELECT version, checksum FROM berth_migrations")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for m in $crate::migrate::pending(&applied, shipped)? {
+                sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
+                sqlx::query(
+                    "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind($crate::migrate::checksum(m.sql))
+                .execute(&mut *conn)
+                .await?;
+            }
+            check_keyring(conn, keyring).await
+        }
+
         /// Fails with a clear message when the configured master key cannot open this
         /// database's secrets; registers the key on first use. Runs inside the migration
         /// transaction, under its lock, so replicas starting together agree.

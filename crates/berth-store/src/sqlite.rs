@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use crate::migrate::{self, Migration};
+use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -79,25 +79,7 @@ impl SqliteStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::raw_sql(migrate::CREATE_TABLE)
-            .execute(&mut *tx)
-            .await?;
-        let applied: Vec<(i64, String)> =
-            sqlx::query_as("SELECT version, checksum FROM berth_migrations")
-                .fetch_all(&mut *tx)
-                .await?;
-        for m in migrate::pending(&applied, MIGRATIONS)? {
-            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(migrate::checksum(m.sql))
-            .execute(&mut *tx)
-            .await?;
-        }
-        check_keyring(&mut tx, &self.keyring).await?;
+        apply_migrations(&mut tx, MIGRATIONS, &self.keyring).await?;
         tx.commit().await?;
         Ok(())
     }
