@@ -34,6 +34,10 @@ fn random(n: usize) -> String {
 }
 
 async fn local() -> Local {
+    local_with_clock_offset(0).await
+}
+
+async fn local_with_clock_offset(offset: i64) -> Local {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("berth-aws-{}", random(12)));
     std::fs::create_dir_all(&dir).unwrap();
@@ -66,12 +70,9 @@ policy = {{ actions = ["ecr:*"] }}
         ),
     )
     .unwrap();
-    let ecr = LocalEcr::start(&LocalEcrOptions::new(
-        dir.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
+    let mut options = LocalEcrOptions::new(dir.clone(), "127.0.0.1:0".parse().unwrap());
+    options.clock_offset_seconds = offset;
+    let ecr = LocalEcr::start(&options).await.unwrap();
     let url = ecr.public_url.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ecr.run(async {
@@ -152,6 +153,16 @@ async fn credentials_work_on_the_registry_and_are_cached_with_single_flight() {
         passwords.push(t.await.unwrap().password.expose_secret().to_owned());
     }
     assert_eq!(broker.token_calls(), 1, "single flight");
+    let metrics: serde_json::Value = reqwest::get(format!("{}/_berth/metrics", l.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics["calls"]["GetAuthorizationToken"], 1,
+        "the local ECR saw one call: {metrics}"
+    );
     assert!(passwords.windows(2).all(|w| w[0] == w[1]));
 
     let c = broker
@@ -333,4 +344,20 @@ async fn test_connection_names_each_failure() {
         started.elapsed() < Duration::from_secs(20),
         "bounded by timeouts"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_named_as_such() {
+    let l = local_with_clock_offset(3600).await;
+    let IntegrationConfig::Ecr(ecr) = integration(&l.url, keys_auth(), 1).config;
+    let r = Broker::new()
+        .test_connection("t", &ecr, &secrets(&l.admin.0, &l.admin.1), None)
+        .await;
+    let failed = r
+        .steps
+        .iter()
+        .find(|s| s.status == StepStatus::Failed)
+        .unwrap();
+    assert_eq!(failed.diagnosis, Some(Diagnosis::ClockSkew), "{failed:?}");
+    assert!(failed.hint.as_deref().unwrap().contains("clock"));
 }

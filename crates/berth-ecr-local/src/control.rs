@@ -114,7 +114,7 @@ pub async fn authenticate(
             format!("Date must be in ISO-8601 'basic format'. Got '{amz_date}'."),
         )
     })?;
-    let now = now_epoch();
+    let now = now_epoch() + state.clock_offset_seconds;
     if (now - signed_at).abs() > MAX_SKEW_SECONDS {
         let message = if signed_at < now {
             format!(
@@ -251,6 +251,7 @@ pub async fn handle(
                 .get("x-amz-target")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
+            state.count(target.trim_start_matches("AmazonEC2ContainerRegistry_V20150921."));
             ecr_api::handle(&state, &caller, target, &body).await
         }
         Dialect::Sts => sts::handle(&state, &caller, &body).await,

@@ -50,6 +50,9 @@ pub struct LocalEcrOptions {
     pub token_ttl: Duration,
     /// Create repositories on first push (ECR does not; off by default).
     pub create_on_push: bool,
+    /// Seconds to add to this server's clock when it checks signatures: a server whose clock is
+    /// off, so clients' clock-skew handling can be exercised.
+    pub clock_offset_seconds: i64,
 }
 
 impl LocalEcrOptions {
@@ -62,6 +65,7 @@ impl LocalEcrOptions {
             default_region: "us-east-1".into(),
             token_ttl: Duration::from_secs(12 * 3600),
             create_on_push: false,
+            clock_offset_seconds: 0,
         }
     }
 }
@@ -89,9 +93,21 @@ pub(crate) struct State {
     pub public_url: String,
     pub token_ttl: Duration,
     pub create_on_push: bool,
+    pub clock_offset_seconds: i64,
+    /// Calls per ECR and STS operation, served at `GET /_berth/metrics`.
+    pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl State {
+    pub fn count(&self, operation: &str) {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operation.to_owned())
+            .or_default() += 1;
+    }
+
     /// `host:port` of the public URL, as it appears in repository URIs.
     pub fn registry_host(&self) -> &str {
         self.public_url
@@ -169,6 +185,8 @@ impl LocalEcr {
             public_url: public_url.trim_end_matches('/').to_owned(),
             token_ttl: options.token_ttl,
             create_on_push: options.create_on_push,
+            clock_offset_seconds: options.clock_offset_seconds,
+            calls: Default::default(),
         });
         Ok(LocalEcr {
             addr,
@@ -190,9 +208,22 @@ impl LocalEcr {
     }
 }
 
+/// Operation counts, for tests and for watching a CI run (no secrets, no auth needed).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+) -> axum::Json<serde_json::Value> {
+    let calls = state
+        .calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    axum::Json(serde_json::json!({ "calls": calls }))
+}
+
 fn build_router(state: Arc<State>) -> Router {
     Router::new()
         .route("/", axum::routing::post(control::handle))
+        .route("/_berth/metrics", axum::routing::get(metrics))
         .merge(registry::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
