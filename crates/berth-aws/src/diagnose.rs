@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use serde::Serialize;
 
@@ -173,10 +174,30 @@ fn from_code(code: &str, message: &str, region: &str) -> BrokerError {
     }
 }
 
-fn from_sdk<E, R>(e: SdkError<E, R>, elapsed: Duration, region: &str, target: &str) -> BrokerError
+/// The text between `open` and `close` in `body`.
+fn between<'a>(body: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = body.find(open)? + open.len();
+    let end = body[start..].find(close)? + start;
+    Some(&body[start..end])
+}
+
+/// An error code from a body the SDK could not parse: some servers (moto, proxies) answer a JSON
+/// protocol with an XML error document.
+fn code_from_raw(raw: &HttpResponse) -> Option<(String, String)> {
+    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let code = between(body, "<Code>", "</Code>")?;
+    let message = between(body, "<Message>", "</Message>").unwrap_or("");
+    Some((code.to_owned(), message.to_owned()))
+}
+
+fn from_sdk<E>(
+    e: SdkError<E, HttpResponse>,
+    elapsed: Duration,
+    region: &str,
+    target: &str,
+) -> BrokerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -194,9 +215,10 @@ where
             }
             unreachable(target, &text, elapsed)
         }
-        _ => match e.code() {
-            Some(code) => from_code(code, e.message().unwrap_or(""), region),
-            None => BrokerError::new(
+        _ => match (e.code(), e.raw_response().and_then(code_from_raw)) {
+            (Some(code), _) => from_code(code, e.message().unwrap_or(""), region),
+            (None, Some((code, message))) => from_code(&code, &message, region),
+            (None, None) => BrokerError::new(
                 Diagnosis::Other,
                 format!("{}", DisplayErrorContext(&e)),
                 "see the message",
@@ -212,18 +234,20 @@ impl BrokerError {
     }
 }
 
-pub(crate) fn ecr_error<E, R>(e: SdkError<E, R>, elapsed: Duration, region: &str) -> BrokerError
+pub(crate) fn ecr_error<E>(
+    e: SdkError<E, HttpResponse>,
+    elapsed: Duration,
+    region: &str,
+) -> BrokerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     from_sdk(e, elapsed, region, "the ECR endpoint")
 }
 
-pub(crate) fn sts_error<E, R>(e: SdkError<E, R>, role_arn: &str) -> BrokerError
+pub(crate) fn sts_error<E>(e: SdkError<E, HttpResponse>, role_arn: &str) -> BrokerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let mut err = from_sdk(e, Duration::ZERO, "", "the STS endpoint");
     if err.diagnosis == Diagnosis::AccessDenied {
