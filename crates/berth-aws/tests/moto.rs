@@ -55,11 +55,16 @@ async fn moto(bin: &PathBuf, auth: bool) -> Moto {
         // Check signatures from the first request on.
         cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
     }
-    let child = cmd.spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let moto = Moto {
+        child: cmd.spawn().unwrap(),
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..200 {
-        if reqwest::get(format!("{url}/moto-api/")).await.is_ok() {
-            return Moto { child, url };
+        if reqwest::get(format!("{}/moto-api/", moto.url))
+            .await
+            .is_ok()
+        {
+            return moto;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
