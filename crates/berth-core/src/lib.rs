@@ -11,6 +11,7 @@ mod error;
 mod integration;
 mod name;
 mod registry_host;
+pub mod shippable;
 mod validate;
 
 pub use error::{DomainError, FieldError};
