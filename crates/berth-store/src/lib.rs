@@ -170,6 +170,18 @@ pub trait Store: Send + Sync + 'static {
         change: IntegrationChange<'_>,
     ) -> Result<Integration, StoreError>;
     async fn delete_integration(&self, name: &str) -> Result<(), StoreError>;
+    /// Records that `kind`/`name` (a project, a pipeline resource…) uses the integration.
+    async fn record_dependency(
+        &self,
+        integration_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), StoreError>;
+    /// What uses the integration, as (kind, name), sorted.
+    async fn dependencies(
+        &self,
+        integration_name: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// Opens the integration's sealed secrets; for the credential broker only.
     async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError>;
 

@@ -9,11 +9,18 @@ use sqlx::{PgPool, Postgres, Transaction};
 use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "dependencies",
+        sql: include_str!("../migrations/postgres/0002_dependencies.sql"),
+    },
+];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.
 const MIGRATION_LOCK: i64 = 0x6265_7274_685f_6d67; // "berth_mg"

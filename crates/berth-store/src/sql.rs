@@ -581,8 +581,23 @@ macro_rules! sql_store {
 
             async fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
+                let key = name.to_ascii_lowercase();
+                let users: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT d.kind, d.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
+                     WHERE i.name_key = $1 ORDER BY d.kind, d.name LIMIT 50",
+                )
+                .bind(&key)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !users.is_empty() {
+                    return Err(StoreError::InUse {
+                        kind: "integration",
+                        name: name.to_owned(),
+                        users: users.into_iter().map(|(k, n)| format!("{k} {n}")).collect(),
+                    });
+                }
                 let done = sqlx::query("DELETE FROM integrations WHERE name_key = $1")
-                    .bind(name.to_ascii_lowercase())
+                    .bind(&key)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
@@ -594,6 +609,39 @@ macro_rules! sql_store {
                 bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn record_dependency(&self, integration_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "INSERT INTO integration_dependencies (integration_id, kind, name, recorded_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(integration_id)
+                .bind(kind)
+                .bind(name)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    bump(&mut tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn dependencies(&self, integration_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+                let id = sqlx::query_scalar::<_, String>("SELECT id FROM integrations WHERE name_key = $1")
+                    .bind(integration_name.to_ascii_lowercase())
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: "integration", name: integration_name.to_owned() })?;
+                Ok(sqlx::query_as(
+                    "SELECT kind, name FROM integration_dependencies WHERE integration_id = $1 ORDER BY kind, name",
+                )
+                .bind(id)
+                .fetch_all(self.reader())
+                .await?)
             }
 
             async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError> {

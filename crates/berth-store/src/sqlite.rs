@@ -12,11 +12,18 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "dependencies",
+        sql: include_str!("../migrations/sqlite/0002_dependencies.sql"),
+    },
+];
 
 pub struct SqliteStore {
     write: SqlitePool,

@@ -278,6 +278,33 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(b.subscriptions.len(), 13, "{:?}", b.subscriptions);
     assert_eq!(b.meta.version, 13);
 
+    // Dependencies keep an integration from being deleted.
+    let dep = store
+        .create_integration(
+            draft(json!({"name": "ecr-dep", "type": "ecr", "auth": {"mode": "ambient"}})),
+            "admin",
+        )
+        .await
+        .unwrap();
+    store
+        .record_dependency(&dep.id, "project", "acme/web")
+        .await
+        .unwrap();
+    store
+        .record_dependency(&dep.id, "project", "acme/web")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dependencies("ECR-DEP").await.unwrap(),
+        [("project".to_owned(), "acme/web".to_owned())]
+    );
+    let refused = store.delete_integration("ecr-dep").await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::InUse { users, .. } if users == &["project acme/web".to_owned()]),
+        "{refused}"
+    );
+    assert!(store.get_integration("ecr-dep").await.is_ok());
+
     // Deletes guarded by use.
     let in_use = store.delete_subscription("acme").await.unwrap_err();
     assert!(

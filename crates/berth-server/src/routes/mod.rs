@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::AppState;
 use crate::error::ApiError;
 
+mod ci;
 mod credentials;
 mod health;
 mod integrations;
@@ -32,6 +33,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/integrations/{name}/test", &["post"]),
     ("/api/v1/connection-tests", &["post"]),
     ("/api/v1/registry-credentials", &["post"]),
+    ("/api/v1/integrations/{name}/dependencies", &["get"]),
+    ("/api/v1/ci/resolve", &["post"]),
     ("/api/v1/subscriptions", &["get", "post"]),
     ("/api/v1/subscriptions/{name}", &["get", "delete"]),
     ("/api/v1/projects", &["get", "post"]),
@@ -63,6 +66,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/integrations/{name}/test", post(credentials::test))
         .route("/api/v1/connection-tests", post(credentials::test_unsaved))
         .route("/api/v1/registry-credentials", post(credentials::by_host))
+        .route(
+            "/api/v1/integrations/{name}/dependencies",
+            get(ci::dependencies),
+        )
+        .route("/api/v1/ci/resolve", post(ci::resolve))
         .route(
             "/api/v1/subscriptions",
             get(subscriptions::list).post(subscriptions::create),

@@ -1,0 +1,176 @@
+//! `POST /api/v1/ci/resolve`: which hub entries of a project's `shippable.yml` apply to a branch
+//! or tag, and which integrations they name, checked against the project's subscription. The
+//! rules live here, on the server, so every CI job gets the same answer; each resolution records
+//! the project's dependency on the integration.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use berth_core::IntegrationConfig;
+use berth_core::shippable::{self, BranchRule};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+
+/// Shippable's default when a hub entry names no region.
+pub const DEFAULT_CI_REGION: &str = "us-east-1";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    project: String,
+    branch: Option<String>,
+    tag: Option<String>,
+    shippable_yml: String,
+}
+
+fn rule_text(rule: &BranchRule) -> String {
+    match rule {
+        BranchRule::Only(p) => format!("only [{}]", p.join(", ")),
+        BranchRule::Except(p) => format!("except [{}]", p.join(", ")),
+    }
+}
+
+/// The registry host an integration serves in `region`, when it can be known before a token.
+fn registry_host(ecr: &berth_core::EcrConfig, region: &str) -> Option<String> {
+    if let Some(e) = &ecr.endpoint {
+        return Some(berth_core::normalize_host(e));
+    }
+    let id = ecr.registry_id.as_ref()?;
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    Some(format!("{id}.dkr.ecr.{region}.{suffix}"))
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<ResolveRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let project = state.store.get_project(&body.project).await.map_err(|_| {
+        ApiError::invalid(
+            "project",
+            format!(
+                "project '{}' does not exist (add it with `berth project add`)",
+                body.project
+            ),
+        )
+    })?;
+    if let Some(own) = caller.subscription()
+        && own.key() != project.subscription.key()
+    {
+        return Err(ApiError::forbidden(format!(
+            "project '{}' belongs to subscription '{}', not to this token's '{own}'",
+            project.name, project.subscription
+        )));
+    }
+    let reference = match (&body.branch, &body.tag) {
+        (Some(b), None) => b.clone(),
+        (None, Some(t)) => t.clone(),
+        _ => {
+            return Err(ApiError::invalid(
+                "branch",
+                "give exactly one of branch and tag",
+            ));
+        }
+    };
+    let yml = shippable::parse(&body.shippable_yml)
+        .map_err(|e| ApiError::invalid("shippable_yml", format!("shippable.yml {e}")))?;
+    let mut applied = Vec::new();
+    let mut skipped = Vec::new();
+    let mut used = Vec::new();
+    for entry in &yml.hub {
+        if !entry.applies(&reference) {
+            let rule = entry.branches.as_ref().map(rule_text).unwrap_or_default();
+            skipped.push(json!({"integration": entry.integration_name, "reason": format!("'{reference}' does not match branches {rule}")}));
+            continue;
+        }
+        let not_assigned = || {
+            ApiError::invalid(
+                "shippable_yml",
+                format!(
+                    "Integration name specified in yml does not match integrations present in Subscription settings: {}",
+                    entry.integration_name
+                ),
+            )
+        };
+        let integration = state
+            .store
+            .get_integration(&entry.integration_name)
+            .await
+            .map_err(|_| not_assigned())?;
+        if !integration
+            .subscriptions
+            .iter()
+            .any(|s| s.key() == project.subscription.key())
+        {
+            return Err(not_assigned());
+        }
+        if integration.config.kind() != entry.kind {
+            return Err(ApiError::invalid(
+                "shippable_yml",
+                format!(
+                    "Integration '{}' is of type {}, but the yml names it as type {}",
+                    integration.name,
+                    integration.config.kind().as_str(),
+                    entry.kind.as_str()
+                ),
+            ));
+        }
+        let IntegrationConfig::Ecr(ecr) = &integration.config;
+        let region = entry
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CI_REGION.to_owned());
+        used.push(integration.id.clone());
+        applied.push(json!({
+            "integration": integration.name,
+            "type": integration.config.kind().as_str(),
+            "region": region,
+            "registry": registry_host(ecr, &region),
+            "agent_only": entry.agent_only,
+        }));
+    }
+    // Recorded only once every entry resolved: a refused resolution leaves no trace.
+    for id in used {
+        state
+            .store
+            .record_dependency(&id, "project", project.name.as_str())
+            .await?;
+    }
+    Ok(Json(json!({
+        "project": project.name,
+        "ref": reference,
+        "integrations": applied,
+        "skipped": skipped,
+        "notes": yml.notes,
+    })))
+}
+
+pub async fn dependencies(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let integration = state.store.get_integration(&name).await?;
+    if let Some(own) = caller.subscription()
+        && !integration
+            .subscriptions
+            .iter()
+            .any(|s| s.key() == own.key())
+    {
+        return Err(ApiError::not_found(format!(
+            "integration '{name}' does not exist"
+        )));
+    }
+    let deps = state.store.dependencies(&name).await?;
+    Ok(Json(json!({
+        "dependencies": deps.iter().map(|(kind, name)| json!({"kind": kind, "name": name})).collect::<Vec<_>>()
+    })))
+}

@@ -1,0 +1,216 @@
+//! `POST /api/v1/ci/resolve`: branch rules, the subscription check with Shippable's exact
+//! message, region defaults, errors with line numbers, and the dependencies it records.
+
+mod common;
+
+use common::{TempDir, TestServer, assert_error, options};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const YML: &str = r#"
+language: go
+integrations:
+  hub:
+    - integrationName: prod
+      type: ecr
+      region: us-west-2
+      branches:
+        only: [master, "v1.*"]
+    - integrationName: dev
+      type: ecr
+      branches:
+        except: [master]
+  notifications:
+    - integrationName: chat
+      type: slack
+"#;
+
+#[tokio::test]
+async fn resolve_applies_branch_rules_and_records_dependencies() {
+    let dir = TempDir::new("ci");
+    let s = TestServer::start(options(&dir.0)).await;
+    for sub in ["acme", "globex"] {
+        s.admin(
+            Method::POST,
+            "/api/v1/subscriptions",
+            Some(json!({"name": sub})),
+        )
+        .await;
+    }
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    for (name, sub, extra) in [
+        ("prod", "acme", json!({"registry_id": "123456789012"})),
+        ("dev", "acme", json!({"endpoint": "http://127.0.0.1:5080"})),
+        ("other", "globex", json!({})),
+    ] {
+        let mut body = json!({"name": name, "type": "ecr", "auth": {"mode": "ambient"}, "subscriptions": [sub]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        assert_eq!(
+            s.admin(Method::POST, "/api/v1/integrations", Some(body))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+    }
+    let acme = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "acme"})),
+        )
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let globex = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "globex"})),
+        )
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resolve = |token: String, body: serde_json::Value| {
+        let s = &s;
+        async move {
+            s.call(Method::POST, "/api/v1/ci/resolve", Some(&token), Some(body))
+                .await
+        }
+    };
+
+    let (status, v) = resolve(
+        acme.clone(),
+        json!({"project": "acme/web", "branch": "master", "shippable_yml": YML}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["integrations"].as_array().unwrap().len(), 1);
+    assert_eq!(v["integrations"][0]["integration"], "prod");
+    assert_eq!(v["integrations"][0]["region"], "us-west-2");
+    assert_eq!(
+        v["integrations"][0]["registry"],
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+    );
+    assert_eq!(v["skipped"][0]["integration"], "dev");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("except [master]")
+    );
+    assert_eq!(
+        v["notes"].as_array().unwrap().len(),
+        1,
+        "notifications are noted, not used"
+    );
+
+    let (_, v) = resolve(
+        acme.clone(),
+        json!({"project": "acme/web", "branch": "feature/login", "shippable_yml": YML}),
+    )
+    .await;
+    assert_eq!(v["integrations"][0]["integration"], "dev");
+    assert_eq!(
+        v["integrations"][0]["region"], "us-east-1",
+        "Shippable's default when the entry names none"
+    );
+    assert_eq!(v["integrations"][0]["registry"], "127.0.0.1:5080");
+    let (_, v) = resolve(
+        acme.clone(),
+        json!({"project": "acme/web", "tag": "v1.4.0", "shippable_yml": YML}),
+    )
+    .await;
+    assert_eq!(
+        v["integrations"].as_array().unwrap().len(),
+        2,
+        "release tags follow the rules too"
+    );
+
+    // Not assigned to the subscription: Shippable's message, word for word.
+    let foreign = YML.replace("integrationName: dev", "integrationName: other");
+    let r = resolve(
+        acme.clone(),
+        json!({"project": "acme/web", "branch": "feature/x", "shippable_yml": foreign}),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_field", Some("shippable_yml"));
+    assert_eq!(
+        r.1["error"]["message"],
+        "shippable_yml: Integration name specified in yml does not match integrations present in Subscription settings: other"
+    );
+    let r = resolve(acme.clone(), json!({"project": "acme/web", "branch": "x", "shippable_yml": "integrations:\n  hub:\n    - type: ecr\n"})).await;
+    assert_error(&r, 400, "invalid_field", Some("shippable_yml"));
+    assert!(
+        r.1["error"]["message"].as_str().unwrap().contains("line 3"),
+        "{}",
+        r.1
+    );
+    let r = resolve(
+        acme.clone(),
+        json!({"project": "acme/web", "shippable_yml": YML}),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_field", Some("branch"));
+    assert_error(
+        &resolve(
+            globex,
+            json!({"project": "acme/web", "branch": "master", "shippable_yml": YML}),
+        )
+        .await,
+        403,
+        "forbidden",
+        None,
+    );
+
+    // The resolutions recorded the project; delete is refused with the list.
+    let (_, deps) = s
+        .admin(Method::GET, "/api/v1/integrations/prod/dependencies", None)
+        .await;
+    assert_eq!(
+        deps["dependencies"],
+        json!([{"kind": "project", "name": "acme/web"}])
+    );
+    let r = s
+        .admin(Method::DELETE, "/api/v1/integrations/prod", None)
+        .await;
+    assert_error(&r, 409, "in_use", None);
+    assert_eq!(r.1["error"]["used_by"], json!(["project acme/web"]));
+    let (_, deps) = s
+        .admin(Method::GET, "/api/v1/integrations/other/dependencies", None)
+        .await;
+    assert_eq!(
+        deps["dependencies"],
+        json!([]),
+        "a refused resolution records nothing"
+    );
+    // An entry that resolves before one that is refused is not recorded either.
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/api", "subscription": "acme"})),
+    )
+    .await;
+    let mixed = "integrations:\n  hub:\n    - integrationName: dev\n      type: ecr\n    - integrationName: other\n      type: ecr\n";
+    let r = resolve(
+        acme.clone(),
+        json!({"project": "acme/api", "branch": "main", "shippable_yml": mixed}),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_field", Some("shippable_yml"));
+    let (_, deps) = s
+        .admin(Method::GET, "/api/v1/integrations/dev/dependencies", None)
+        .await;
+    assert!(!deps.to_string().contains("acme/api"), "{deps}");
+    s.stop().await;
+}
