@@ -70,6 +70,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove what `berth login` added for an integration.
     Logout { integration: String },
+    /// CI jobs: log in to the integrations a project's shippable.yml names for this branch.
+    #[command(subcommand)]
+    Ci(CiCmd),
     /// Offline administration on the data directory or database.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -115,6 +118,35 @@ pub struct LoginArgs {
     /// Namespace of the Kubernetes Secret.
     #[arg(long)]
     pub namespace: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum CiCmd {
+    /// Resolve the hub entries that apply, log in to each, write an env file for later steps.
+    Login(CiLoginArgs),
+    /// Remove every registry entry Berth logins added to the Docker config.
+    Logout,
+}
+
+#[derive(Args, Clone)]
+pub struct CiLoginArgs {
+    #[arg(long, default_value = "shippable.yml")]
+    pub file: std::path::PathBuf,
+    /// ORG/REPO [default: from the CI's environment: GITHUB_REPOSITORY, CI_PROJECT_PATH, REPO_FULL_NAME].
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: Option<String>,
+    /// Branch [default: from the CI's environment: GITHUB_REF_NAME, CI_COMMIT_BRANCH, BRANCH, GIT_BRANCH].
+    #[arg(long, conflicts_with = "tag")]
+    pub branch: Option<String>,
+    /// Release tag, instead of a branch [default: CI_COMMIT_TAG, GIT_TAG_NAME, GITHUB_REF_NAME of a tag].
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Where to write BERTH_REGISTRY_<NAME>=host lines for later steps.
+    #[arg(long, default_value = "berth-registries.env")]
+    pub env_file: std::path::PathBuf,
+    /// Point credHelpers at docker-credential-berth instead of storing passwords.
+    #[arg(long)]
+    pub helper: bool,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -165,6 +165,18 @@ impl DockerConfig {
         hosts.into_iter().map(|(h, _)| h).collect()
     }
 
+    /// Every integration Berth logins added.
+    pub fn logged_in(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .logins
+            .values()
+            .filter_map(|v| v["integration"].as_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     pub fn save(&self) -> anyhow::Result<()> {
         write_atomically(
             &self.dir.join("config.json"),

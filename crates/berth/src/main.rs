@@ -110,6 +110,8 @@ fn main() -> ExitCode {
                 commands::login::login(&global, options).await
             }
             Command::Logout { integration } => commands::login::logout(&integration),
+            Command::Ci(cli::CiCmd::Login(args)) => commands::ci::login(&global, &args).await,
+            Command::Ci(cli::CiCmd::Logout) => commands::ci::logout(),
         }
     });
     match result {

@@ -359,3 +359,180 @@ fn login_logout_and_the_credential_helper_with_skopeo() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[&host], "AWS");
 }
+
+fn berth_as(u: &Up, token: &str, docker: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("BERTH_URL", &u.url)
+        .env("BERTH_TOKEN", token)
+        .env("DOCKER_CONFIG", docker)
+        .env_remove("GITHUB_REF_NAME")
+        .env_remove("GITHUB_REPOSITORY")
+        .output()
+        .unwrap()
+}
+
+/// Scenario 1 of the CI seed: a job logs in with its subscription token through its
+/// shippable.yml, and pulls a private image; on a branch the entry excludes, it cannot.
+#[test]
+fn ci_login_pulls_a_private_image_only_on_matching_branches() {
+    let (Some(aws), Some(_)) = (peer("aws"), peer("skopeo")) else {
+        return;
+    };
+    let u = up();
+    let work = Dir::new("ci");
+    let (key_id, secret) = demo_keys(&u);
+    let host = u.ecr.trim_start_matches("http://").to_owned();
+    let o = Command::new(aws)
+        .args([
+            "--profile",
+            "berth-local",
+            "--endpoint-url",
+            &u.ecr,
+            "--region",
+            "us-east-1",
+            "ecr",
+            "create-repository",
+            "--repository-name",
+            "team/app",
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            u.data.0.join("local-ecr/credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    ok(&o);
+    let admin_docker = work.0.join("admin-docker");
+    ok(&berth(
+        &u,
+        &admin_docker,
+        &["subscription", "add", "acme"],
+        "",
+    ));
+    ok(&berth(
+        &u,
+        &admin_docker,
+        &["project", "add", "acme/web", "--subscription", "acme"],
+        "",
+    ));
+    ok(&berth(
+        &u,
+        &admin_docker,
+        &[
+            "integration",
+            "add",
+            "local",
+            "--endpoint",
+            &u.ecr,
+            "--access-key-id",
+            &key_id,
+            "--secret-access-key-stdin",
+            "--subscription",
+            "acme",
+        ],
+        &format!("{secret}\n"),
+    ));
+    ok(&berth(
+        &u,
+        &admin_docker,
+        &["integration", "add", "elsewhere", "--auth", "ambient"],
+        "",
+    ));
+    let token = ok(&berth(
+        &u,
+        &admin_docker,
+        &["token", "create", "--subscription", "acme"],
+        "",
+    ))
+    .trim()
+    .to_owned();
+
+    // The private image, pushed by an admin.
+    ok(&berth(&u, &admin_docker, &["login", "local"], ""));
+    let src = image(&work.0.join("img"));
+    ok(&Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--authfile"])
+        .arg(admin_docker.join("config.json"))
+        .args([&src, &format!("docker://{host}/team/app:v1")])
+        .output()
+        .unwrap());
+
+    std::fs::write(work.0.join("shippable.yml"), "language: none\nintegrations:\n  hub:\n    - integrationName: local\n      type: ecr\n      branches:\n        only: [main, \"release/*\"]\n").unwrap();
+    let job_docker = work.0.join("job-docker");
+    let out = ok(&berth_as(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--branch", "main"],
+    ));
+    assert!(out.contains("logged in") && out.contains(&host), "{out}");
+    let env = std::fs::read_to_string(work.0.join("berth-registries.env")).unwrap();
+    assert_eq!(env.trim(), format!("BERTH_REGISTRY_LOCAL={host}"));
+    let pull = |docker: &Path, dest: &str| {
+        Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false", "--authfile"])
+            .arg(docker.join("config.json"))
+            .args([
+                &format!("docker://{host}/team/app:v1"),
+                &format!("oci:{}:latest", work.0.join(dest).display()),
+            ])
+            .output()
+            .unwrap()
+    };
+    ok(&pull(&job_docker, "pulled"));
+
+    // On a branch the entry does not cover: nothing is logged in and the pull is refused.
+    let other_docker = work.0.join("other-docker");
+    std::fs::create_dir_all(&other_docker).unwrap();
+    std::fs::write(other_docker.join("config.json"), "{}").unwrap();
+    let out = ok(&berth_as(
+        &u,
+        &token,
+        &other_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--branch", "dev"],
+    ));
+    assert!(out.contains("skipped"), "{out}");
+    let refused = pull(&other_docker, "refused");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401")
+            || String::from_utf8_lossy(&refused.stderr).contains("unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // A name the subscription was not given: Shippable's message, exit 1.
+    std::fs::write(
+        work.0.join("shippable.yml"),
+        "integrations:\n  hub:\n    - integrationName: elsewhere\n      type: ecr\n",
+    )
+    .unwrap();
+    let o = berth_as(
+        &u,
+        &token,
+        &other_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--branch", "main"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Integration name specified in yml does not match integrations present in Subscription settings: elsewhere"));
+
+    ok(&berth_as(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "logout"],
+    ));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(job_docker.join("config.json")).unwrap()).unwrap();
+    assert!(
+        config.get("auths").is_none_or(|a| a.get(&host).is_none()),
+        "{config}"
+    );
+}

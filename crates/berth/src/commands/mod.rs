@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod ci;
 pub mod integration;
 pub mod login;
 pub mod records;

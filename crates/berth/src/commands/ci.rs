@@ -1,0 +1,149 @@
+//! `berth ci login|logout`: the CI side of `shippable.yml` hub entries. The server decides which
+//! entries apply (so every job gets the same answer); this logs in to each and tells later steps
+//! where the registries are.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::cli::{CiLoginArgs, Global};
+use crate::client::{Api, encode};
+use crate::docker_config::DockerConfig;
+use crate::output;
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// Branch or tag from flags, else from the environment common CI systems set.
+fn reference(args: &CiLoginArgs) -> anyhow::Result<(Option<String>, Option<String>)> {
+    if args.branch.is_some() || args.tag.is_some() {
+        return Ok((args.branch.clone(), args.tag.clone()));
+    }
+    if let Some(tag) = env(&["CI_COMMIT_TAG", "GIT_TAG_NAME"]).or_else(|| {
+        (std::env::var("GITHUB_REF_TYPE").as_deref() == Ok("tag"))
+            .then(|| env(&["GITHUB_REF_NAME"]))
+            .flatten()
+    }) {
+        return Ok((None, Some(tag)));
+    }
+    match env(&[
+        "GITHUB_REF_NAME",
+        "CI_COMMIT_BRANCH",
+        "BRANCH",
+        "GIT_BRANCH",
+    ]) {
+        Some(b) => Ok((Some(b.trim_start_matches("origin/").to_owned()), None)),
+        None => bail!(
+            "no branch: pass --branch or --tag (or run where GITHUB_REF_NAME, CI_COMMIT_BRANCH or BRANCH is set)"
+        ),
+    }
+}
+
+fn env_name(integration: &str) -> String {
+    integration
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
+    let yml = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let project = args
+        .project
+        .clone()
+        .or_else(|| env(&["GITHUB_REPOSITORY", "CI_PROJECT_PATH", "REPO_FULL_NAME"]))
+        .context("no project: pass --project ORG/REPO (or set BERTH_PROJECT)")?;
+    let (branch, tag) = reference(args)?;
+    let api = Api::new(global)?;
+    let resolved = api
+        .call(
+            Method::POST,
+            "/api/v1/ci/resolve",
+            Some(&json!({"project": project, "branch": branch, "tag": tag, "shippable_yml": yml})),
+        )
+        .await?;
+    let mut config = DockerConfig::load()?;
+    let mut rows = Vec::new();
+    let mut env_lines = Vec::new();
+    for entry in resolved["integrations"].as_array().into_iter().flatten() {
+        let name = entry["integration"].as_str().unwrap_or_default();
+        let region = entry["region"].as_str();
+        let c = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/integrations/{}/credentials", encode(name)),
+                Some(&json!({"region": region})),
+            )
+            .await
+            .with_context(|| format!("credentials for {name}"))?;
+        let host = c["registry"].as_str().unwrap_or_default().to_owned();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            c["username"].as_str().unwrap_or("AWS"),
+            c["password"].as_str().unwrap_or_default()
+        ));
+        config.add(&host, name, (!args.helper).then_some(auth.as_str()));
+        env_lines.push(format!("BERTH_REGISTRY_{}={host}", env_name(name)));
+        rows.push(vec![
+            name.to_owned(),
+            region.unwrap_or("-").to_owned(),
+            host,
+            "logged in".to_owned(),
+        ]);
+    }
+    for s in resolved["skipped"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            output::s(&s["integration"]),
+            "-".into(),
+            "-".into(),
+            format!("skipped: {}", output::s(&s["reason"])),
+        ]);
+    }
+    if !env_lines.is_empty() {
+        config.save()?;
+    }
+    std::fs::write(
+        &args.env_file,
+        env_lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .with_context(|| format!("cannot write {}", args.env_file.display()))?;
+    let summary = json!({"project": resolved["project"], "ref": resolved["ref"], "logged_in": env_lines, "skipped": resolved["skipped"], "notes": resolved["notes"]});
+    output::print(global.output, &summary, |_: &Value| {
+        output::table(&["INTEGRATION", "REGION", "REGISTRY", "RESULT"], &rows);
+        for note in resolved["notes"].as_array().into_iter().flatten() {
+            eprintln!("note: {}", output::s(note));
+        }
+    });
+    Ok(())
+}
+
+pub fn logout() -> anyhow::Result<()> {
+    let mut config = DockerConfig::load()?;
+    let mut removed = Vec::new();
+    for integration in config.logged_in() {
+        removed.extend(config.remove(&integration));
+    }
+    if removed.is_empty() {
+        eprintln!("nothing to remove");
+        return Ok(());
+    }
+    config.save()?;
+    for h in removed {
+        eprintln!("logged out of {h}");
+    }
+    Ok(())
+}
