@@ -584,7 +584,10 @@ macro_rules! sql_store {
                 let key = name.to_ascii_lowercase();
                 let users: Vec<(String, String)> = sqlx::query_as(
                     "SELECT d.kind, d.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
-                     WHERE i.name_key = $1 ORDER BY d.kind, d.name LIMIT 50",
+                     WHERE i.name_key = $1 \
+                     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x JOIN integrations i ON i.id = x.integration_id \
+                     JOIN runtimes r ON r.id = x.runtime_id WHERE i.name_key = $1 \
+                     ORDER BY 1, 2 LIMIT 50",
                 )
                 .bind(&key)
                 .fetch_all(&mut *tx)
@@ -637,7 +640,9 @@ macro_rules! sql_store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: "integration", name: integration_name.to_owned() })?;
                 Ok(sqlx::query_as(
-                    "SELECT kind, name FROM integration_dependencies WHERE integration_id = $1 ORDER BY kind, name",
+                    "SELECT kind, name FROM integration_dependencies WHERE integration_id = $1 \
+                     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x JOIN runtimes r ON r.id = x.runtime_id \
+                     WHERE x.integration_id = $1 ORDER BY 1, 2",
                 )
                 .bind(id)
                 .fetch_all(self.reader())
@@ -833,10 +838,21 @@ macro_rules! sql_store {
 
             async fn delete_project(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
+                let stored: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let done = sqlx::query("DELETE FROM projects WHERE name_key = $1")
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
+                // A deleted project no longer holds its integrations.
+                if let Some(stored) = stored {
+                    sqlx::query("DELETE FROM integration_dependencies WHERE kind = 'project' AND name = $1")
+                        .bind(stored)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 bump(&mut tx).await?;
                 tx.commit().await?;
                 if done.rows_affected() == 0 {

@@ -324,9 +324,27 @@ async fn story(store: Arc<dyn Store>) {
         store.open_secrets(&a.id).await.unwrap().is_empty(),
         "secrets go with the integration"
     );
+    let refused = store.delete_integration("ecr-c").await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::InUse { users, .. } if users == &["runtime prod-eu".to_owned()]),
+        "a selected runtime is a dependency: {refused}"
+    );
+    store
+        .update_integration(
+            "ecr-c",
+            "admin",
+            apply(json!({"runtimes": {"selected": []}})),
+        )
+        .await
+        .unwrap();
     store.delete_integration("ecr-c").await.unwrap();
     store.delete_runtime("prod-eu").await.unwrap();
     store.delete_project("acme/web").await.unwrap();
+    assert!(
+        store.dependencies("ecr-dep").await.unwrap().is_empty(),
+        "deleting the project releases it"
+    );
+    store.delete_integration("ecr-dep").await.unwrap();
     store.delete_subscription("acme").await.unwrap();
 }
 

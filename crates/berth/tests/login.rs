@@ -360,6 +360,17 @@ fn login_logout_and_the_credential_helper_with_skopeo() {
     assert_eq!(v[&host], "AWS");
 }
 
+/// A DELETE over a plain socket (this test runs without an async runtime); returns the status.
+fn http_delete(url: &str, token: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "DELETE {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn berth_as(u: &Up, token: &str, docker: &Path, cwd: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -535,4 +546,24 @@ fn ci_login_pulls_a_private_image_only_on_matching_branches() {
         config.get("auths").is_none_or(|a| a.get(&host).is_none()),
         "{config}"
     );
+
+    // The project now depends on the integration: delete lists it and fails, until the project goes.
+    let o = berth(&u, &admin_docker, &["integration", "delete", "local"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("project acme/web"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        http_delete(&u.url, &u.token, "/api/v1/projects/acme/web"),
+        204
+    );
+    let out = ok(&berth(
+        &u,
+        &admin_docker,
+        &["integration", "delete", "local"],
+        "",
+    ));
+    assert!(out.contains("No dependency"), "{out}");
 }

@@ -364,7 +364,7 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
             )
             .await?;
             output::print(global.output, &json!({"deleted": name}), |_| {
-                println!("deleted integration {name}")
+                println!("No dependency: deleted integration {name}")
             });
         }
     }
