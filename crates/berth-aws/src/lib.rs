@@ -103,6 +103,26 @@ impl Default for Broker {
     }
 }
 
+/// With an endpoint override, a name that does not resolve is the endpoint's fault, not the
+/// region's.
+fn blame_endpoint(e: BrokerError, endpoint: Option<&str>) -> BrokerError {
+    match endpoint {
+        Some(ep)
+            if e.diagnosis == Diagnosis::BadRegion && e.message.contains("does not resolve") =>
+        {
+            BrokerError::new(
+                Diagnosis::EndpointUnreachable,
+                format!(
+                    "the endpoint {ep} is unreachable: the host name does not resolve ({})",
+                    e.message
+                ),
+                "check the integration's endpoint URL, and DNS from the Berth server",
+            )
+        }
+        _ => e,
+    }
+}
+
 fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -232,7 +252,7 @@ impl Broker {
                     .set_external_id(external_id.clone())
                     .send()
                     .await
-                    .map_err(|e| diagnose::sts_error(e, role_arn))?;
+                    .map_err(|e| blame_endpoint(diagnose::sts_error(e, role_arn), endpoint))?;
                 let c = out.credentials().ok_or_else(|| {
                     BrokerError::new(
                         Diagnosis::Other,
@@ -278,11 +298,12 @@ impl Broker {
         let client = aws_sdk_ecr::Client::new(&config);
         self.token_calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let out = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| diagnose::ecr_error(e, started.elapsed(), region))?;
+        let out = client.get_authorization_token().send().await.map_err(|e| {
+            blame_endpoint(
+                diagnose::ecr_error(e, started.elapsed(), region),
+                ecr.endpoint.as_deref(),
+            )
+        })?;
         let data = out.authorization_data().first().ok_or_else(|| {
             BrokerError::new(
                 Diagnosis::Other,
@@ -492,7 +513,10 @@ impl Broker {
             Ok(_) => report.ok("describe_repositories", "DescribeRepositories allowed", t),
             Err(e) => report.fail(
                 "describe_repositories",
-                &diagnose::ecr_error(e, t.elapsed(), &region),
+                &blame_endpoint(
+                    diagnose::ecr_error(e, t.elapsed(), &region),
+                    ecr.endpoint.as_deref(),
+                ),
                 t,
             ),
         }
