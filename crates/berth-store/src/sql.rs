@@ -582,6 +582,9 @@ macro_rules! sql_store {
             async fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 let key = name.to_ascii_lowercase();
+                // Lock first: a dependency being recorded concurrently either commits before
+                // (and is seen below) or waits and then finds no integration to point at.
+                self.lock_integration(&mut tx, &key).await?;
                 let users: Vec<(String, String)> = sqlx::query_as(
                     "SELECT d.kind, d.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
                      WHERE i.name_key = $1 \

@@ -412,6 +412,50 @@ async fn concurrent_start(location: &Location) {
     b.unwrap();
 }
 
+/// Deletes racing new dependencies: afterwards either the integration is gone and nothing points
+/// at it, or it exists and holds every dependency that was recorded.
+async fn delete_races_dependencies(
+    store: Arc<dyn Store>,
+    dangling: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = i64> + Send>>,
+) {
+    for round in 0..25 {
+        let name = format!("race-{round}");
+        let i = store
+            .create_integration(
+                draft(json!({"name": name, "type": "ecr", "auth": {"mode": "ambient"}})),
+                "admin",
+            )
+            .await
+            .unwrap();
+        let (a, b) = (store.clone(), store.clone());
+        let id = i.id.clone();
+        let n2 = name.clone();
+        let recorded = tokio::spawn(async move {
+            a.record_dependency(&id, "project", "acme/race")
+                .await
+                .is_ok()
+        });
+        let deleted = tokio::spawn(async move { b.delete_integration(&n2).await.is_ok() });
+        let (recorded, deleted) = (recorded.await.unwrap(), deleted.await.unwrap());
+        assert!(
+            !(recorded && deleted),
+            "round {round}: a recorded dependency was deleted with its integration"
+        );
+        assert!(
+            recorded || deleted,
+            "round {round}: one of the two must win"
+        );
+        if recorded {
+            assert_eq!(store.dependencies(&name).await.unwrap().len(), 1);
+        }
+        assert_eq!(
+            dangling().await,
+            0,
+            "round {round}: dangling dependency rows"
+        );
+    }
+}
+
 fn sqlite_location(tag: &str) -> (tempdir::Dir, Location) {
     let dir = tempdir::Dir::new(tag);
     let loc = Location::Sqlite(dir.path.join("berth.db"));
@@ -471,6 +515,55 @@ async fn story_on_postgres() {
     assert_eq!(store.backend(), "postgres");
     story(store).await;
     db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_a_new_dependency_never_dangles() {
+    use sqlx::Connection;
+    let (_dir, loc) = sqlite_location("dep-race");
+    let store = berth_store::open(&loc, Keyring::new(MasterKey::generate().unwrap()))
+        .await
+        .unwrap();
+    let Location::Sqlite(path) = loc.clone() else {
+        unreachable!()
+    };
+    let dangling_sqlite =
+        move || -> std::pin::Pin<Box<dyn std::future::Future<Output = i64> + Send>> {
+            let path = path.clone();
+            Box::pin(async move {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::query_scalar("SELECT COUNT(*) FROM integration_dependencies d LEFT JOIN integrations i ON i.id = d.integration_id WHERE i.id IS NULL")
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+            })
+        };
+    delete_races_dependencies(store, dangling_sqlite).await;
+    if let Some(url) = postgres_url() {
+        let db = TempDb::create(&url).await;
+        let store = berth_store::open(
+            &Location::parse(&db.url),
+            Keyring::new(MasterKey::generate().unwrap()),
+        )
+        .await
+        .unwrap();
+        let db_url = db.url.clone();
+        let dangling_pg =
+            move || -> std::pin::Pin<Box<dyn std::future::Future<Output = i64> + Send>> {
+                let url = db_url.clone();
+                Box::pin(async move {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar("SELECT COUNT(*) FROM integration_dependencies d LEFT JOIN integrations i ON i.id = d.integration_id WHERE i.id IS NULL")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+                })
+            };
+        delete_races_dependencies(store, dangling_pg).await;
+        db.drop_now().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
