@@ -212,5 +212,46 @@ async fn resolve_applies_branch_rules_and_records_dependencies() {
         .admin(Method::GET, "/api/v1/integrations/dev/dependencies", None)
         .await;
     assert!(!deps.to_string().contains("acme/api"), "{deps}");
+
+    // Environments hold their integrations too, until they are deleted.
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/environments",
+            Some(json!({"name": "staging", "subscription": "acme", "integrations": ["dev"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["integrations"], json!(["dev"]));
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/environments",
+            Some(json!({"name": "bad", "subscription": "acme", "integrations": ["other"]})),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_field", Some("integrations[0]"));
+    let r = s
+        .admin(Method::DELETE, "/api/v1/integrations/dev", None)
+        .await;
+    assert_error(&r, 409, "in_use", None);
+    assert!(
+        r.1["error"]["used_by"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("environment staging")),
+        "{}",
+        r.1
+    );
+    assert_eq!(
+        s.admin(Method::DELETE, "/api/v1/environments/staging", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, deps) = s
+        .admin(Method::GET, "/api/v1/integrations/dev/dependencies", None)
+        .await;
+    assert!(!deps.to_string().contains("staging"), "{deps}");
     s.stop().await;
 }

@@ -97,6 +97,15 @@ pub struct Runtime {
     pub meta: Meta,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub id: String,
+    pub name: Name,
+    pub subscription: Name,
+    pub integrations: Vec<Name>,
+    pub meta: Meta,
+}
+
 /// What a token may do: everything, or read what one subscription was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRole {
@@ -203,6 +212,22 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, name: &str) -> Result<Project, StoreError>;
     async fn list_projects(&self, subscription: Option<&str>) -> Result<Vec<Project>, StoreError>;
     async fn delete_project(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Creates an environment using `integrations` (each assigned to `subscription`), and records
+    /// it as their dependency, in one transaction.
+    async fn create_environment(
+        &self,
+        name: &Name,
+        subscription: &str,
+        integrations: &[Name],
+        actor: &str,
+    ) -> Result<Environment, StoreError>;
+    async fn list_environments(
+        &self,
+        subscription: Option<&str>,
+    ) -> Result<Vec<Environment>, StoreError>;
+    /// Deletes the environment and releases its integrations.
+    async fn delete_environment(&self, name: &str) -> Result<(), StoreError>;
 
     async fn create_runtime(
         &self,

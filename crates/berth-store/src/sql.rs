@@ -756,6 +756,15 @@ macro_rules! sql_store {
                     )
                     .await?,
                 );
+                users.extend(
+                    users_of(
+                        &mut tx,
+                        "SELECT name FROM environments WHERE subscription_id = $1 ORDER BY name_key LIMIT 20",
+                        &id,
+                        "environment",
+                    )
+                    .await?,
+                );
                 if !users.is_empty() {
                     return Err(StoreError::InUse {
                         kind: "subscription",
@@ -864,6 +873,113 @@ macro_rules! sql_store {
                         name: name.to_owned(),
                     });
                 }
+                Ok(())
+            }
+
+            async fn create_environment(
+                &self,
+                name: &Name,
+                subscription: &str,
+                integrations: &[Name],
+                actor: &str,
+            ) -> Result<$crate::Environment, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let sub = id_of(&mut tx, "subscriptions", &subscription.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownReference { field: "subscription".into(), kind: "subscription", name: subscription.to_owned() })?;
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO environments (id, name, name_key, subscription_id, created_at, updated_at, created_by, updated_by, version) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                )
+                .bind(&id)
+                .bind(name.as_str())
+                .bind(name.key())
+                .bind(&sub)
+                .bind(now())
+                .bind(actor)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique("environment", name.as_str()))?;
+                for (i, integration) in integrations.iter().enumerate() {
+                    let found: Option<String> = sqlx::query_scalar(
+                        "SELECT i.id FROM integrations i JOIN integration_subscriptions x ON x.integration_id = i.id \
+                         WHERE i.name_key = $1 AND x.subscription_id = $2",
+                    )
+                    .bind(integration.key())
+                    .bind(&sub)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let integration_id = found.ok_or_else(|| StoreError::UnknownReference {
+                        field: format!("integrations[{i}]"),
+                        kind: "integration assigned to this subscription",
+                        name: integration.to_string(),
+                    })?;
+                    sqlx::query(
+                        "INSERT INTO integration_dependencies (integration_id, kind, name, recorded_at) VALUES ($1, 'environment', $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(integration_id)
+                    .bind(name.as_str())
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                bump(&mut tx).await?;
+                tx.commit().await?;
+                self.list_environments(None)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.id == id)
+                    .ok_or_else(|| StoreError::Corrupt("environment vanished".into()))
+            }
+
+            async fn list_environments(&self, subscription: Option<&str>) -> Result<Vec<$crate::Environment>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT e.*, s.name AS subscription FROM environments e JOIN subscriptions s ON s.id = e.subscription_id \
+                     WHERE ($1 IS NULL OR s.name_key = $1) ORDER BY e.name_key",
+                )
+                .bind(subscription.map(str::to_ascii_lowercase))
+                .fetch_all(self.reader())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let name: String = row.try_get("name")?;
+                    let integrations: Vec<String> = sqlx::query_scalar(
+                        "SELECT i.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
+                         WHERE d.kind = 'environment' AND d.name = $1 ORDER BY i.name_key",
+                    )
+                    .bind(&name)
+                    .fetch_all(self.reader())
+                    .await?;
+                    out.push($crate::Environment {
+                        id: row.try_get("id")?,
+                        name: stored_name(&name)?,
+                        subscription: stored_name(row.try_get("subscription")?)?,
+                        integrations: integrations.iter().map(|n| stored_name(n)).collect::<Result<_, _>>()?,
+                        meta: read_meta(row)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn delete_environment(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let stored: Option<String> = sqlx::query_scalar("SELECT name FROM environments WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let stored = stored.ok_or_else(|| StoreError::NotFound { kind: "environment", name: name.to_owned() })?;
+                sqlx::query("DELETE FROM integration_dependencies WHERE kind = 'environment' AND name = $1")
+                    .bind(&stored)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM environments WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .execute(&mut *tx)
+                    .await?;
+                bump(&mut tx).await?;
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -305,6 +305,50 @@ async fn story(store: Arc<dyn Store>) {
     );
     assert!(store.get_integration("ecr-dep").await.is_ok());
 
+    // Environments hold the integrations they use.
+    let env = store
+        .create_environment(&name("staging"), "acme", &[name("ecr-c")], "admin")
+        .await
+        .unwrap();
+    assert_eq!(env.integrations, vec![name("ecr-c")]);
+    assert!(
+        store
+            .dependencies("ecr-c")
+            .await
+            .unwrap()
+            .contains(&("environment".to_owned(), "staging".to_owned()))
+    );
+    let refused = store
+        .create_environment(&name("prod"), "acme", &[name("ecr-b")], "admin")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::UnknownReference { field, .. } if field == "integrations[0]"),
+        "{refused}"
+    );
+    assert!(
+        store
+            .list_environments(Some("acme"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.name.as_str() != "prod"),
+        "nothing half-written"
+    );
+    assert!(matches!(
+        store.delete_subscription("acme").await,
+        Err(StoreError::InUse { .. })
+    ));
+    store.delete_environment("staging").await.unwrap();
+    assert!(
+        !store
+            .dependencies("ecr-c")
+            .await
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == "environment")
+    );
+
     // Deletes guarded by use.
     let in_use = store.delete_subscription("acme").await.unwrap_err();
     assert!(

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 
 mod ci;
 mod credentials;
+mod environments;
 mod health;
 mod integrations;
 mod openapi;
@@ -35,6 +36,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/registry-credentials", &["post"]),
     ("/api/v1/integrations/{name}/dependencies", &["get"]),
     ("/api/v1/ci/resolve", &["post"]),
+    ("/api/v1/environments", &["get", "post"]),
+    ("/api/v1/environments/{name}", &["delete"]),
     ("/api/v1/subscriptions", &["get", "post"]),
     ("/api/v1/subscriptions/{name}", &["get", "delete"]),
     ("/api/v1/projects", &["get", "post"]),
@@ -71,6 +74,11 @@ pub fn router() -> Router<AppState> {
             get(ci::dependencies),
         )
         .route("/api/v1/ci/resolve", post(ci::resolve))
+        .route(
+            "/api/v1/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route("/api/v1/environments/{name}", delete(environments::remove))
         .route(
             "/api/v1/subscriptions",
             get(subscriptions::list).post(subscriptions::create),
