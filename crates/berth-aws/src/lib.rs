@@ -52,6 +52,15 @@ impl std::fmt::Debug for RegistryCredentials {
     }
 }
 
+/// AWS credentials as a job's environment carries them (pipeline `integration` resources).
+#[derive(Clone)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    /// Set for temporary credentials (an assumed role, or ambient session credentials).
+    pub session_token: Option<SecretString>,
+}
+
 /// Why the broker could not produce credentials: what went wrong, and what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -405,6 +414,32 @@ impl Broker {
             refresh_at: Instant::now() + Duration::from_secs(life / 2),
         });
         Ok(fresh)
+    }
+
+    /// The AWS credentials the integration stands for: its keys, or a session of its role, or
+    /// the server's own identity. For jobs that call AWS themselves (pipeline resources).
+    pub async fn aws_keys(
+        &self,
+        integration: &Integration,
+        secrets: &Secrets,
+    ) -> Result<AwsKeys, BrokerError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let IntegrationConfig::Ecr(ecr) = &integration.config;
+        let (provider, _) = self
+            .aws_credentials(integration.name.as_str(), ecr, &ecr.region, secrets)
+            .await?;
+        let c = provider.provide_credentials().await.map_err(|e| {
+            BrokerError::new(
+                Diagnosis::NoCredentials,
+                format!("no AWS credentials: {e}"),
+                "check the integration's auth settings",
+            )
+        })?;
+        Ok(AwsKeys {
+            access_key_id: c.access_key_id().to_owned(),
+            secret_access_key: SecretString::from(c.secret_access_key().to_owned()),
+            session_token: c.session_token().map(|t| SecretString::from(t.to_owned())),
+        })
     }
 
     /// "Test connection": each step in order, ok / failed / skipped, with reasons and hints.

@@ -255,3 +255,133 @@ async fn resolve_applies_branch_rules_and_records_dependencies() {
     assert!(!deps.to_string().contains("staging"), "{deps}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn pipeline_resources_give_the_job_its_environment() {
+    let dir = TempDir::new("resources");
+    let s = TestServer::start(options(&dir.0)).await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    let key_id = format!("AKIA{}", "RESOURCEKEY1");
+    let secret = format!("resource-secret-{}", "x".repeat(20));
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "ecr-prod", "type": "ecr", "region": "us-west-2", "subscriptions": ["acme"],
+                "auth": {"mode": "access_keys", "access_key_id": key_id, "secret_access_key": secret}})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let acme = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "acme"})),
+        )
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let yml = r#"
+resources:
+  - name: my-image
+    type: image
+    integration: ecr-prod
+    versionTemplate:
+      sourceName: 123456789012.dkr.ecr.us-west-2.amazonaws.com/app
+  - name: my-key-1
+    type: integration
+    integration: ecr-prod
+  - name: cli
+    type: cliConfig
+    integration: ecr-prod
+    pointer:
+      region: eu-west-1
+"#;
+    let (status, v) = s
+        .call(
+            Method::POST,
+            "/api/v1/ci/resources",
+            Some(&acme),
+            Some(json!({"project": "acme/web", "shippable_yml": yml})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let env = &v["env"];
+    assert_eq!(
+        env["MYIMAGE_SOURCENAME"],
+        "123456789012.dkr.ecr.us-west-2.amazonaws.com/app"
+    );
+    assert_eq!(env["MYIMAGE_VERSIONNAME"], "latest");
+    assert_eq!(env["MYKEY1_INTEGRATION_AWS_REGION"], "us-west-2");
+    assert_eq!(env["CLI_INTEGRATION_AWS_REGION"], "eu-west-1");
+    assert!(
+        env.get("MYKEY1_INTEGRATION_AWS_SECRET_ACCESS_KEY")
+            .is_none(),
+        "no secrets unless asked"
+    );
+    assert!(!v.to_string().contains(&secret));
+
+    let (_, v) = s
+        .call(Method::POST, "/api/v1/ci/resources", Some(&acme), Some(json!({"project": "acme/web", "shippable_yml": yml, "resources": ["my-key-1"], "with_secrets": true})))
+        .await;
+    assert_eq!(
+        v["env"]["MYKEY1_INTEGRATION_AWS_ACCESS_KEY_ID"],
+        key_id.as_str()
+    );
+    assert_eq!(
+        v["env"]["MYKEY1_INTEGRATION_AWS_SECRET_ACCESS_KEY"],
+        secret.as_str()
+    );
+    assert!(
+        v["env"].get("MYIMAGE_SOURCENAME").is_none(),
+        "only the resources asked for"
+    );
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/ci/resources",
+            Some(&acme),
+            Some(json!({"project": "acme/web", "shippable_yml": yml, "resources": ["nope"]})),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_field", Some("resources[0]"));
+
+    let (_, deps) = s
+        .admin(
+            Method::GET,
+            "/api/v1/integrations/ecr-prod/dependencies",
+            None,
+        )
+        .await;
+    let names: Vec<&str> = deps["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["acme/web:cli", "acme/web:my-image", "acme/web:my-key-1"]
+    );
+    assert!(
+        deps["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["kind"] == "pipeline_resource")
+    );
+    s.stop().await;
+}

@@ -126,6 +126,18 @@ pub enum CiCmd {
     Login(CiLoginArgs),
     /// Remove every registry entry Berth logins added to the Docker config.
     Logout,
+    /// Print the environment a pipeline job sees for its resources (KEY='value' lines).
+    ResourceEnv {
+        #[arg(long, default_value = "shippable.yml")]
+        file: std::path::PathBuf,
+        #[arg(long, env = "BERTH_PROJECT")]
+        project: String,
+        /// Include secret values (AWS keys or session credentials).
+        #[arg(long)]
+        with_secrets: bool,
+        /// Resource names [default: every image, integration and cliConfig resource].
+        resources: Vec<String>,
+    },
 }
 
 #[derive(Args, Clone)]

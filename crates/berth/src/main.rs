@@ -112,6 +112,14 @@ fn main() -> ExitCode {
             Command::Logout { integration } => commands::login::logout(&integration),
             Command::Ci(cli::CiCmd::Login(args)) => commands::ci::login(&global, &args).await,
             Command::Ci(cli::CiCmd::Logout) => commands::ci::logout(),
+            Command::Ci(cli::CiCmd::ResourceEnv {
+                file,
+                project,
+                with_secrets,
+                resources,
+            }) => {
+                commands::ci::resource_env(&global, &file, &project, &resources, with_secrets).await
+            }
         }
     });
     match result {

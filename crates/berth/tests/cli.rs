@@ -365,3 +365,87 @@ fn second_start_keeps_the_token_and_a_wrong_key_is_a_clear_startup_error() {
     assert!(o.status.success(), "{}", text(&o));
     stop(child);
 }
+
+#[test]
+fn ci_resource_env_prints_what_a_pipeline_job_sees() {
+    let dir = Dir::new("resenv");
+    let (child, url, _) = up(&dir.0, &[]);
+    let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key_id = format!("AKIA{}", "RESENVKEY001");
+    let secret = "it's-a-secret/with'quotes";
+    for args in [
+        vec!["subscription", "add", "acme"],
+        vec!["project", "add", "acme/web", "--subscription", "acme"],
+    ] {
+        assert!(berth(&url, &token, &args, None).status.success());
+    }
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "integration",
+            "add",
+            "ecr-prod",
+            "--access-key-id",
+            &key_id,
+            "--secret-access-key-stdin",
+            "--subscription",
+            "acme",
+        ],
+        Some(&format!("{secret}\n")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let yml = dir.0.join("shippable.yml");
+    std::fs::write(
+        &yml,
+        "resources:\n  - name: my-key-1\n    type: integration\n    integration: ecr-prod\n",
+    )
+    .unwrap();
+    let file = yml.to_str().unwrap();
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "ci",
+            "resource-env",
+            "--file",
+            file,
+            "--project",
+            "acme/web",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(out.trim(), "MYKEY1_INTEGRATION_AWS_REGION='us-east-1'");
+    let o = berth(
+        &url,
+        &token,
+        &[
+            "ci",
+            "resource-env",
+            "--file",
+            file,
+            "--project",
+            "acme/web",
+            "--with-secrets",
+            "my-key-1",
+        ],
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(&format!("MYKEY1_INTEGRATION_AWS_ACCESS_KEY_ID='{key_id}'")),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "MYKEY1_INTEGRATION_AWS_SECRET_ACCESS_KEY='it'\\''s-a-secret/with'\\''quotes'"
+        ),
+        "shell-quoted: {out}"
+    );
+    stop(child);
+}

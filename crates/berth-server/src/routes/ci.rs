@@ -153,6 +153,136 @@ pub async fn resolve(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesRequest {
+    project: String,
+    shippable_yml: String,
+    /// Resource names; all integration-backed resources of the file when empty.
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    with_secrets: bool,
+}
+
+/// `POST /api/v1/ci/resources`: the environment a pipeline job sees for its resources —
+/// `<NAME>_SOURCENAME`/`_VERSIONNAME` for images, `<NAME>_INTEGRATION_AWS_*` for integration and
+/// cliConfig resources (secrets only with `with_secrets`). Records pipeline-resource dependencies.
+pub async fn resources(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<ResourcesRequest>,
+) -> Result<Json<Value>, ApiError> {
+    use secrecy::ExposeSecret;
+    let project = state.store.get_project(&body.project).await.map_err(|_| {
+        ApiError::invalid(
+            "project",
+            format!("project '{}' does not exist", body.project),
+        )
+    })?;
+    if let Some(own) = caller.subscription()
+        && own.key() != project.subscription.key()
+    {
+        return Err(ApiError::forbidden(format!(
+            "project '{}' belongs to subscription '{}', not to this token's '{own}'",
+            project.name, project.subscription
+        )));
+    }
+    let yml = shippable::parse(&body.shippable_yml)
+        .map_err(|e| ApiError::invalid("shippable_yml", format!("shippable.yml {e}")))?;
+    let wanted: Vec<&shippable::Resource> = if body.resources.is_empty() {
+        yml.resources.iter().collect()
+    } else {
+        body.resources
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                yml.resources.iter().find(|r| r.name == *n).ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("resources[{i}]"),
+                        format!(
+                            "'{n}' is not an image, integration or cliConfig resource of the file"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut env = serde_json::Map::new();
+    let mut used = Vec::new();
+    for r in wanted {
+        let integration = state
+            .store
+            .get_integration(&r.integration)
+            .await
+            .ok()
+            .filter(|i| {
+                i.subscriptions
+                    .iter()
+                    .any(|s| s.key() == project.subscription.key())
+            });
+        let integration = integration.ok_or_else(|| {
+            ApiError::invalid(
+                "shippable_yml",
+                format!(
+                    "Integration name specified in yml does not match integrations present in Subscription settings: {}",
+                    r.integration
+                ),
+            )
+        })?;
+        let prefix = r.env_prefix();
+        let IntegrationConfig::Ecr(ecr) = &integration.config;
+        match &r.kind {
+            shippable::ResourceKind::Image {
+                source_name,
+                version_name,
+            } => {
+                env.insert(format!("{prefix}_SOURCENAME"), json!(source_name));
+                env.insert(format!("{prefix}_VERSIONNAME"), json!(version_name));
+            }
+            shippable::ResourceKind::Integration | shippable::ResourceKind::CliConfig { .. } => {
+                let region = match &r.kind {
+                    shippable::ResourceKind::CliConfig { region: Some(r) } => r.clone(),
+                    _ => ecr.region.clone(),
+                };
+                env.insert(format!("{prefix}_INTEGRATION_AWS_REGION"), json!(region));
+                if body.with_secrets {
+                    let secrets = state.store.open_secrets(&integration.id).await?;
+                    let keys = state.broker.aws_keys(&integration, &secrets).await?;
+                    env.insert(
+                        format!("{prefix}_INTEGRATION_AWS_ACCESS_KEY_ID"),
+                        json!(keys.access_key_id),
+                    );
+                    env.insert(
+                        format!("{prefix}_INTEGRATION_AWS_SECRET_ACCESS_KEY"),
+                        json!(keys.secret_access_key.expose_secret()),
+                    );
+                    if let Some(t) = &keys.session_token {
+                        env.insert(
+                            format!("{prefix}_INTEGRATION_AWS_SESSION_TOKEN"),
+                            json!(t.expose_secret()),
+                        );
+                    }
+                }
+            }
+        }
+        used.push((
+            integration.id.clone(),
+            format!("{}:{}", project.name, r.name),
+        ));
+    }
+    for (id, name) in used {
+        state
+            .store
+            .record_dependency(&id, "pipeline_resource", &name)
+            .await?;
+    }
+    if body.with_secrets {
+        tracing::info!(target: "berth::audit", project = %project.name, actor = %caller.actor(), "pipeline resource secrets issued");
+    }
+    Ok(Json(json!({ "env": env })))
+}
+
 pub async fn dependencies(
     State(state): State<AppState>,
     caller: Principal,

@@ -36,6 +36,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/registry-credentials", &["post"]),
     ("/api/v1/integrations/{name}/dependencies", &["get"]),
     ("/api/v1/ci/resolve", &["post"]),
+    ("/api/v1/ci/resources", &["post"]),
     ("/api/v1/environments", &["get", "post"]),
     ("/api/v1/environments/{name}", &["delete"]),
     ("/api/v1/subscriptions", &["get", "post"]),
@@ -74,6 +75,7 @@ pub fn router() -> Router<AppState> {
             get(ci::dependencies),
         )
         .route("/api/v1/ci/resolve", post(ci::resolve))
+        .route("/api/v1/ci/resources", post(ci::resources))
         .route(
             "/api/v1/environments",
             get(environments::list).post(environments::create),

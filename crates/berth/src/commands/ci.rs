@@ -147,3 +147,33 @@ pub fn logout() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Single-quoted for POSIX shells.
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+pub async fn resource_env(
+    global: &Global,
+    file: &std::path::Path,
+    project: &str,
+    resources: &[String],
+    with_secrets: bool,
+) -> anyhow::Result<()> {
+    let yml =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let api = Api::new(global)?;
+    let v = api
+        .call(
+            Method::POST,
+            "/api/v1/ci/resources",
+            Some(&json!({"project": project, "shippable_yml": yml, "resources": resources, "with_secrets": with_secrets})),
+        )
+        .await?;
+    output::print(global.output, &v, |v| {
+        for (k, val) in v["env"].as_object().into_iter().flatten() {
+            println!("{k}={}", shell_quote(val.as_str().unwrap_or_default()));
+        }
+    });
+    Ok(())
+}
