@@ -99,9 +99,30 @@ struct Cached {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
+/// How long the broker waits on AWS before it gives up with a diagnosis.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// One attempt (the SDK retries throttling and 5xx up to 3 attempts).
+    pub attempt: Duration,
+    /// All attempts together.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            attempt: Duration::from_secs(10),
+            operation: Duration::from_secs(30),
+        }
+    }
+}
+
 pub struct Broker {
     http: aws_sdk_ecr::config::SharedHttpClient,
     probe: reqwest::Client,
+    timeouts: Timeouts,
     cache: Mutex<HashMap<CacheKey, Slot>>,
     token_calls: AtomicU64,
 }
@@ -158,17 +179,22 @@ fn keys(secrets: &Secrets) -> Result<Credentials, BrokerError> {
 
 impl Broker {
     pub fn new() -> Broker {
+        Self::with_timeouts(Timeouts::default())
+    }
+
+    pub fn with_timeouts(timeouts: Timeouts) -> Broker {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
         let probe = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.attempt)
             .build()
             .expect("a plain HTTP client builds");
         Broker {
             http,
             probe,
+            timeouts,
             cache: Mutex::new(HashMap::new()),
             token_calls: AtomicU64::new(0),
         }
@@ -199,9 +225,9 @@ impl Broker {
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
+                    .connect_timeout(self.timeouts.connect)
+                    .operation_attempt_timeout(self.timeouts.attempt)
+                    .operation_timeout(self.timeouts.operation)
                     .build(),
             );
         if let Some(e) = endpoint {

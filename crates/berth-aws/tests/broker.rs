@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_aws::{Broker, Diagnosis, StepStatus};
+use berth_aws::{Broker, Diagnosis, StepStatus, Timeouts};
 use berth_core::{
     AwsAuth, EcrConfig, Integration, IntegrationConfig, Meta, Name, RoleSource, RuntimeScope,
     SecretField, Secrets,
@@ -360,4 +360,44 @@ async fn clock_skew_is_named_as_such() {
         .unwrap();
     assert_eq!(failed.diagnosis, Some(Diagnosis::ClockSkew), "{failed:?}");
     assert!(failed.hint.as_deref().unwrap().contains("clock"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_never_answers_times_out_within_bounds() {
+    // Accepts connections, never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let broker = Broker::with_timeouts(Timeouts {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_millis(500),
+        operation: Duration::from_secs(2),
+    });
+    let IntegrationConfig::Ecr(ecr) = integration(&url, keys_auth(), 1).config;
+    let started = std::time::Instant::now();
+    let r = broker
+        .test_connection(
+            "t",
+            &ecr,
+            &secrets(&format!("AKIA{}", random(16)), "s"),
+            None,
+        )
+        .await;
+    let f = r
+        .steps
+        .iter()
+        .find(|s| s.status == StepStatus::Failed)
+        .unwrap();
+    assert_eq!(f.diagnosis, Some(Diagnosis::EndpointUnreachable), "{f:?}");
+    assert!(f.detail.contains("timed out"), "{}", f.detail);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
