@@ -239,6 +239,18 @@ async fn roles_are_assumed_with_their_external_id() {
         .unwrap_err();
     assert_eq!(e.diagnosis, Diagnosis::RoleNotAssumable, "{e}");
     assert!(e.hint.contains("external id"));
+    // A principal the role does not trust.
+    let untrusted = secrets(&l.no_token.0, &l.no_token.1);
+    let e = broker
+        .credentials(
+            &integration(&l.url, role(Some("ext-1")), 3),
+            None,
+            || async { Ok::<_, String>(untrusted.clone()) },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.diagnosis, Diagnosis::RoleNotAssumable, "{e}");
+    assert!(e.hint.contains("trust policy"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
