@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Ecr, TempDir, peer, start, write_oci_layout};
+use common::{Ecr, TempDir, make_index_layout, peer, start, write_oci_layout};
 use serde_json::Value;
 
 const HOURS: Duration = Duration::from_secs(12 * 3600);
@@ -417,4 +417,77 @@ async fn skopeo_with_an_expired_token_is_denied() {
         stderr.contains("expired") || stderr.contains("403"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pushes_a_multi_platform_index_whole() {
+    if peer("skopeo").is_none() {
+        return;
+    }
+    let e = start("skopeo-index", HOURS).await;
+    e.create_repo("team/multi", "MUTABLE").await;
+    let creds = format!("AWS:{}", e.password(&e.admin).await);
+    let work = TempDir::new("skopeo-index-layout");
+    let (a, b) = (work.0.join("a"), work.0.join("b"));
+    write_oci_layout(&a, &[3000]);
+    write_oci_layout(&b, &[4000]);
+    let index = make_index_layout(&a, &b);
+    let host = e.host().to_owned();
+    ok(&skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &format!("oci:{}:latest", a.display()),
+        &format!("docker://{host}/team/multi:v1"),
+    ]));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{host}/team/multi:v1"),
+    ]);
+    ok(&raw);
+    assert_eq!(
+        common::sha256(&raw.stdout),
+        index,
+        "the index is stored byte for byte"
+    );
+    let (_, v) = e
+        .ecr(
+            &e.admin,
+            "DescribeImages",
+            serde_json::json!({"repositoryName": "team/multi", "imageIds": [{"imageTag": "v1"}]}),
+        )
+        .await;
+    assert_eq!(
+        v["imageDetails"][0]["imageManifestMediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let (_, v) = e
+        .ecr(
+            &e.admin,
+            "ListImages",
+            serde_json::json!({"repositoryName": "team/multi"}),
+        )
+        .await;
+    assert_eq!(
+        v["imageIds"].as_array().unwrap().len(),
+        3,
+        "the index and both platform manifests: {v}"
+    );
+    let out = work.0.join("pulled");
+    ok(&skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &format!("docker://{host}/team/multi:v1"),
+        &format!("oci:{}:latest", out.display()),
+    ]));
+    assert_eq!(manifest_digest(&out), index);
 }

@@ -360,3 +360,42 @@ pub fn peer(name: &str) -> Option<PathBuf> {
     }
     on_path
 }
+
+/// Rewrites the layout at `dir` (made by [`write_oci_layout`]) into a two-platform OCI index
+/// whose entries are the original manifest and a second image; returns the index digest.
+pub fn make_index_layout(dir: &Path, second: &Path) -> String {
+    let read_index = |d: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(d.join("index.json")).unwrap()).unwrap()
+    };
+    let first = read_index(dir)["manifests"][0].clone();
+    let other = read_index(second)["manifests"][0].clone();
+    // Bring the second image's blobs over.
+    for entry in std::fs::read_dir(second.join("blobs/sha256")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.join("blobs/sha256").join(p.file_name().unwrap())).unwrap();
+    }
+    let entry = |m: &Value, arch: &str| json!({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"], "platform": {"architecture": arch, "os": "linux"}});
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&first, "amd64"), entry(&other, "arm64")],
+    }))
+    .unwrap();
+    let digest = sha256(&index);
+    std::fs::write(
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        &index,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}
+        }]}))
+        .unwrap(),
+    )
+    .unwrap();
+    digest
+}
