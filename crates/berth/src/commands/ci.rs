@@ -76,17 +76,31 @@ pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
     let mut config = DockerConfig::load()?;
     let mut rows = Vec::new();
     let mut env_lines = Vec::new();
-    for entry in resolved["integrations"].as_array().into_iter().flatten() {
+    let entries: Vec<&Value> = resolved["integrations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    // All credentials at once: a file with many hub entries costs one round trip, not many.
+    let fetched = futures_util::future::join_all(entries.iter().map(|entry| {
         let name = entry["integration"].as_str().unwrap_or_default();
-        let region = entry["region"].as_str();
-        let c = api
-            .call(
+        let body = json!({"region": entry["region"].as_str()});
+        let api = &api;
+        async move {
+            api.call(
                 Method::POST,
                 &format!("/api/v1/integrations/{}/credentials", encode(name)),
-                Some(&json!({"region": region})),
+                Some(&body),
             )
             .await
-            .with_context(|| format!("credentials for {name}"))?;
+            .with_context(|| format!("credentials for {name}"))
+        }
+    }))
+    .await;
+    for (entry, c) in entries.iter().zip(fetched) {
+        let c = c?;
+        let name = entry["integration"].as_str().unwrap_or_default();
+        let region = entry["region"].as_str();
         let host = c["registry"].as_str().unwrap_or_default().to_owned();
         let auth = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
