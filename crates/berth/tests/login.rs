@@ -137,6 +137,31 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A repository in the local ECR, made with the AWS CLI and the demo profile.
+fn create_repository(aws: &Path, u: &Up, name: &str) {
+    let o = Command::new(aws)
+        .args([
+            "--profile",
+            "berth-local",
+            "--endpoint-url",
+            &u.ecr,
+            "--region",
+            "us-east-1",
+            "ecr",
+            "create-repository",
+            "--repository-name",
+            name,
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            u.data.0.join("local-ecr/credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    ok(&o);
+}
+
 fn demo_keys(u: &Up) -> (String, String) {
     let creds = std::fs::read_to_string(u.data.0.join("local-ecr/credentials")).unwrap();
     let field = |k: &str| {
@@ -174,27 +199,7 @@ fn login_logout_and_the_credential_helper_with_skopeo() {
     let host = u.ecr.trim_start_matches("http://").to_owned();
 
     // The repository, made with the AWS CLI against the local ECR.
-    let o = Command::new(aws)
-        .args([
-            "--profile",
-            "berth-local",
-            "--endpoint-url",
-            &u.ecr,
-            "--region",
-            "us-east-1",
-            "ecr",
-            "create-repository",
-            "--repository-name",
-            "team/app",
-        ])
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            u.data.0.join("local-ecr/credentials"),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
-    ok(&o);
+    create_repository(&aws, &u, "team/app");
     ok(&berth(
         &u,
         &docker,
@@ -395,27 +400,7 @@ fn ci_login_pulls_a_private_image_only_on_matching_branches() {
     let work = Dir::new("ci");
     let (key_id, secret) = demo_keys(&u);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    let o = Command::new(aws)
-        .args([
-            "--profile",
-            "berth-local",
-            "--endpoint-url",
-            &u.ecr,
-            "--region",
-            "us-east-1",
-            "ecr",
-            "create-repository",
-            "--repository-name",
-            "team/app",
-        ])
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            u.data.0.join("local-ecr/credentials"),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
-    ok(&o);
+    create_repository(&aws, &u, "team/app");
     let admin_docker = work.0.join("admin-docker");
     ok(&berth(
         &u,
