@@ -183,6 +183,9 @@ impl Broker {
     }
 
     pub fn with_timeouts(timeouts: Timeouts) -> Broker {
+        // The HTTP clients here use rustls with ring; make sure it is the process's provider
+        // (a no-op when the binary installed it already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();

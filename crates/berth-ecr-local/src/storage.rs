@@ -273,7 +273,7 @@ impl Storage {
         .bind(registry_id)
         .bind(region)
         .bind(name)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await?;
         Ok(row.as_ref().map(Self::repo_from).transpose()?)
     }
@@ -293,7 +293,7 @@ impl Storage {
         .bind(region)
         .bind(after.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(Self::repo_from).collect::<Result<_, _>>()?)
     }

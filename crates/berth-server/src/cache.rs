@@ -1,7 +1,8 @@
-//! Read caches keyed by the store's generation: token lookups and rendered integration pages.
-//! Every committed write (on any replica, or by an admin command) moves the generation, and a
-//! cache filled under an older generation is dropped whole, so nothing stale is ever served.
-//! Revoking a token therefore takes effect on the very next request.
+//! Read caches keyed by the store's generation: token lookups, rendered integration pages,
+//! integrations by name and the integration serving a registry host. Every committed write (on
+//! any replica, or by an admin command) moves the generation, and a cache filled under an older
+//! generation is dropped whole, so nothing stale is ever served. Revoking a token therefore
+//! takes effect on the very next request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use axum::body::Bytes;
 use berth_core::Integration;
 use berth_store::TokenRecord;
 
-/// Enough for every token and page shape a busy installation uses; past it the cache restarts.
+/// Enough for every token and page shape a busy installation uses; past it a map restarts.
 const MAX_ENTRIES: usize = 4096;
 
 #[derive(Default)]
@@ -24,79 +25,95 @@ struct Inner {
     tokens: HashMap<String, TokenRecord>,
     pages: HashMap<String, Bytes>,
     integrations: HashMap<String, Integration>,
+    /// Registry host (and caller's subscription) → (integration name, region).
+    hosts: HashMap<String, (String, String)>,
 }
 
 impl Inner {
     /// Brings the cache to `generation`; false when the caller's view is older than the cache.
     fn at(&mut self, generation: i64) -> bool {
         if generation > self.generation {
-            self.generation = generation;
-            self.tokens.clear();
-            self.pages.clear();
-            self.integrations.clear();
+            *self = Inner {
+                generation,
+                ..Default::default()
+            };
         }
         generation == self.generation
     }
 }
 
 impl ReadCache {
-    pub fn token(&self, generation: i64, id: &str) -> Option<TokenRecord> {
+    fn get<T: Clone>(
+        &self,
+        generation: i64,
+        map: fn(&mut Inner) -> &mut HashMap<String, T>,
+        key: &str,
+    ) -> Option<T> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if !inner.at(generation) {
             return None;
         }
-        inner.tokens.get(id).cloned()
+        map(&mut inner).get(key).cloned()
+    }
+
+    fn put<T>(
+        &self,
+        generation: i64,
+        map: fn(&mut Inner) -> &mut HashMap<String, T>,
+        key: String,
+        value: T,
+    ) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.at(generation) {
+            let m = map(&mut inner);
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+
+    pub fn token(&self, generation: i64, id: &str) -> Option<TokenRecord> {
+        self.get(generation, |i| &mut i.tokens, id)
     }
 
     pub fn put_token(&self, generation: i64, record: TokenRecord) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.at(generation) {
-            if inner.tokens.len() >= MAX_ENTRIES {
-                inner.tokens.clear();
-            }
-            inner.tokens.insert(record.info.id.clone(), record);
-        }
+        self.put(
+            generation,
+            |i| &mut i.tokens,
+            record.info.id.clone(),
+            record,
+        )
     }
 
     pub fn page(&self, generation: i64, key: &str) -> Option<Bytes> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.at(generation) {
-            return None;
-        }
-        inner.pages.get(key).cloned()
+        self.get(generation, |i| &mut i.pages, key)
     }
 
     pub fn put_page(&self, generation: i64, key: String, body: Bytes) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.at(generation) {
-            if inner.pages.len() >= MAX_ENTRIES {
-                inner.pages.clear();
-            }
-            inner.pages.insert(key, body);
-        }
+        self.put(generation, |i| &mut i.pages, key, body)
     }
-}
 
-impl ReadCache {
     /// An integration by case-folded name, as of `generation`.
     pub fn integration(&self, generation: i64, key: &str) -> Option<Integration> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.at(generation) {
-            return None;
-        }
-        inner.integrations.get(key).cloned()
+        self.get(generation, |i| &mut i.integrations, key)
     }
 
     pub fn put_integration(&self, generation: i64, integration: Integration) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.at(generation) {
-            if inner.integrations.len() >= MAX_ENTRIES {
-                inner.integrations.clear();
-            }
-            inner
-                .integrations
-                .insert(integration.name.key(), integration);
-        }
+        self.put(
+            generation,
+            |i| &mut i.integrations,
+            integration.name.key(),
+            integration,
+        )
+    }
+
+    pub fn host(&self, generation: i64, key: &str) -> Option<(String, String)> {
+        self.get(generation, |i| &mut i.hosts, key)
+    }
+
+    pub fn put_host(&self, generation: i64, key: String, integration: String, region: String) {
+        self.put(generation, |i| &mut i.hosts, key, (integration, region))
     }
 }
 

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => commands::serve::up(&args).await,
-            Command::Serve(args) => commands::serve::run(&args, None, false).await,
+            Command::Serve(args) => commands::serve::serve(&args).await,
             Command::LocalEcr(args) => commands::serve::local_ecr(&args).await,
             Command::Integration(cmd) => commands::integration::run(&global, cmd).await,
             Command::Subscription(cmd) => commands::records::subscription(&global, cmd).await,

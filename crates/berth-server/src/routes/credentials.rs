@@ -121,16 +121,9 @@ async fn integration_for_host(
 ) -> Result<(Integration, String), ApiError> {
     let host = berth_core::normalize_host(host);
     let own = caller.subscription().map(|s| s.to_string());
-    let key = format!("host|{host}|{own:?}");
-    if let Some(hit) = state.cache.page(generation, &key) {
-        let (name, region) = std::str::from_utf8(&hit)
-            .unwrap_or("")
-            .split_once('|')
-            .unwrap_or(("", ""));
-        return Ok((
-            integration(state, generation, name).await?,
-            region.to_owned(),
-        ));
+    let key = format!("{host}|{own:?}");
+    if let Some((name, region)) = state.cache.host(generation, &key) {
+        return Ok((integration(state, generation, &name).await?, region));
     }
     let mut query = berth_store::IntegrationQuery {
         limit: 500,
@@ -144,7 +137,7 @@ async fn integration_for_host(
             if let Some(region) = berth_core::serves_host(ecr, &host) {
                 state
                     .cache
-                    .put_page(generation, key, Bytes::from(format!("{}|{region}", i.name)));
+                    .put_host(generation, key, i.name.to_string(), region.clone());
                 return Ok((i.clone(), region));
             }
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use berth_ecr_local::{DEMO_PROFILE, LocalEcr, LocalEcrOptions};
-use berth_server::Server;
+use berth_server::{Server, ServerOptions};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -108,13 +108,17 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
         };
         Some(LocalEcr::start(&local_ecr_options(&ecr_args)).await?)
     };
-    run(&args.serve, ecr, true).await
+    run(&options, ecr, true).await
+}
+
+/// `berth serve`: the API server alone, logging rather than talking to a person.
+pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    run(&server_options(args)?, None, false).await
 }
 
 /// Runs the API server, and the local ECR when given; `banner` when a person is reading.
-pub async fn run(args: &ServeArgs, ecr: Option<LocalEcr>, banner: bool) -> anyhow::Result<()> {
-    let options = server_options(args)?;
-    let server = Server::start(&options).await?;
+async fn run(options: &ServerOptions, ecr: Option<LocalEcr>, banner: bool) -> anyhow::Result<()> {
+    let server = Server::start(options).await?;
     let url = format!("http://{}", server.addr);
     let token_file = options
         .data_dir
