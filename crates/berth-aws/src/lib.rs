@@ -519,12 +519,16 @@ impl Broker {
         let t = Instant::now();
         let token = match self.authorization_token(ecr, &region, creds.clone()).await {
             Ok(token) => {
+                let until = time::OffsetDateTime::from_unix_timestamp(token.expires_at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| token.expires_at.to_string());
                 report.ok(
                     "authorization_token",
-                    &format!(
-                        "token for {} valid until {}",
-                        token.registry, token.expires_at
-                    ),
+                    &format!("token for {} valid until {until}", token.registry),
                     t,
                 );
                 token
