@@ -28,11 +28,11 @@ fn start(data: &PathBuf) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reader = BufReader::new(child.stdout.take().unwrap());
-    for line in reader.lines() {
-        let line = line.unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
         if let Some(rest) = line.trim().strip_prefix("local ECR:") {
             let url = rest.split_whitespace().next().unwrap().to_owned();
+            std::thread::spawn(move || lines.for_each(drop));
             return (child, url);
         }
     }

@@ -9,6 +9,15 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::cli::{LocalEcrArgs, ServeArgs, UpArgs};
+
+/// Banner lines for a person. A server must not die because whoever started it closed its
+/// stdout (a pipe read up to the URL, a terminal gone), so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use crate::config::server_options;
 
 async fn shutdown_signal() {
@@ -61,11 +70,11 @@ fn absolute(p: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn print_local_ecr(ecr: &LocalEcr) {
-    println!(
+    say!(
         "  local ECR:    {}   (ECR API, STS and registry v2)",
         ecr.public_url
     );
-    println!(
+    say!(
         "  AWS profile:  {DEMO_PROFILE} in {}{}",
         absolute(&ecr.credentials_file).display(),
         if ecr.seeded {
@@ -78,14 +87,14 @@ fn print_local_ecr(ecr: &LocalEcr) {
 
 pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
     let ecr = LocalEcr::start(&local_ecr_options(args)).await?;
-    println!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
+    say!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
     print_local_ecr(&ecr);
-    println!();
-    println!(
+    say!();
+    say!(
         "  export AWS_SHARED_CREDENTIALS_FILE={}",
         absolute(&ecr.credentials_file).display()
     );
-    println!(
+    say!(
         "  aws --profile {DEMO_PROFILE} --endpoint-url {} ecr describe-repositories",
         ecr.public_url
     );
@@ -125,17 +134,17 @@ async fn run(options: &ServerOptions, ecr: Option<LocalEcr>, banner: bool) -> an
         .join(berth_server::auth::INITIAL_ADMIN_TOKEN_FILE);
     tracing::info!(%url, store = %options.location().describe(), "berth listening");
     if banner {
-        println!("Berth {} is up", env!("CARGO_PKG_VERSION"));
-        println!("  API:          {url}/api/v1   (OpenAPI at /api/v1/openapi.json)");
-        println!("  store:        {}", options.location().describe());
-        println!("  data dir:     {}", options.data_dir.display());
+        say!("Berth {} is up", env!("CARGO_PKG_VERSION"));
+        say!("  API:          {url}/api/v1   (OpenAPI at /api/v1/openapi.json)");
+        say!("  store:        {}", options.location().describe());
+        say!("  data dir:     {}", options.data_dir.display());
         match &server.new_admin_token {
-            Some(token) => println!(
+            Some(token) => say!(
                 "  admin token:  {}   (saved to {})",
                 token.expose_secret(),
                 token_file.display()
             ),
-            None => println!(
+            None => say!(
                 "  admin token:  in {} (replace it with `berth token rotate-admin`)",
                 token_file.display()
             ),
@@ -143,18 +152,18 @@ async fn run(options: &ServerOptions, ecr: Option<LocalEcr>, banner: bool) -> an
         if let Some(ecr) = &ecr {
             print_local_ecr(ecr);
         }
-        println!();
+        say!();
         if let Some(ecr) = &ecr {
-            println!(
+            say!(
                 "  export AWS_SHARED_CREDENTIALS_FILE={}",
                 absolute(&ecr.credentials_file).display()
             );
         }
-        println!("  export BERTH_URL={url}");
-        println!("  export BERTH_TOKEN=$(cat {})", token_file.display());
+        say!("  export BERTH_URL={url}");
+        say!("  export BERTH_TOKEN=$(cat {})", token_file.display());
     } else if let Some(token) = &server.new_admin_token {
         // First start of a deployment: the operator needs the token once, like Jenkins'.
-        println!(
+        say!(
             "initial admin token (also in {}): {}",
             token_file.display(),
             token.expose_secret()
