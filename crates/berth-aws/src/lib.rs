@@ -471,6 +471,46 @@ impl Broker {
         })
     }
 
+    /// Creates an ECR repository through the integration (ECR does not create on push).
+    /// Returns `false` when it already exists.
+    pub async fn create_repository(
+        &self,
+        integration: &Integration,
+        secrets: &Secrets,
+        region: &str,
+        repository: &str,
+    ) -> Result<bool, BrokerError> {
+        use aws_sdk_ecr::operation::create_repository::CreateRepositoryError;
+        let IntegrationConfig::Ecr(ecr) = &integration.config;
+        let (creds, _) = self
+            .aws_credentials(integration.name.as_str(), ecr, region, secrets)
+            .await?;
+        let config = self
+            .sdk_config(region, ecr.endpoint.as_deref(), Some(creds))
+            .await;
+        let client = aws_sdk_ecr::Client::new(&config);
+        let started = Instant::now();
+        let mut req = client.create_repository().repository_name(repository);
+        if let Some(id) = &ecr.registry_id {
+            req = req.registry_id(id);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(CreateRepositoryError::RepositoryAlreadyExistsException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(blame_endpoint(
+                diagnose::ecr_error(e, started.elapsed(), region),
+                ecr.endpoint.as_deref(),
+            )),
+        }
+    }
+
     /// "Test connection": each step in order, ok / failed / skipped, with reasons and hints.
     pub async fn test_connection(
         &self,

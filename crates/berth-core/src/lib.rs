@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod image_ref;
 mod integration;
 mod name;
 mod registry_host;
@@ -15,6 +16,7 @@ pub mod shippable;
 mod validate;
 
 pub use error::{DomainError, FieldError};
+pub use image_ref::{ImageRef, RefError, validate_digest, validate_repository, validate_tag};
 pub use integration::{
     AUTH_MODES, AccessKeysInput, AuthInput, AwsAuth, EcrConfig, Integration, IntegrationConfig,
     IntegrationDraft, IntegrationInput, IntegrationPatch, IntegrationType, MasterType, Meta,

@@ -76,6 +76,124 @@ pub enum Command {
     /// Offline administration on the data directory or database.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Copy an image from a local OCI layout or Docker archive to a registry.
+    Push(TransferArgs),
+    /// Copy an image from a registry to a local OCI layout or Docker archive.
+    Pull(TransferArgs),
+    /// Copy an image between any two locations (registries, OCI layouts, Docker archives).
+    Copy(TransferArgs),
+    /// Build an image without a daemon: a base image plus files, environment and settings.
+    Build(BuildArgs),
+    /// Show an image's manifest, config and layers.
+    Inspect(InspectArgs),
+    /// List the tags of a repository.
+    Tags(TagsArgs),
+}
+
+/// How the transfer commands reach registries.
+#[derive(Args, Clone)]
+pub struct RegistryOptions {
+    /// Use plain HTTP for registries on these hosts (loopback hosts always do).
+    #[arg(long = "plain-http", value_name = "HOST")]
+    pub plain_http: Vec<String>,
+    /// Credentials USER:PASSWORD for the source registry (default: Berth, then the Docker config).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "BERTH_SRC_CREDS",
+        hide_env_values = true
+    )]
+    pub src_creds: Option<String>,
+    /// Credentials USER:PASSWORD for the destination registry.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "BERTH_DEST_CREDS",
+        hide_env_values = true
+    )]
+    pub dest_creds: Option<String>,
+    /// Create the destination ECR repository when it does not exist (ECR does not create on push).
+    #[arg(long)]
+    pub create_repo: bool,
+    /// Blobs moved at once.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
+    /// Progress display: bars on a terminal, one line per event otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Bars,
+    Plain,
+    None,
+}
+
+#[derive(Args, Clone)]
+pub struct TransferArgs {
+    /// oci:DIR[:TAG], docker-archive:FILE[:REF], ecr://INTEGRATION/REPO:TAG or HOST/REPO:TAG.
+    pub source: String,
+    /// Where to put it (same forms).
+    pub destination: String,
+    /// Copy only this platform of a multi-platform image, like linux/arm64.
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+#[derive(Args, Clone)]
+pub struct BuildArgs {
+    /// The base image (any location form), or `scratch` for an empty one.
+    #[arg(long)]
+    pub from: String,
+    /// Add a file or directory: SRC:DEST (DEST is an absolute path in the image).
+    #[arg(long = "add", value_name = "SRC:DEST")]
+    pub add: Vec<String>,
+    /// Set an environment variable K=V.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Entrypoint, as a JSON array or a single command.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Default command, as a JSON array or a single command.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Set a label K=V.
+    #[arg(long = "label", value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Build for one platform of a multi-platform base (default: every platform).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Where to push the result (any location form).
+    pub destination: String,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+#[derive(Args, Clone)]
+pub struct InspectArgs {
+    pub image: String,
+    /// Print the manifest exactly as stored.
+    #[arg(long)]
+    pub raw: bool,
+    /// Inspect this platform of a multi-platform image.
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+#[derive(Args, Clone)]
+pub struct TagsArgs {
+    /// HOST/REPO or ecr://INTEGRATION/REPO.
+    pub repository: String,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
 }
 
 #[derive(Args, Clone, Default)]

@@ -81,6 +81,22 @@ fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a Docker config holds for one registry host.
+pub enum StoredAuth {
+    /// `docker-credential-<name>` answers for it.
+    Helper(String),
+    Basic(String, String),
+}
+
+/// Docker config keys come as `host`, `https://host/v1/` and the like; Docker Hub as `index.docker.io`.
+fn normalize(key: &str) -> String {
+    let host = berth_core::normalize_host(key);
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        _ => host,
+    }
+}
+
 pub struct DockerConfig {
     dir: PathBuf,
     config: Map<String, Value>,
@@ -175,6 +191,41 @@ impl DockerConfig {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// How Docker would authenticate to `host`: a credential helper, or a stored user/password.
+    pub fn lookup(&self, host: &str) -> Option<StoredAuth> {
+        if let Some(helper) = self
+            .config
+            .get("credHelpers")
+            .and_then(|h| h.get(host))
+            .and_then(Value::as_str)
+        {
+            return Some(StoredAuth::Helper(helper.to_owned()));
+        }
+        let auths = self.config.get("auths").and_then(Value::as_object);
+        for (key, entry) in auths.into_iter().flatten() {
+            if crate::docker_config::normalize(key) != host {
+                continue;
+            }
+            if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
+                return Some(StoredAuth::Basic(u.to_owned(), p.to_owned()));
+            }
+            let decoded = entry["auth"]
+                .as_str()
+                .and_then(|a| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, a.trim())
+                        .ok()
+                })
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                return Some(StoredAuth::Basic(u.to_owned(), p.to_owned()));
+            }
+        }
+        self.config
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .map(|s| StoredAuth::Helper(s.to_owned()))
     }
 
     pub fn save(&self) -> anyhow::Result<()> {

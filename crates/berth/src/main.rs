@@ -112,6 +112,12 @@ fn main() -> ExitCode {
             Command::Logout { integration } => commands::login::logout(&integration),
             Command::Ci(cli::CiCmd::Login(args)) => commands::ci::login(&global, &args).await,
             Command::Ci(cli::CiCmd::Logout) => commands::ci::logout(),
+            Command::Push(a) | Command::Pull(a) | Command::Copy(a) => {
+                commands::transfer::copy(&global, &a).await
+            }
+            Command::Build(a) => commands::transfer::build(&global, &a).await,
+            Command::Inspect(a) => commands::transfer::inspect(&global, &a).await,
+            Command::Tags(a) => commands::transfer::tags(&global, &a).await,
             Command::Ci(cli::CiCmd::ResourceEnv {
                 file,
                 project,

@@ -152,6 +152,60 @@ async fn integration_for_host(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryRequest {
+    integration: Option<String>,
+    host: Option<String>,
+    repository: String,
+}
+
+/// Creates an ECR repository through an integration named directly or by a host it serves.
+pub async fn create_repository(
+    State(state): State<AppState>,
+    caller: Principal,
+    Extension(Generation(generation)): Extension<Generation>,
+    ApiJson(body): ApiJson<RepositoryRequest>,
+) -> Result<Json<Value>, ApiError> {
+    berth_core::validate_repository(&body.repository)
+        .map_err(|rule| ApiError::invalid("repository", rule))?;
+    let (integration, region) = match (&body.integration, &body.host) {
+        (Some(name), _) => {
+            let i = integration(&state, generation, name).await?;
+            if let Some(own) = caller.subscription()
+                && !i.subscriptions.iter().any(|s| s.key() == own.key())
+            {
+                return Err(ApiError::forbidden(format!(
+                    "integration '{}' is not assigned to subscription '{own}'",
+                    i.name
+                )));
+            }
+            let IntegrationConfig::Ecr(ecr) = &i.config;
+            let region = ecr.region.clone();
+            (i, region)
+        }
+        (None, Some(host)) => integration_for_host(&state, &caller, generation, host).await?,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "integration",
+                "name the integration, or give the registry host it serves",
+            ));
+        }
+    };
+    let secrets = state.store.open_secrets(&integration.id).await?;
+    let created = state
+        .broker
+        .create_repository(&integration, &secrets, &region, &body.repository)
+        .await?;
+    tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), repository = %body.repository, created, "repository ensured");
+    Ok(Json(json!({
+        "integration": integration.name,
+        "region": region,
+        "repository": body.repository,
+        "created": created,
+    })))
+}
+
 /// Credentials by registry host, for `docker-credential-berth`.
 pub async fn by_host(
     State(state): State<AppState>,

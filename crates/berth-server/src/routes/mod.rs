@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/integrations/{name}/test", &["post"]),
     ("/api/v1/connection-tests", &["post"]),
     ("/api/v1/registry-credentials", &["post"]),
+    ("/api/v1/repositories", &["post"]),
     ("/api/v1/integrations/{name}/dependencies", &["get"]),
     ("/api/v1/ci/resolve", &["post"]),
     ("/api/v1/ci/resources", &["post"]),
@@ -70,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/integrations/{name}/test", post(credentials::test))
         .route("/api/v1/connection-tests", post(credentials::test_unsaved))
         .route("/api/v1/registry-credentials", post(credentials::by_host))
+        .route("/api/v1/repositories", post(credentials::create_repository))
         .route(
             "/api/v1/integrations/{name}/dependencies",
             get(ci::dependencies),

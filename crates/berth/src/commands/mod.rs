@@ -4,3 +4,4 @@ pub mod integration;
 pub mod login;
 pub mod records;
 pub mod serve;
+pub mod transfer;

@@ -1,0 +1,247 @@
+//! A repository in a registry as either side of a transfer.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, Manifest};
+use crate::progress::{Event, SharedProgress, counted};
+use crate::registry::{RegistryClient, UploadStart};
+use crate::transport::{BlobStream, Destination, RegistryLocation, Source};
+use crate::verify::{self, SharedVerifier};
+
+/// Blobs up to this size go in one `PUT`; larger ones as a resumable chunked upload.
+const MONOLITHIC_MAX: u64 = 16 * 1024 * 1024;
+
+pub struct RemoteImage {
+    pub client: Arc<RegistryClient>,
+    pub repository: String,
+    /// Tag or digest.
+    pub reference: String,
+}
+
+impl RemoteImage {
+    pub fn new(client: Arc<RegistryClient>, repository: &str, reference: &str) -> RemoteImage {
+        RemoteImage {
+            client,
+            repository: repository.to_owned(),
+            reference: reference.to_owned(),
+        }
+    }
+
+    fn location(&self) -> RegistryLocation {
+        RegistryLocation {
+            host: self.client.host().to_owned(),
+            repository: self.repository.clone(),
+        }
+    }
+
+    fn note(progress: &SharedProgress, digest: &str, attempt: u32, reason: &str) {
+        progress.event(Event::Retry {
+            what: format!("blob {digest}"),
+            attempt,
+            reason: reason.to_owned(),
+        });
+    }
+
+    async fn upload_small(
+        &self,
+        d: &Descriptor,
+        source: &dyn Source,
+        progress: &SharedProgress,
+    ) -> Result<u64> {
+        let verifier = SharedVerifier::new(d);
+        let mut attempt = 0;
+        loop {
+            let location = match self.client.start_upload(&self.repository, None).await? {
+                UploadStart::Upload(l) => l,
+                UploadStart::Mounted => return Ok(0),
+            };
+            let body = counted(
+                verify::open(source, d, 0, &verifier).await?,
+                progress,
+                &d.digest,
+            );
+            match self
+                .client
+                .put_monolithic(&location, &d.digest, d.size, body)
+                .await
+            {
+                Ok(()) => return verifier.finish().map(|_| d.size),
+                Err(e) => {
+                    if let Some(bad) = verifier.failure() {
+                        return Err(bad);
+                    }
+                    attempt += 1;
+                    if !e.is_retryable() || attempt >= self.client.retry.attempts {
+                        return Err(e);
+                    }
+                    Self::note(progress, &d.digest, attempt, &e.to_string());
+                    progress.event(Event::BlobRestarted {
+                        digest: d.digest.clone(),
+                        offset: 0,
+                    });
+                    tokio::time::sleep(self.client.retry.delay(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// One `PATCH` with the rest of the blob; after an interruption, asks the registry how much
+    /// it kept and continues from there.
+    async fn upload_chunked(
+        &self,
+        d: &Descriptor,
+        source: &dyn Source,
+        progress: &SharedProgress,
+    ) -> Result<u64> {
+        let verifier = SharedVerifier::new(d);
+        let mut location = match self.client.start_upload(&self.repository, None).await? {
+            UploadStart::Upload(l) => l,
+            UploadStart::Mounted => return Ok(0),
+        };
+        let mut offset = 0u64;
+        let mut attempt = 0;
+        let mut read = 0u64;
+        loop {
+            let body = counted(
+                verify::open(source, d, offset, &verifier).await?,
+                progress,
+                &d.digest,
+            );
+            read += d.size - offset;
+            match self
+                .client
+                .patch_chunk(&location, &d.digest, offset, d.size - offset, body)
+                .await
+            {
+                Ok(next) => {
+                    verifier.finish()?;
+                    self.client.finish_upload(&next, &d.digest).await?;
+                    return Ok(read);
+                }
+                Err(e) => {
+                    if let Some(bad) = verifier.failure() {
+                        return Err(bad);
+                    }
+                    attempt += 1;
+                    if !e.is_retryable() || attempt >= self.client.retry.attempts {
+                        return Err(e);
+                    }
+                    Self::note(progress, &d.digest, attempt, &e.to_string());
+                    tokio::time::sleep(self.client.retry.delay(attempt)).await;
+                    match self.client.upload_offset(&location).await {
+                        Ok(kept) if kept <= d.size => offset = kept,
+                        _ => {
+                            // The upload session is gone: start a new one from the beginning.
+                            location =
+                                match self.client.start_upload(&self.repository, None).await? {
+                                    UploadStart::Upload(l) => l,
+                                    UploadStart::Mounted => return Ok(read),
+                                };
+                            offset = 0;
+                        }
+                    }
+                    progress.event(Event::BlobRestarted {
+                        digest: d.digest.clone(),
+                        offset,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Source for RemoteImage {
+    fn name(&self) -> String {
+        format!(
+            "{}/{}:{}",
+            self.client.host(),
+            self.repository,
+            self.reference
+        )
+    }
+
+    async fn root(&self) -> Result<Manifest> {
+        self.client
+            .get_manifest(&self.repository, &self.reference)
+            .await
+    }
+
+    async fn manifest(&self, d: &Descriptor) -> Result<Manifest> {
+        let m = self
+            .client
+            .get_manifest(&self.repository, &d.digest)
+            .await?;
+        if m.digest != d.digest {
+            return Err(Error::Integrity(format!(
+                "manifest {} from {} does not match its digest",
+                d.digest,
+                Source::name(self)
+            )));
+        }
+        Ok(m)
+    }
+
+    async fn blob(&self, d: &Descriptor, offset: u64) -> Result<BlobStream> {
+        self.client
+            .get_blob(&self.repository, &d.digest, offset)
+            .await
+    }
+
+    fn registry(&self) -> Option<RegistryLocation> {
+        Some(self.location())
+    }
+}
+
+#[async_trait]
+impl Destination for RemoteImage {
+    fn name(&self) -> String {
+        Source::name(self)
+    }
+
+    async fn has_blob(&self, d: &Descriptor) -> Result<bool> {
+        self.client.has_blob(&self.repository, &d.digest).await
+    }
+
+    async fn mount_blob(&self, d: &Descriptor, from: &RegistryLocation) -> Result<bool> {
+        if from.host != self.client.host() || from.repository == self.repository {
+            return Ok(false);
+        }
+        match self
+            .client
+            .start_upload(&self.repository, Some((&d.digest, &from.repository)))
+            .await
+        {
+            Ok(UploadStart::Mounted) => Ok(true),
+            // 202: the registry would not mount (the blob is not referenced there); send it.
+            Ok(UploadStart::Upload(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_blob(
+        &self,
+        d: &Descriptor,
+        source: &dyn Source,
+        progress: &SharedProgress,
+    ) -> Result<u64> {
+        if d.size <= MONOLITHIC_MAX {
+            self.upload_small(d, source, progress).await
+        } else {
+            self.upload_chunked(d, source, progress).await
+        }
+    }
+
+    async fn put_manifest(&self, m: &Manifest, tag: Option<&str>) -> Result<()> {
+        self.client
+            .put_manifest(&self.repository, tag.unwrap_or(&m.digest), m)
+            .await
+    }
+
+    fn registry(&self) -> Option<RegistryLocation> {
+        Some(self.location())
+    }
+}

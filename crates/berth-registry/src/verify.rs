@@ -1,0 +1,119 @@
+//! Blob streams that verify as they go and survive resumption: a transfer that restarts at an
+//! offset other than where hashing stopped re-reads the prefix to hash it, so a resumed blob is
+//! still verified end to end.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::digest::Verifier;
+use crate::error::{Error, Result};
+use crate::manifest::Descriptor;
+use crate::transport::{BlobStream, Source};
+
+/// A verifier shared by the attempts at one blob; remembers why verification failed, since a
+/// failing body stream reaches the caller only as a broken request.
+#[derive(Clone)]
+pub struct SharedVerifier(Arc<Mutex<(Verifier, Option<String>)>>);
+
+impl SharedVerifier {
+    pub fn new(d: &Descriptor) -> SharedVerifier {
+        SharedVerifier(Arc::new(Mutex::new((
+            Verifier::new(&d.digest, d.size),
+            None,
+        ))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Verifier, Option<String>)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The integrity failure seen while streaming, if any (not retryable).
+    pub fn failure(&self) -> Option<Error> {
+        self.lock().1.clone().map(Error::Integrity)
+    }
+
+    pub fn finish(&self) -> Result<()> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.lock().0.finish()
+    }
+
+    fn update(&self, chunk: &[u8]) -> Result<()> {
+        let mut g = self.lock();
+        if let Err(e) = g.0.update(chunk) {
+            g.1 = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn complete(&self) -> Result<()> {
+        let mut g = self.lock();
+        if let Err(e) = g.0.finish() {
+            g.1 = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// The blob from `offset` on, hashed into `verifier`; the stream fails at its end if the whole
+/// blob does not match, so a destination never commits unverified bytes.
+pub async fn open(
+    source: &dyn Source,
+    d: &Descriptor,
+    offset: u64,
+    verifier: &SharedVerifier,
+) -> Result<BlobStream> {
+    let seen = verifier.lock().0.seen();
+    let start = if seen == offset {
+        offset
+    } else {
+        verifier.lock().0.reset();
+        0
+    };
+    let mut stream = source.blob(d, start).await?;
+    let mut pos = start;
+    let mut leftover: Option<Bytes> = None;
+    while pos < offset {
+        let chunk = match stream.next().await {
+            Some(c) => c?,
+            None => {
+                return Err(Error::Integrity(format!(
+                    "blob {} ended after {pos} bytes; its manifest says {}",
+                    d.digest, d.size
+                )));
+            }
+        };
+        let take = ((offset - pos) as usize).min(chunk.len());
+        verifier.update(&chunk[..take])?;
+        pos += take as u64;
+        if take < chunk.len() {
+            leftover = Some(chunk.slice(take..));
+        }
+    }
+    let head = futures_util::stream::iter(leftover.map(Ok));
+    let size = d.size;
+    let v = verifier.clone();
+    let body = head.chain(stream).map(move |chunk| {
+        let chunk = chunk?;
+        v.update(&chunk)?;
+        if v.lock().0.seen() == size {
+            v.complete()?;
+        }
+        Ok(chunk)
+    });
+    // A source that ends early: report it as the stream's last item.
+    let v = verifier.clone();
+    let tail = futures_util::stream::once(async move {
+        if v.lock().0.seen() != size {
+            v.complete()?;
+        }
+        Ok(Bytes::new())
+    })
+    .filter(|r: &Result<Bytes>| std::future::ready(r.is_err()));
+    Ok(Box::pin(body.chain(tail)))
+}
