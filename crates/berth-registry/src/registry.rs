@@ -173,6 +173,8 @@ impl RegistryClient {
         plain_http: bool,
     ) -> Result<RegistryClient> {
         let plain = plain_http || is_loopback(host);
+        // reqwest is built without a default TLS provider; the process may not have set one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
