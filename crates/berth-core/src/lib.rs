@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dockerfile;
 mod error;
 mod image_ref;
 mod integration;

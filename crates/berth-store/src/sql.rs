@@ -858,12 +858,17 @@ macro_rules! sql_store {
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
-                // A deleted project no longer holds its integrations.
+                // A deleted project no longer holds its integrations, its pipeline resources
+                // (`<project>:<resource>`) nor its custom CI image (`<project> pre_ci_boot <image>`).
                 if let Some(stored) = stored {
-                    sqlx::query("DELETE FROM integration_dependencies WHERE kind = 'project' AND name = $1")
-                        .bind(stored)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "DELETE FROM integration_dependencies WHERE (kind = 'project' AND name = $1) \
+                         OR (kind = 'pipeline_resource' AND substr(name, 1, length($1) + 1) = $1 || ':') \
+                         OR (kind = 'subscription_image' AND substr(name, 1, length($1) + 13) = $1 || ' pre_ci_boot ')",
+                    )
+                    .bind(stored)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 bump(&mut tx).await?;
                 tx.commit().await?;

@@ -244,6 +244,12 @@ pub enum CiCmd {
     Login(CiLoginArgs),
     /// Remove every registry entry Berth logins added to the Docker config.
     Logout,
+    /// Check that every base image a Dockerfile's FROM lines name is pullable with the current
+    /// Docker config (what docker, buildah and kaniko will use), naming any that is not and why.
+    CheckDockerfile(CheckDockerfileArgs),
+    /// The custom CI image of build.pre_ci_boot: check it is pullable through the integrations,
+    /// and with `pull: true` pull it to an OCI layout.
+    BootImage(BootImageArgs),
     /// Print the environment a pipeline job sees for its resources (KEY='value' lines).
     ResourceEnv {
         #[arg(long, default_value = "shippable.yml")]
@@ -260,6 +266,19 @@ pub enum CiCmd {
 
 #[derive(Args, Clone)]
 pub struct CiLoginArgs {
+    #[command(flatten)]
+    pub target: CiTarget,
+    /// Where to write BERTH_REGISTRY_<NAME>=host lines for later steps.
+    #[arg(long, default_value = "berth-registries.env")]
+    pub env_file: std::path::PathBuf,
+    /// Point credHelpers at docker-credential-berth instead of storing passwords.
+    #[arg(long)]
+    pub helper: bool,
+}
+
+/// Which build a `berth ci` command is for: the file, the project and the branch or tag.
+#[derive(Args, Clone)]
+pub struct CiTarget {
     #[arg(long, default_value = "shippable.yml")]
     pub file: std::path::PathBuf,
     /// ORG/REPO [default: from the CI's environment: GITHUB_REPOSITORY, CI_PROJECT_PATH, REPO_FULL_NAME].
@@ -271,12 +290,29 @@ pub struct CiLoginArgs {
     /// Release tag, instead of a branch [default: CI_COMMIT_TAG, GIT_TAG_NAME, GITHUB_REF_NAME of a tag].
     #[arg(long)]
     pub tag: Option<String>,
-    /// Where to write BERTH_REGISTRY_<NAME>=host lines for later steps.
-    #[arg(long, default_value = "berth-registries.env")]
-    pub env_file: std::path::PathBuf,
-    /// Point credHelpers at docker-credential-berth instead of storing passwords.
-    #[arg(long)]
-    pub helper: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct BootImageArgs {
+    #[command(flatten)]
+    pub target: CiTarget,
+    /// Where `pull: true` puts the image (an OCI layout).
+    #[arg(long, default_value = "berth-boot-image")]
+    pub output_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+#[derive(Args, Clone)]
+pub struct CheckDockerfileArgs {
+    /// The Dockerfile to read.
+    #[arg(default_value = "Dockerfile")]
+    pub dockerfile: std::path::PathBuf,
+    /// Build arguments K=V, as `docker build --build-arg` would get them.
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_arg: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -421,8 +457,11 @@ pub enum IntegrationCmd {
         #[command(flatten)]
         fields: IntegrationFields,
     },
-    /// Delete an integration.
+    /// Delete an integration (refused, with the list, while anything depends on it).
     Delete { name: String },
+    /// What uses an integration: projects, environments, subscription images, pipeline
+    /// resources, runtimes.
+    Dependencies { name: String },
 }
 
 #[derive(Subcommand)]
@@ -442,6 +481,11 @@ pub enum ProjectCmd {
     List {
         #[arg(long)]
         subscription: Option<String>,
+    },
+    /// Delete a project; releases the integrations its builds and pipelines depended on.
+    Delete {
+        /// ORG/REPO
+        name: String,
     },
 }
 

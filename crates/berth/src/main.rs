@@ -112,6 +112,10 @@ fn main() -> ExitCode {
             Command::Logout { integration } => commands::login::logout(&integration),
             Command::Ci(cli::CiCmd::Login(args)) => commands::ci::login(&global, &args).await,
             Command::Ci(cli::CiCmd::Logout) => commands::ci::logout(),
+            Command::Ci(cli::CiCmd::CheckDockerfile(a)) => {
+                commands::ci::check_dockerfile(&global, &a).await
+            }
+            Command::Ci(cli::CiCmd::BootImage(a)) => commands::ci::boot_image(&global, &a).await,
             Command::Push(a) | Command::Pull(a) | Command::Copy(a) => {
                 commands::transfer::copy(&global, &a).await
             }

@@ -137,18 +137,59 @@ pub async fn resolve(
             "agent_only": entry.agent_only,
         }));
     }
+    // The custom CI image of `build.pre_ci_boot`: which applied integration serves its host.
+    let boot_image = match &yml.pre_ci_boot {
+        Some(boot) => {
+            let image = format!(
+                "{}:{}",
+                boot.image_name,
+                boot.image_tag.as_deref().unwrap_or("latest")
+            );
+            let host = berth_core::ImageRef::parse(&image)
+                .map_err(|e| ApiError::invalid("shippable_yml", format!("build.pre_ci_boot: {e}")))?
+                .registry;
+            let served = applied
+                .iter()
+                .zip(&used)
+                .find(|(a, _)| a["registry"].as_str() == Some(host.as_str()));
+            Some((
+                image,
+                host,
+                served.map(|(a, id)| (a["integration"].clone(), id.clone())),
+                boot.pull.unwrap_or(false),
+            ))
+        }
+        None => None,
+    };
     // Recorded only once every entry resolved: a refused resolution leaves no trace.
-    for id in used {
+    for id in &used {
         state
             .store
-            .record_dependency(&id, "project", project.name.as_str())
+            .record_dependency(id, "project", project.name.as_str())
             .await?;
     }
+    let boot = match boot_image {
+        Some((image, host, served, pull)) => {
+            if let Some((_, id)) = &served {
+                state
+                    .store
+                    .record_dependency(
+                        id,
+                        "subscription_image",
+                        &format!("{} pre_ci_boot {image}", project.name),
+                    )
+                    .await?;
+            }
+            json!({"image": image, "registry": host, "integration": served.map(|(n, _)| n), "pull": pull})
+        }
+        None => Value::Null,
+    };
     Ok(Json(json!({
         "project": project.name,
         "ref": reference,
         "integrations": applied,
         "skipped": skipped,
+        "boot_image": boot,
         "notes": yml.notes,
     })))
 }

@@ -7,8 +7,9 @@ use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::{CiLoginArgs, Global};
+use crate::cli::{BootImageArgs, CheckDockerfileArgs, CiLoginArgs, CiTarget, Global};
 use crate::client::{Api, encode};
+use crate::commands::transfer::Opener;
 use crate::docker_config::DockerConfig;
 use crate::output;
 
@@ -19,7 +20,7 @@ fn env(names: &[&str]) -> Option<String> {
 }
 
 /// Branch or tag from flags, else from the environment common CI systems set.
-fn reference(args: &CiLoginArgs) -> anyhow::Result<(Option<String>, Option<String>)> {
+fn reference(args: &CiTarget) -> anyhow::Result<(Option<String>, Option<String>)> {
     if args.branch.is_some() || args.tag.is_some() {
         return Ok((args.branch.clone(), args.tag.clone()));
     }
@@ -56,23 +57,27 @@ fn env_name(integration: &str) -> String {
         .collect()
 }
 
-pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
-    let yml = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let project = args
+/// Asks the server which hub entries apply to this build (and records the dependencies).
+async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Value> {
+    let yml = std::fs::read_to_string(&target.file)
+        .with_context(|| format!("cannot read {}", target.file.display()))?;
+    let project = target
         .project
         .clone()
         .or_else(|| env(&["GITHUB_REPOSITORY", "CI_PROJECT_PATH", "REPO_FULL_NAME"]))
         .context("no project: pass --project ORG/REPO (or set BERTH_PROJECT)")?;
-    let (branch, tag) = reference(args)?;
+    let (branch, tag) = reference(target)?;
+    api.call(
+        Method::POST,
+        "/api/v1/ci/resolve",
+        Some(&json!({"project": project, "branch": branch, "tag": tag, "shippable_yml": yml})),
+    )
+    .await
+}
+
+pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
     let api = Api::new(global)?;
-    let resolved = api
-        .call(
-            Method::POST,
-            "/api/v1/ci/resolve",
-            Some(&json!({"project": project, "branch": branch, "tag": tag, "shippable_yml": yml})),
-        )
-        .await?;
+    let resolved = resolve(&api, &args.target).await?;
     let mut config = DockerConfig::load()?;
     let mut rows = Vec::new();
     let mut env_lines = Vec::new();
@@ -189,5 +194,115 @@ pub async fn resource_env(
             println!("{k}={}", shell_quote(val.as_str().unwrap_or_default()));
         }
     });
+    Ok(())
+}
+
+/// Whether an image's manifest can be read with the credentials a pull would use.
+async fn pullable(opener: &Opener<'_>, image: &str) -> Result<String, String> {
+    let side = opener
+        .open(image, true)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    side.source()
+        .root()
+        .await
+        .map(|m| m.digest)
+        .map_err(|e| e.to_string())
+}
+
+pub async fn check_dockerfile(global: &Global, args: &CheckDockerfileArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.dockerfile)
+        .with_context(|| format!("cannot read {}", args.dockerfile.display()))?;
+    let mut build_args = std::collections::HashMap::new();
+    for a in &args.build_arg {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("--build-arg '{a}' must be KEY=VALUE"))?;
+        build_args.insert(k.to_owned(), v.to_owned());
+    }
+    let images = berth_core::dockerfile::base_images(&text, &build_args);
+    if images.is_empty() {
+        eprintln!(
+            "{}: no base image to check (only scratch or earlier stages)",
+            args.dockerfile.display()
+        );
+        return Ok(());
+    }
+    // What docker, buildah and kaniko will use: the Docker config, not the Berth API.
+    let opener = Opener {
+        global,
+        options: &args.registry,
+        docker_config_only: true,
+    };
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for b in &images {
+        let result = pullable(&opener, &b.image).await;
+        let where_ = format!("{}:{}", args.dockerfile.display(), b.line);
+        match result {
+            Ok(digest) => rows.push(vec![where_, b.image.clone(), format!("ok {digest}")]),
+            Err(why) => {
+                rows.push(vec![where_, b.image.clone(), "NOT PULLABLE".into()]);
+                failed.push(format!("{} (line {}): {why}", b.image, b.line));
+            }
+        }
+    }
+    output::table(&["FROM", "IMAGE", "RESULT"], &rows);
+    if !failed.is_empty() {
+        bail!(
+            "{} base image(s) cannot be pulled with the current login (run `berth ci login` first?):\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn boot_image(global: &Global, args: &BootImageArgs) -> anyhow::Result<()> {
+    let api = Api::new(global)?;
+    let resolved = resolve(&api, &args.target).await?;
+    let boot = &resolved["boot_image"];
+    let image = boot["image"].as_str().with_context(|| {
+        format!(
+            "{} has no build.pre_ci_boot image",
+            args.target.file.display()
+        )
+    })?;
+    let location = match boot["integration"].as_str() {
+        Some(integration) => {
+            let r = berth_core::ImageRef::parse(image)?;
+            format!("ecr://{integration}/{}:{}", r.repository, r.reference())
+        }
+        None => image.to_owned(),
+    };
+    let opener = Opener {
+        global,
+        options: &args.registry,
+        docker_config_only: false,
+    };
+    let digest = pullable(&opener, &location)
+        .await
+        .map_err(|why| anyhow::anyhow!("the pre_ci_boot image {image} is not pullable: {why}"))?;
+    eprintln!(
+        "pre_ci_boot image {image} is pullable ({digest}){}",
+        boot["integration"]
+            .as_str()
+            .map(|i| format!(" through integration {i}"))
+            .unwrap_or_default()
+    );
+    if boot["pull"] == json!(true) {
+        let tag = berth_core::ImageRef::parse(image)?
+            .tag
+            .unwrap_or_else(|| "latest".into());
+        let transfer = crate::cli::TransferArgs {
+            source: location,
+            destination: format!("oci:{}:{tag}", args.output_dir.display()),
+            platform: None,
+            registry: args.registry.clone(),
+        };
+        crate::commands::transfer::copy(global, &transfer).await?;
+    } else {
+        println!("{digest}");
+    }
     Ok(())
 }

@@ -367,6 +367,23 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
                 println!("No dependency: deleted integration {name}")
             });
         }
+        IntegrationCmd::Dependencies { name } => {
+            let v = api
+                .get(&format!(
+                    "/api/v1/integrations/{}/dependencies",
+                    encode(&name)
+                ))
+                .await?;
+            output::print(global.output, &v, |v| {
+                let deps = v["dependencies"].as_array().cloned().unwrap_or_default();
+                if deps.is_empty() {
+                    println!("No dependency");
+                }
+                for d in deps {
+                    println!("{}\t{}", output::s(&d["kind"]), output::s(&d["name"]));
+                }
+            });
+        }
     }
     Ok(())
 }

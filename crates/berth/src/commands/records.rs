@@ -61,6 +61,13 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
                 )
             });
         }
+        ProjectCmd::Delete { name } => {
+            api.call(Method::DELETE, &format!("/api/v1/projects/{name}"), None)
+                .await?;
+            output::print(global.output, &json!({"deleted": name}), |_| {
+                println!("deleted project {name}")
+            });
+        }
         ProjectCmd::List { subscription } => {
             let path = match subscription {
                 Some(sub) => format!("/api/v1/projects?subscription={}", encode(&sub)),

@@ -25,6 +25,8 @@ struct CliCredentials {
     global: Global,
     explicit: Option<Credentials>,
     integration: Option<String>,
+    /// Only what Docker itself would use (the Docker config and its helpers).
+    docker_config_only: bool,
     found: Mutex<Option<(Option<Credentials>, String)>>,
 }
 
@@ -100,7 +102,7 @@ impl CliCredentials {
                 .await?;
             return Ok((Some(from_api(&v)), format!("integration {name}")));
         }
-        if self.global.token.is_some() {
+        if self.global.token.is_some() && !self.docker_config_only {
             let api = Api::new(&self.global)?;
             match api
                 .call(
@@ -220,6 +222,8 @@ impl Side {
 pub struct Opener<'a> {
     pub global: &'a Global,
     pub options: &'a RegistryOptions,
+    /// Find credentials as Docker would (for checks of what docker or buildah will be able to do).
+    pub docker_config_only: bool,
 }
 
 impl Opener<'_> {
@@ -234,6 +238,7 @@ impl Opener<'_> {
             global: self.global.clone(),
             explicit,
             integration,
+            docker_config_only: self.docker_config_only,
             found: Mutex::new(None),
         });
         let plain = self.options.plain_http.iter().any(|h| h == host);
@@ -482,6 +487,7 @@ pub async fn copy(global: &Global, args: &TransferArgs) -> anyhow::Result<()> {
     let opener = Opener {
         global,
         options: &args.registry,
+        docker_config_only: false,
     };
     let source = opener.open(&args.source, true).await?;
     let destination = opener.open(&args.destination, false).await?;
@@ -542,6 +548,7 @@ pub async fn inspect(global: &Global, args: &crate::cli::InspectArgs) -> anyhow:
     let opener = Opener {
         global,
         options: &args.registry,
+        docker_config_only: false,
     };
     let side = opener.open(&args.image, true).await?;
     let source = side.source();
@@ -583,6 +590,7 @@ pub async fn tags(global: &Global, args: &TagsArgs) -> anyhow::Result<()> {
     let opener = Opener {
         global,
         options: &args.registry,
+        docker_config_only: false,
     };
     let side = opener.open(&args.repository, true).await?;
     let Side::Remote(remote) = side else {
@@ -619,6 +627,7 @@ pub async fn build(global: &Global, args: &crate::cli::BuildArgs) -> anyhow::Res
     let opener = Opener {
         global,
         options: &args.registry,
+        docker_config_only: false,
     };
     let mut adds = Vec::new();
     for a in &args.add {
