@@ -79,6 +79,9 @@ for spec in $SIZES; do
   done
   for c in push copy pull repush; do
     s=$(median < "$WORK/r.$c.skopeo"); b=$(median < "$WORK/r.$c.berth")
+    # /usr/bin/time reports hundredths: a 0.00 s run is shown as 0.01 s (the ratio is then a floor).
+    [ "$(echo "$b < 0.01" | bc -l)" = 1 ] && b=0.01
+    [ "$(echo "$s < 0.01" | bc -l)" = 1 ] && s=0.01
     printf '%-10s %-6s %10.3f %10.3f %10.1f %8.2f\n' "$size/$layers" "$c" "$s" "$b" "$(echo "$bytes/1048576/$b" | bc -l)" "$(echo "$s/$b" | bc -l)"
   done
   printf '%-10s %-6s skopeo %s MiB, berth %s MiB\n' "$size/$layers" peak-rss \
