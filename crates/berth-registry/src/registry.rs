@@ -339,9 +339,11 @@ impl RegistryClient {
                     if status == StatusCode::FORBIDDEN && !refreshed {
                         let body = resp.text().await.unwrap_or_default();
                         let (code, message) = oci_error(&body);
-                        let expired = message
-                            .as_deref()
-                            .is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
+                        // A HEAD answer has no body to say why; refreshing once is cheap.
+                        let expired = body.trim().is_empty()
+                            || message
+                                .as_deref()
+                                .is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
                         if expired {
                             refreshed = true;
                             tracing::info!(host = %self.host, "registry token expired; refreshing credentials");
@@ -397,7 +399,9 @@ impl RegistryClient {
     ) -> Error {
         let push =
             what.starts_with("push") || what.starts_with("upload") || what.starts_with("mount");
-        let hint = if push {
+        let hint = if what.starts_with("check") {
+            " — the credentials lack permission on this repository (on ECR, a push needs ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and ecr:PutImage)"
+        } else if push {
             " — the credentials lack push permission on this repository (on ECR: ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:BatchCheckLayerAvailability and ecr:PutImage)"
         } else {
             " — the credentials lack pull permission on this repository (on ECR: ecr:BatchGetImage and ecr:GetDownloadUrlForLayer)"

@@ -31,6 +31,8 @@ struct Faults {
     cut_patch: AtomicBool,
     cut_get: AtomicBool,
     manifest_500s: AtomicU32,
+    /// Answer this many blob HEADs with ECR's "token expired" DENIED.
+    expired: AtomicU32,
     refuse_mounts: AtomicBool,
     log: Mutex<Vec<String>>,
     /// Upload id → the registry's latest upload URL.
@@ -167,6 +169,14 @@ async fn proxy(State(f): State<Arc<Faults>>, req: Request) -> Response {
             None => latest,
         };
     }
+    if method == "HEAD" && f.expired.load(Ordering::SeqCst) > 0 {
+        f.expired.fetch_sub(1, Ordering::SeqCst);
+        return Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"errors":[{"code":"DENIED","message":"Your authorization token has expired. Reauthenticate and try again."}]}"#))
+            .unwrap();
+    }
     if method == "PUT" && path_query.contains("/manifests/") {
         let left = f.manifest_500s.load(Ordering::SeqCst);
         if left > 0 {
@@ -232,7 +242,8 @@ async fn proxy(State(f): State<Arc<Faults>>, req: Request) -> Response {
         }
     }
     let is_blob_get = method == "GET" && path_query.contains("/blobs/sha256:");
-    if is_blob_get && upstream.status() == 200 && f.cut_get.swap(false, Ordering::SeqCst) {
+    let large = upstream.content_length().unwrap_or(0) > CUT as u64;
+    if is_blob_get && upstream.status() == 200 && large && f.cut_get.swap(false, Ordering::SeqCst) {
         // Send part of the blob, then fail the body: the connection breaks mid-download.
         let mut sent = 0usize;
         let stream = upstream.bytes_stream().map(move |chunk| {
@@ -317,6 +328,7 @@ async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
         cut_patch: AtomicBool::new(true),
         cut_get: AtomicBool::new(false),
         manifest_500s: AtomicU32::new(2),
+        expired: AtomicU32::new(0),
         refuse_mounts: AtomicBool::new(false),
         log: Mutex::new(Vec::new()),
         uploads: Mutex::new(std::collections::HashMap::new()),
@@ -417,6 +429,43 @@ async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
         .await
         .unwrap();
     assert_eq!((mounted.blobs_mounted, mounted.bytes_moved), (3, 0));
+
+    // A token that expires mid-transfer: the client asks its credential source for fresh ones
+    // once and carries on.
+    faults.expired.store(1, Ordering::SeqCst);
+    let counter = Arc::new(Counting(AtomicU32::new(0), AtomicU32::new(0)));
+    let mut c = RegistryClient::new(&host, counter.clone(), false).unwrap();
+    c.retry.first_delay = Duration::from_millis(20);
+    let to = RemoteImage::new(Arc::new(c), "test/d", "v1");
+    berth_registry::copy(&source, &to, &options, Arc::new(berth_registry::Silent))
+        .await
+        .expect("the push survives an expired token");
+    assert_eq!(faults.expired.load(Ordering::SeqCst), 0);
+    assert_eq!(counter.1.load(Ordering::SeqCst), 1, "one refresh");
     let _ = registry.kill();
     let _ = registry.wait();
+}
+
+/// Counts credential requests (all, and refreshes).
+struct Counting(AtomicU32, AtomicU32);
+
+#[async_trait::async_trait]
+impl berth_registry::CredentialSource for Counting {
+    async fn credentials(
+        &self,
+        _: &str,
+        refresh: bool,
+    ) -> berth_registry::Result<Option<berth_registry::Credentials>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if refresh {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(Some(berth_registry::Credentials {
+            username: "AWS".into(),
+            password: format!("token-{}", self.0.load(Ordering::SeqCst)).into(),
+        }))
+    }
+    fn describe(&self) -> String {
+        "a counting test source".into()
+    }
 }
