@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Push and pull throughput of the local ECR against Debian's docker-registry (distribution 2.8),
-# the same images and the same client (skopeo), fresh storage every run, median of RUNS runs,
-# plus the local ECR's peak RSS while it receives each image.
-# Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]
+# the same images and the same client, fresh storage every run, median of RUNS runs, plus the
+# local ECR's peak RSS while it receives each image. Two clients: skopeo, which is the bottleneck
+# on a small machine (its hashing and copying cost more than either server), and Berth's transfer
+# engine, which leaves the servers as the bottleneck.
+# Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]   (CLIENTS="skopeo berth")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 SIZES="${2:-150:3 600:6}"
+CLIENTS="${CLIENTS:-skopeo berth}"
 scripts/install-peers >/dev/null
 cargo build --release -p berth --locked >&2
 BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
@@ -43,26 +46,43 @@ for spec in $SIZES; do
   img="$WORK/img-$size"
   python3 bench/make-image.py "$size" "$layers" "$img" >/dev/null
   bytes=$(du -sb "$img/blobs" | cut -f1)
-  : > "$WORK/ecr-push"; : > "$WORK/ecr-pull"; : > "$WORK/reg-push"; : > "$WORK/reg-pull"; : > "$WORK/rss"
+  rm -f "$WORK"/r.*
+  push() {  # push CLIENT PORT CREDS
+    if [ "$1" = skopeo ]; then
+      secs skopeo copy --dest-tls-verify=false ${3:+--dest-creds "$3"} "oci:$img:latest" "docker://127.0.0.1:$2/bench/img:v1"
+    else
+      secs "$BIN" push --progress none ${3:+--dest-creds "$3"} "oci:$img:latest" "127.0.0.1:$2/bench/img:v1"
+    fi
+  }
+  pull() {  # pull CLIENT PORT CREDS
+    rm -rf "$WORK/pulled"
+    if [ "$1" = skopeo ]; then
+      secs skopeo copy --src-tls-verify=false ${3:+--src-creds "$3"} "docker://127.0.0.1:$2/bench/img:v1" "oci:$WORK/pulled:latest"
+    else
+      secs "$BIN" pull --progress none ${3:+--src-creds "$3"} "127.0.0.1:$2/bench/img:v1" "oci:$WORK/pulled:latest"
+    fi
+  }
   for run in $(seq 1 "$RUNS"); do
-    start_ecr
-    secs skopeo copy --dest-tls-verify=false --dest-creds "$ECR_CREDS" "oci:$img:latest" "docker://127.0.0.1:$PORT_ECR/bench/img:v1" >> "$WORK/ecr-push"
-    grep VmHWM "/proc/$ECR_PID/status" | awk '{print $2/1024}' >> "$WORK/rss"
-    rm -rf "$WORK/pulled"
-    secs skopeo copy --src-tls-verify=false --src-creds "$ECR_CREDS" "docker://127.0.0.1:$PORT_ECR/bench/img:v1" "oci:$WORK/pulled:latest" >> "$WORK/ecr-pull"
-    kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
+    for client in $CLIENTS; do
+      start_ecr
+      push "$client" "$PORT_ECR" "$ECR_CREDS" >> "$WORK/r.$client.ecr-push"
+      grep VmHWM "/proc/$ECR_PID/status" | awk '{print $2/1024}' >> "$WORK/r.rss"
+      pull "$client" "$PORT_ECR" "$ECR_CREDS" >> "$WORK/r.$client.ecr-pull"
+      kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
 
-    start_registry
-    secs skopeo copy --dest-tls-verify=false "oci:$img:latest" "docker://127.0.0.1:$PORT_REG/bench/img:v1" >> "$WORK/reg-push"
-    rm -rf "$WORK/pulled"
-    secs skopeo copy --src-tls-verify=false "docker://127.0.0.1:$PORT_REG/bench/img:v1" "oci:$WORK/pulled:latest" >> "$WORK/reg-pull"
-    kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
+      start_registry
+      push "$client" "$PORT_REG" "" >> "$WORK/r.$client.reg-push"
+      pull "$client" "$PORT_REG" "" >> "$WORK/r.$client.reg-pull"
+      kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
+    done
   done
   mib=$(echo "$bytes / 1048576" | bc -l)
-  for what in push pull; do
-    e=$(median < "$WORK/ecr-$what"); r=$(median < "$WORK/reg-$what")
-    printf '%s MiB / %s layers %s: local ECR %.2f s (%.0f MiB/s), docker-registry %.2f s (%.0f MiB/s), ratio %.2fx\n' \
-      "$size" "$layers" "$what" "$e" "$(echo "$mib / $e" | bc -l)" "$r" "$(echo "$mib / $r" | bc -l)" "$(echo "$r / $e" | bc -l)"
+  for client in $CLIENTS; do
+    for what in push pull; do
+      e=$(median < "$WORK/r.$client.ecr-$what"); r=$(median < "$WORK/r.$client.reg-$what")
+      printf '%s MiB / %s layers %s with %s: local ECR %.2f s (%.0f MiB/s), docker-registry %.2f s (%.0f MiB/s), ratio %.2fx\n' \
+        "$size" "$layers" "$what" "$client" "$e" "$(echo "$mib / $e" | bc -l)" "$r" "$(echo "$mib / $r" | bc -l)" "$(echo "$r / $e" | bc -l)"
+    done
   done
-  printf '%s MiB / %s layers: local ECR peak RSS while receiving: %.1f MiB (max of %s runs)\n' "$size" "$layers" "$(sort -n "$WORK/rss" | tail -1)" "$RUNS"
+  printf '%s MiB / %s layers: local ECR peak RSS while receiving: %.1f MiB (max of all runs)\n' "$size" "$layers" "$(sort -n "$WORK/r.rss" | tail -1)"
 done

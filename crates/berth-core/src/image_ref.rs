@@ -194,3 +194,34 @@ mod tests {
         assert!(e.to_string().contains("sha256:<64"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Hostile input yields a result or an error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,80}") {
+            let _ = ImageRef::parse(&text);
+        }
+
+        /// What parses prints back to something that parses to the same reference.
+        #[test]
+        fn valid_references_round_trip(
+            host in "(localhost:[0-9]{2,5}|[a-z]{1,8}\\.[a-z]{2,3}(:[0-9]{2,5})?)",
+            repo in "[a-z0-9]{1,8}(/[a-z0-9]{1,8}([._-][a-z0-9]{1,4})?){0,3}",
+            tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+            digest in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            let mut text = format!("{host}/{repo}");
+            if let Some(t) = &tag { text.push(':'); text.push_str(t); }
+            if let Some(d) = &digest { text.push_str("@sha256:"); text.push_str(d); }
+            let r = ImageRef::parse(&text).unwrap();
+            prop_assert_eq!(&r.repository, &repo);
+            prop_assert_eq!(&r.tag, &tag);
+            prop_assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r);
+        }
+    }
+}

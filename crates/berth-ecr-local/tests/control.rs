@@ -402,3 +402,44 @@ async fn policies_and_roles() {
         "a session key needs its own token"
     );
 }
+
+/// A failure inside the service (here: the upload directory cannot be written) is ECR's
+/// `ServerException`: HTTP 500, the `x-amzn-errortype` header, a generic message that leaks no
+/// path or cause, and the service works again once the fault is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_failures_are_server_exceptions_that_leak_nothing() {
+    let e = start("server", HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let uploads = e.dir.0.join("uploads");
+    let moved = e.dir.0.join("uploads.moved");
+    std::fs::rename(&uploads, &moved).unwrap();
+    // A file where the directory was: even root cannot create files inside it.
+    std::fs::write(&uploads, b"not a directory").unwrap();
+    let body = json!({"repositoryName": "team/app"}).to_string();
+    let (status, text, errortype) = e
+        .signed(&e.admin, Some("InitiateLayerUpload"), &body, 0)
+        .await;
+    assert_eq!(
+        (status, errortype.as_deref()),
+        (500, Some("ServerException")),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error_type(&v), "ServerException");
+    assert_eq!(v["message"], "An internal error occurred.");
+    assert!(
+        !text.contains("uploads") && !text.contains("directory"),
+        "{text}"
+    );
+    std::fs::remove_file(&uploads).unwrap();
+    std::fs::rename(&moved, &uploads).unwrap();
+    let (s, v) = e
+        .ecr(
+            &e.admin,
+            "InitiateLayerUpload",
+            json!({"repositoryName": "team/app"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["uploadId"].is_string(), "{v}");
+}

@@ -244,3 +244,53 @@ mod tests {
         assert!(Platform::parse("linux").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "(sha256:[0-9a-f]{0,64}|[a-z./+-]{0,30})".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    "(mediaType|config|layers|manifests|digest|size|schemaVersion|platform|os|architecture)",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Manifest-shaped hostile JSON yields a manifest or an error, never a panic; what parses
+        /// names only well-formed digests.
+        #[test]
+        fn manifest_shaped_json_never_panics(v in json_value()) {
+            let bytes = Bytes::from(serde_json::to_vec(&v).unwrap());
+            if let Ok(m) = Manifest::parse(bytes, None) {
+                for d in m.blobs().chain(&m.manifests) {
+                    prop_assert!(berth_core::validate_digest(&d.digest).is_ok());
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::parse(Bytes::from(bytes), Some(OCI_MANIFEST));
+        }
+
+        #[test]
+        fn locations_parse_or_are_refused(text in "\\PC{0,60}") {
+            let _ = crate::Location::parse(&text);
+        }
+    }
+}
