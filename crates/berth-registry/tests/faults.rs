@@ -33,6 +33,8 @@ struct Faults {
     manifest_500s: AtomicU32,
     /// Answer this many blob HEADs with ECR's "token expired" DENIED.
     expired: AtomicU32,
+    /// Refuse uploads as ECR does for a user without push permission.
+    deny_uploads: AtomicBool,
     refuse_mounts: AtomicBool,
     log: Mutex<Vec<String>>,
     /// Upload id → the registry's latest upload URL.
@@ -168,6 +170,16 @@ async fn proxy(State(f): State<Arc<Faults>>, req: Request) -> Response {
             Some(d) => format!("{latest}&{d}"),
             None => latest,
         };
+    }
+    if method == "POST"
+        && path_query.contains("/blobs/uploads/")
+        && f.deny_uploads.load(Ordering::SeqCst)
+    {
+        return Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"errors":[{"code":"DENIED","message":"User is not authorized to perform: ecr:InitiateLayerUpload on repository test/e"}]}"#))
+            .unwrap();
     }
     if method == "HEAD" && f.expired.load(Ordering::SeqCst) > 0 {
         f.expired.fetch_sub(1, Ordering::SeqCst);
@@ -329,6 +341,7 @@ async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
         cut_get: AtomicBool::new(false),
         manifest_500s: AtomicU32::new(2),
         expired: AtomicU32::new(0),
+        deny_uploads: AtomicBool::new(false),
         refuse_mounts: AtomicBool::new(false),
         log: Mutex::new(Vec::new()),
         uploads: Mutex::new(std::collections::HashMap::new()),
@@ -442,6 +455,28 @@ async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
         .expect("the push survives an expired token");
     assert_eq!(faults.expired.load(Ordering::SeqCst), 0);
     assert_eq!(counter.1.load(Ordering::SeqCst), 1, "one refresh");
+
+    // No push permission: the error says which, and no tag appears.
+    faults.deny_uploads.store(true, Ordering::SeqCst);
+    let to = RemoteImage::new(client(&host), "test/e", "v1");
+    let err = berth_registry::copy(&source, &to, &options, Arc::new(berth_registry::Silent))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ecr:InitiateLayerUpload") && err.contains("push permission"),
+        "{err}"
+    );
+    faults.deny_uploads.store(false, Ordering::SeqCst);
+    let missing = client(&host)
+        .get_manifest("test/e", "v1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("not found") || missing.contains("does not exist"),
+        "{missing}"
+    );
     let _ = registry.kill();
     let _ = registry.wait();
 }
