@@ -263,3 +263,251 @@ fn build_on_a_private_base_push_check_the_dockerfile_and_fetch_the_boot_image() 
     ));
     assert!(!deps.contains("subscription_image"), "{deps}");
 }
+
+fn random_key_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    format!(
+        "AKIA{}",
+        b.iter()
+            .map(|x| alphabet[(*x as usize) % 32] as char)
+            .collect::<String>()
+    )
+}
+
+/// The AWS CLI against one local ECR with explicit keys.
+fn aws(aws: &Path, endpoint: &str, keys: (&str, &str), region: &str, args: &[&str]) -> Output {
+    Command::new(aws)
+        .args(["--endpoint-url", endpoint, "--region", region, "ecr"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", keys.0)
+        .env("AWS_SECRET_ACCESS_KEY", keys.1)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+fn tags_in(aws_bin: &Path, endpoint: &str, keys: (&str, &str), region: &str) -> Vec<String> {
+    let o = aws(
+        aws_bin,
+        endpoint,
+        keys,
+        region,
+        &["list-images", "--repository-name", "team/app"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    let mut tags: Vec<String> = v["imageIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["imageTag"].as_str().map(str::to_owned))
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Two hub entries for two accounts (two local ECRs, accounts 0… and 222222222222): a master build
+/// pushes to both and each image lands in its own account; a dev build's region override lands in
+/// us-west-2; a v1.2 tag matches `v1.*`; agent_only is reported.
+#[test]
+fn two_accounts_per_branch_a_region_override_and_release_tags() {
+    let (Some(aws_bin), Some(_)) = (peer("aws"), peer("skopeo")) else {
+        return;
+    };
+    let u = up();
+    let work = Dir::new("accounts");
+    let admin = work.0.join("admin-docker");
+    std::fs::create_dir_all(&admin).unwrap();
+    let (key1, secret1) = demo_keys(&u);
+
+    // The second account: its own local ECR with its own IAM file.
+    let second = work.0.join("second");
+    std::fs::create_dir_all(second.join("local-ecr")).unwrap();
+    let key2 = random_key_id();
+    let secret2 = format!("{}/second", random_key_id().to_lowercase());
+    std::fs::write(
+        second.join("local-ecr/iam.toml"),
+        format!(
+            "account_id = \"222222222222\"\n[[users]]\nname = \"ci\"\naccess_key_id = \"{key2}\"\nsecret_access_key = \"{secret2}\"\npolicy = {{ actions = [\"ecr:*\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut ecr2 = Command::new(BIN)
+        .args([
+            "local-ecr",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&second)
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ecr2_url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host1 = u.ecr.trim_start_matches("http://").to_owned();
+    let host2 = format!("127.0.0.1:{port}");
+
+    ok(&berth(&u, &admin, &["subscription", "add", "acme"], ""));
+    ok(&berth(
+        &u,
+        &admin,
+        &["project", "add", "acme/web", "--subscription", "acme"],
+        "",
+    ));
+    for (name, endpoint, key, secret) in [
+        ("one", u.ecr.as_str(), key1.as_str(), secret1.as_str()),
+        ("two", ecr2_url.as_str(), key2.as_str(), secret2.as_str()),
+    ] {
+        ok(&berth(
+            &u,
+            &admin,
+            &[
+                "integration",
+                "add",
+                name,
+                "--endpoint",
+                endpoint,
+                "--access-key-id",
+                key,
+                "--secret-access-key-stdin",
+                "--subscription",
+                "acme",
+            ],
+            &format!("{secret}\n"),
+        ));
+    }
+    for (endpoint, keys, region) in [
+        (
+            u.ecr.as_str(),
+            (key1.as_str(), secret1.as_str()),
+            "us-east-1",
+        ),
+        (
+            u.ecr.as_str(),
+            (key1.as_str(), secret1.as_str()),
+            "us-west-2",
+        ),
+        (
+            ecr2_url.as_str(),
+            (key2.as_str(), secret2.as_str()),
+            "us-east-1",
+        ),
+    ] {
+        ok(&aws(
+            &aws_bin,
+            endpoint,
+            keys,
+            region,
+            &["create-repository", "--repository-name", "team/app"],
+        ));
+    }
+    let token = ok(&berth(
+        &u,
+        &admin,
+        &["token", "create", "--subscription", "acme"],
+        "",
+    ))
+    .trim()
+    .to_owned();
+    std::fs::write(
+        work.0.join("shippable.yml"),
+        "language: none\nintegrations:\n  hub:\n    - integrationName: one\n      type: ecr\n      branches:\n        only: [master]\n    - integrationName: two\n      type: ecr\n      agent_only: true\n      branches:\n        only: [master, \"v1.*\"]\n    - integrationName: one\n      type: ecr\n      region: us-west-2\n      branches:\n        only: [dev]\n",
+    )
+    .unwrap();
+    std::fs::write(work.0.join("hello.txt"), "hello\n").unwrap();
+    let image = format!("oci:{}:1", work.0.join("image").display());
+    let job_docker = work.0.join("job-docker");
+    std::fs::create_dir_all(&job_docker).unwrap();
+    ok(&job(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &[
+            "build",
+            "--from",
+            "scratch",
+            "--add",
+            "hello.txt:/hello.txt",
+            &image,
+        ],
+    ));
+
+    // master: both accounts; each push lands in its own account only.
+    let out = ok(&job(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--branch", "master"],
+    ));
+    assert!(out.contains("logged in (agent_only)"), "{out}");
+    let env = std::fs::read_to_string(work.0.join("berth-registries.env")).unwrap();
+    assert!(
+        env.contains(&format!("BERTH_REGISTRY_ONE={host1}")),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("BERTH_REGISTRY_TWO={host2}")),
+        "{env}"
+    );
+    // Pushed with only what the login wrote (no Berth token): what a docker or skopeo step sees.
+    let push_as_docker = |dest: &str| {
+        let o = Command::new(BIN)
+            .args(["push", "--progress", "none", &image, dest])
+            .env("DOCKER_CONFIG", &job_docker)
+            .env_remove("BERTH_TOKEN")
+            .output()
+            .unwrap();
+        ok(&o);
+    };
+    push_as_docker(&format!("{host1}/team/app:master-one"));
+    push_as_docker(&format!("{host2}/team/app:master-two"));
+    let k1 = (key1.as_str(), secret1.as_str());
+    let k2 = (key2.as_str(), secret2.as_str());
+    assert_eq!(tags_in(&aws_bin, &u.ecr, k1, "us-east-1"), ["master-one"]);
+    assert_eq!(
+        tags_in(&aws_bin, &ecr2_url, k2, "us-east-1"),
+        ["master-two"]
+    );
+
+    // dev: only the region override applies; the push lands in us-west-2.
+    ok(&job(&u, &token, &job_docker, &work.0, &["ci", "logout"]));
+    let out = ok(&job(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--branch", "dev"],
+    ));
+    assert!(out.contains("us-west-2"), "{out}");
+    push_as_docker(&format!("{host1}/team/app:dev"));
+    assert_eq!(tags_in(&aws_bin, &u.ecr, k1, "us-west-2"), ["dev"]);
+    assert_eq!(tags_in(&aws_bin, &u.ecr, k1, "us-east-1"), ["master-one"]);
+
+    // A release tag v1.2 matches v1.*: account two only.
+    ok(&job(&u, &token, &job_docker, &work.0, &["ci", "logout"]));
+    let out = ok(&job(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "login", "--project", "acme/web", "--tag", "v1.2"],
+    ));
+    let env = std::fs::read_to_string(work.0.join("berth-registries.env")).unwrap();
+    assert_eq!(env.trim(), format!("BERTH_REGISTRY_TWO={host2}"), "{out}");
+    assert!(out.contains("skipped"), "{out}");
+    let _ = ecr2.kill();
+    let _ = ecr2.wait();
+}

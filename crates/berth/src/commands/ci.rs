@@ -118,7 +118,12 @@ pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
             name.to_owned(),
             region.unwrap_or("-").to_owned(),
             host,
-            "logged in".to_owned(),
+            if entry["agent_only"] == json!(true) {
+                // Shippable's agent_only: meant for the build agent, not the job's containers.
+                "logged in (agent_only)".to_owned()
+            } else {
+                "logged in".to_owned()
+            },
         ]);
     }
     for s in resolved["skipped"].as_array().into_iter().flatten() {
