@@ -312,7 +312,6 @@ impl RegistryClient {
         scope: &str,
         what: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
-        on_retry: &(dyn Fn(u32, &str) + Send + Sync),
     ) -> Result<Response> {
         let mut attempt = 0u32;
         let mut authenticated = false;
@@ -385,7 +384,7 @@ impl RegistryClient {
             if attempt >= self.retry.attempts {
                 return Err(err);
             }
-            on_retry(attempt, &err.to_string());
+            tracing::info!(host = %self.host, attempt, reason = %err, "retrying");
             tokio::time::sleep(wait.unwrap_or_else(|| self.retry.delay(attempt))).await;
         }
     }
@@ -430,19 +429,10 @@ impl RegistryClient {
         }))
     }
 
-    fn no_retry_note() -> &'static (dyn Fn(u32, &str) + Send + Sync) {
-        &|attempt, reason| tracing::info!(attempt, reason, "retrying")
-    }
-
     /// `GET /v2/`: learns the auth scheme once so parallel requests do not all meet a 401.
     pub async fn ping(&self, scope: &str) -> Result<()> {
         let resp = self
-            .send(
-                scope,
-                "connect",
-                |h| h.get(self.url("/v2/")),
-                Self::no_retry_note(),
-            )
+            .send(scope, "connect", |h| h.get(self.url("/v2/")))
             .await?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             return Ok(());
@@ -454,12 +444,9 @@ impl RegistryClient {
         let what = format!("get manifest {repository}:{reference}");
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let resp = self
-            .send(
-                &format!("repository:{repository}:pull"),
-                &what,
-                |h| h.get(&url).header(header::ACCEPT, ACCEPT),
-                Self::no_retry_note(),
-            )
+            .send(&format!("repository:{repository}:pull"), &what, |h| {
+                h.get(&url).header(header::ACCEPT, ACCEPT)
+            })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             let body = resp.text().await.unwrap_or_default();
@@ -519,16 +506,11 @@ impl RegistryClient {
         let what = format!("push manifest {repository}:{reference}");
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let resp = self
-            .send(
-                &format!("repository:{repository}:pull,push"),
-                &what,
-                |h| {
-                    h.put(&url)
-                        .header(header::CONTENT_TYPE, &m.media_type)
-                        .body(m.bytes.clone())
-                },
-                Self::no_retry_note(),
-            )
+            .send(&format!("repository:{repository}:pull,push"), &what, |h| {
+                h.put(&url)
+                    .header(header::CONTENT_TYPE, &m.media_type)
+                    .body(m.bytes.clone())
+            })
             .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &what).await);
@@ -540,12 +522,9 @@ impl RegistryClient {
         let what = format!("check blob {digest} in {repository}");
         let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
         let resp = self
-            .send(
-                &format!("repository:{repository}:pull,push"),
-                &what,
-                |h| h.head(&url),
-                Self::no_retry_note(),
-            )
+            .send(&format!("repository:{repository}:pull,push"), &what, |h| {
+                h.head(&url)
+            })
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -565,19 +544,14 @@ impl RegistryClient {
         let what = format!("pull blob {digest} from {repository}");
         let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
         let resp = self
-            .send(
-                &format!("repository:{repository}:pull"),
-                &what,
-                |h| {
-                    let r = h.get(&url);
-                    if offset > 0 {
-                        r.header(header::RANGE, format!("bytes={offset}-"))
-                    } else {
-                        r
-                    }
-                },
-                Self::no_retry_note(),
-            )
+            .send(&format!("repository:{repository}:pull"), &what, |h| {
+                let r = h.get(&url);
+                if offset > 0 {
+                    r.header(header::RANGE, format!("bytes={offset}-"))
+                } else {
+                    r
+                }
+            })
             .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -625,12 +599,9 @@ impl RegistryClient {
         };
         let url = self.url(&path);
         let resp = self
-            .send(
-                &scope,
-                &what,
-                |h| h.post(&url).header(header::CONTENT_LENGTH, "0"),
-                Self::no_retry_note(),
-            )
+            .send(&scope, &what, |h| {
+                h.post(&url).header(header::CONTENT_LENGTH, "0")
+            })
             .await?;
         match resp.status() {
             StatusCode::CREATED if mount.is_some() => Ok(UploadStart::Mounted),
@@ -729,14 +700,7 @@ impl RegistryClient {
 
     /// How many bytes of an upload the registry holds (`Range: 0-N`).
     pub async fn upload_offset(&self, location: &str) -> Result<u64> {
-        let resp = self
-            .send(
-                "",
-                "upload status",
-                |h| h.get(location),
-                Self::no_retry_note(),
-            )
-            .await?;
+        let resp = self.send("", "upload status", |h| h.get(location)).await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, "upload status").await);
         }
@@ -759,12 +723,9 @@ impl RegistryClient {
         let what = format!("upload blob {digest}");
         let url = Self::with_digest(location, digest);
         let resp = self
-            .send(
-                "",
-                &what,
-                |h| h.put(&url).header(header::CONTENT_LENGTH, "0"),
-                Self::no_retry_note(),
-            )
+            .send("", &what, |h| {
+                h.put(&url).header(header::CONTENT_LENGTH, "0")
+            })
             .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &what).await);
@@ -780,12 +741,9 @@ impl RegistryClient {
             let what = format!("list tags of {repository}");
             let url = self.url(&path);
             let resp = self
-                .send(
-                    &format!("repository:{repository}:pull"),
-                    &what,
-                    |h| h.get(&url),
-                    Self::no_retry_note(),
-                )
+                .send(&format!("repository:{repository}:pull"), &what, |h| {
+                    h.get(&url)
+                })
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 return Err(Error::NotFound(format!(

@@ -9,7 +9,7 @@
 //! (ECR, the local ECR) do, so the resume path is what gets tested.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +22,10 @@ use berth_registry::{
     Anonymous, CopyOptions, Event, OciLayout, Progress, RegistryClient, RemoteImage, Summary,
 };
 use futures_util::StreamExt;
+
+mod common;
+
+use common::{DockerRegistry, temp};
 
 const CUT: usize = 3 * 1024 * 1024 + 17;
 
@@ -46,41 +50,6 @@ fn upload_id(path_query: &str) -> Option<String> {
     let rest = path_query.split("/blobs/uploads/").nth(1)?;
     let id = rest.split(['?', '/']).next()?;
     (!id.is_empty()).then(|| id.to_owned())
-}
-
-fn peer(name: &str) -> bool {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join(name).exists());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "peer {name} missing in CI: scripts/install-peers installs it"
-        );
-        eprintln!(
-            "\n*** SKIPPING fault-injection test: {name} is not installed (scripts/install-peers) ***\n"
-        );
-    }
-    found
-}
-
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp(tag: &str) -> TempDir {
-    let p = std::env::temp_dir().join(format!(
-        "berth-faults-{tag}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
 }
 
 /// An OCI layout with a config and two pseudo-random 20 MiB layers (large enough to be sent as
@@ -302,38 +271,12 @@ fn client(host: &str) -> Arc<RegistryClient> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
-    if !peer("docker-registry") {
+    let Some(registry) = DockerRegistry::start("the fault-injection test").await else {
         return;
-    }
+    };
+    let port = registry.port;
+    let work = temp("faults");
     let _ = client("127.0.0.1:1"); // installs the TLS provider the proxy's client needs too
-    let work = temp("work");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        work.0.join("config.yml"),
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            work.0.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut registry = std::process::Command::new("docker-registry")
-        .arg("serve")
-        .arg(work.0.join("config.yml"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let faults = Arc::new(Faults {
         upstream: format!("http://127.0.0.1:{port}"),
         proxy: Mutex::new(String::new()),
@@ -477,8 +420,7 @@ async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
         missing.contains("not found") || missing.contains("does not exist"),
         "{missing}"
     );
-    let _ = registry.kill();
-    let _ = registry.wait();
+    drop(registry);
 }
 
 /// Counts credential requests (all, and refreshes).

@@ -2,31 +2,15 @@
 //! platform chosen with `--platform`, and `build` on a multi-platform base giving each platform
 //! the new layer under a new index.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_registry::{BuildSpec, CopyOptions, OciLayout, Platform, Silent, Source};
 use serde_json::{Value, json};
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
 
-fn temp(tag: &str) -> TempDir {
-    let p = std::env::temp_dir().join(format!(
-        "berth-platforms-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
-}
+use common::{DockerRegistry, temp};
 
 fn put(dir: &Path, bytes: &[u8]) -> Value {
     let hex = berth_registry::sha256_hex(bytes);
@@ -193,45 +177,12 @@ async fn indexes_copy_whole_or_by_platform_and_build_per_platform() {
 /// index lands under its digest, children first, and reads back the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexes_push_to_a_registry_children_first() {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join("docker-registry").exists());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "peer docker-registry missing in CI: scripts/install-peers installs it"
-        );
-        eprintln!("\n*** SKIPPING index push test: docker-registry is not installed ***\n");
+    let Some(registry) = DockerRegistry::start("the index push test").await else {
         return;
-    }
+    };
+    let port = registry.port;
     let work = temp("index-push");
     let made = multi_platform(&work.0.join("src"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        work.0.join("config.yml"),
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            work.0.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut registry = std::process::Command::new("docker-registry")
-        .arg("serve")
-        .arg(work.0.join("config.yml"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     let host = format!("127.0.0.1:{port}");
     let client = Arc::new(
         berth_registry::RegistryClient::new(&host, Arc::new(berth_registry::Anonymous), false)
@@ -253,6 +204,5 @@ async fn indexes_push_to_a_registry_children_first() {
             .unwrap();
         assert!(!m.is_index());
     }
-    let _ = registry.kill();
-    let _ = registry.wait();
+    drop(registry);
 }

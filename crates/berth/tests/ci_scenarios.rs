@@ -39,23 +39,14 @@ fn build_on_a_private_base_push_check_the_dockerfile_and_fetch_the_boot_image() 
     ] {
         ok(&berth(&u, &admin, &args, ""));
     }
-    ok(&berth(
+    add_integration(
         &u,
         &admin,
-        &[
-            "integration",
-            "add",
-            "local",
-            "--endpoint",
-            &u.ecr,
-            "--access-key-id",
-            &key_id,
-            "--secret-access-key-stdin",
-            "--subscription",
-            "acme",
-        ],
-        &format!("{secret}\n"),
-    ));
+        "local",
+        &u.ecr,
+        (&key_id, &secret),
+        Some("acme"),
+    );
     let token = ok(&berth(
         &u,
         &admin,
@@ -369,23 +360,7 @@ fn two_accounts_per_branch_a_region_override_and_release_tags() {
         ("one", u.ecr.as_str(), key1.as_str(), secret1.as_str()),
         ("two", ecr2_url.as_str(), key2.as_str(), secret2.as_str()),
     ] {
-        ok(&berth(
-            &u,
-            &admin,
-            &[
-                "integration",
-                "add",
-                name,
-                "--endpoint",
-                endpoint,
-                "--access-key-id",
-                key,
-                "--secret-access-key-stdin",
-                "--subscription",
-                "acme",
-            ],
-            &format!("{secret}\n"),
-        ));
+        add_integration(&u, &admin, name, endpoint, (key, secret), Some("acme"));
     }
     for (endpoint, keys, region) in [
         (

@@ -299,21 +299,7 @@ fn push_build_and_pull_through_an_ecr_integration() {
     std::fs::create_dir_all(&docker).unwrap();
     let (key_id, secret) = demo_keys(&u);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    ok(&berth(
-        &u,
-        &docker,
-        &[
-            "integration",
-            "add",
-            "local",
-            "--endpoint",
-            &u.ecr,
-            "--access-key-id",
-            &key_id,
-            "--secret-access-key-stdin",
-        ],
-        &format!("{secret}\n"),
-    ));
+    add_integration(&u, &docker, "local", &u.ecr, (&key_id, &secret), None);
     let content = files(&work.0);
     let base = work.0.join("base");
     ok(&berth(

@@ -279,3 +279,29 @@ pub fn fails(o: &Output) -> String {
     );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `berth integration add NAME --endpoint … --access-key-id …` with the secret on stdin,
+/// assigned to `subscription` when given.
+pub fn add_integration(
+    u: &Up,
+    docker: &Path,
+    name: &str,
+    endpoint: &str,
+    keys: (&str, &str),
+    subscription: Option<&str>,
+) {
+    let mut args = vec![
+        "integration",
+        "add",
+        name,
+        "--endpoint",
+        endpoint,
+        "--access-key-id",
+        keys.0,
+        "--secret-access-key-stdin",
+    ];
+    if let Some(s) = subscription {
+        args.extend(["--subscription", s]);
+    }
+    ok(&berth(u, docker, &args, &format!("{}\n", keys.1)));
+}
