@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Push and pull throughput of the local ECR against Debian's docker-registry (distribution 2.8),
 # the same images and the same client, fresh storage every run, median of RUNS runs, plus the
-# local ECR's peak RSS while it receives each image. Two clients: skopeo, which is the bottleneck
-# on a small machine (its hashing and copying cost more than either server), and Berth's transfer
-# engine, which leaves the servers as the bottleneck.
-# Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]   (CLIENTS="skopeo berth")
+# local ECR's peak RSS while it receives each image. Three clients: skopeo, which is the
+# bottleneck on a small machine (its own oci-to-oci copy of 150 MiB takes about as long as a push),
+# Berth's transfer engine, and curl (one streamed monolithic PUT per blob, then the manifest; GETs
+# to /dev/null), which costs the client almost nothing and so measures the servers.
+# Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]   (CLIENTS="skopeo berth curl")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 SIZES="${2:-150:3 600:6}"
-CLIENTS="${CLIENTS:-skopeo berth}"
+CLIENTS="${CLIENTS:-skopeo berth curl}"
 scripts/install-peers >/dev/null
 cargo build --release -p berth --locked >&2
 BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
@@ -47,8 +48,33 @@ for spec in $SIZES; do
   python3 bench/make-image.py "$size" "$layers" "$img" >/dev/null
   bytes=$(du -sb "$img/blobs" | cut -f1)
   rm -f "$WORK"/r.*
+  curl_push() {  # curl_push PORT CREDS: each blob as one streamed PUT, then the manifest
+    local port=$1 auth=() m
+    [ -n "$2" ] && auth=(-u "$2")
+    m=$(python3 -c "import json;print(json.load(open('$img/index.json'))['manifests'][0]['digest'][7:])")
+    for f in "$img"/blobs/sha256/*; do
+      local d; d=$(basename "$f"); [ "$d" = "$m" ] && continue
+      local loc sep
+      loc=$(curl -sf -X POST -D - -o /dev/null "${auth[@]}" "http://127.0.0.1:$port/v2/bench/img/blobs/uploads/" | awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
+      case "$loc" in http*) ;; *) loc="http://127.0.0.1:$port$loc";; esac
+      sep='?'; case "$loc" in *\?*) sep='&';; esac
+      curl -sf -o /dev/null "${auth[@]}" -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$f" "$loc${sep}digest=sha256:$d"
+    done
+    curl -sf -o /dev/null "${auth[@]}" -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$img/blobs/sha256/$m" "http://127.0.0.1:$port/v2/bench/img/manifests/v1"
+  }
+  curl_pull() {  # curl_pull PORT CREDS: the manifest, then every blob to /dev/null
+    local port=$1 auth=()
+    [ -n "$2" ] && auth=(-u "$2")
+    curl -sf -o /dev/null "${auth[@]}" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/bench/img/manifests/v1"
+    for f in "$img"/blobs/sha256/*; do
+      curl -sf -o /dev/null "${auth[@]}" "http://127.0.0.1:$port/v2/bench/img/blobs/sha256:$(basename "$f")"
+    done
+  }
+  export -f curl_push curl_pull; export img
   push() {  # push CLIENT PORT CREDS
-    if [ "$1" = skopeo ]; then
+    if [ "$1" = curl ]; then
+      secs bash -c 'curl_push "$@"' _ "$2" "$3"
+    elif [ "$1" = skopeo ]; then
       secs skopeo copy --dest-tls-verify=false ${3:+--dest-creds "$3"} "oci:$img:latest" "docker://127.0.0.1:$2/bench/img:v1"
     else
       secs "$BIN" push --progress none ${3:+--dest-creds "$3"} "oci:$img:latest" "127.0.0.1:$2/bench/img:v1"
@@ -56,7 +82,9 @@ for spec in $SIZES; do
   }
   pull() {  # pull CLIENT PORT CREDS
     rm -rf "$WORK/pulled"
-    if [ "$1" = skopeo ]; then
+    if [ "$1" = curl ]; then
+      secs bash -c 'curl_pull "$@"' _ "$2" "$3"
+    elif [ "$1" = skopeo ]; then
       secs skopeo copy --src-tls-verify=false ${3:+--src-creds "$3"} "docker://127.0.0.1:$2/bench/img:v1" "oci:$WORK/pulled:latest"
     else
       secs "$BIN" pull --progress none ${3:+--src-creds "$3"} "127.0.0.1:$2/bench/img:v1" "oci:$WORK/pulled:latest"
