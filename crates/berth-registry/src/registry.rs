@@ -429,17 +429,6 @@ impl RegistryClient {
         }))
     }
 
-    /// `GET /v2/`: learns the auth scheme once so parallel requests do not all meet a 401.
-    pub async fn ping(&self, scope: &str) -> Result<()> {
-        let resp = self
-            .send(scope, "connect", |h| h.get(self.url("/v2/")))
-            .await?;
-        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        Err(self.error(resp, "connect").await)
-    }
-
     pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
         let what = format!("get manifest {repository}:{reference}");
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));

@@ -27,7 +27,10 @@ struct CliCredentials {
     integration: Option<String>,
     /// Only what Docker itself would use (the Docker config and its helpers).
     docker_config_only: bool,
-    found: Mutex<Option<(Option<Credentials>, String)>>,
+    /// Held while looking up, so parallel blob requests that all meet a 401 ask once.
+    found: tokio::sync::Mutex<Option<Option<Credentials>>>,
+    /// Where the credentials came from, for error messages.
+    from: Mutex<String>,
 }
 
 fn split_creds(text: &str) -> anyhow::Result<Credentials> {
@@ -161,26 +164,26 @@ impl CredentialSource for CliCredentials {
         host: &str,
         refresh: bool,
     ) -> berth_registry::Result<Option<Credentials>> {
-        if !refresh
-            && let Some((c, _)) = self.found.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        {
-            return Ok(c);
+        let mut found = self.found.lock().await;
+        if !refresh && let Some(c) = found.as_ref() {
+            return Ok(c.clone());
         }
         let (c, from) = self
             .find(host)
             .await
             .map_err(|e| berth_registry::Error::Auth(format!("credentials for {host}: {e:#}")))?;
-        *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some((c.clone(), from));
+        *found = Some(c.clone());
+        *self.from.lock().unwrap_or_else(|p| p.into_inner()) = from;
         Ok(c)
     }
 
     fn describe(&self) -> String {
-        self.found
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(_, from)| from.clone())
-            .unwrap_or_else(|| "no credentials".into())
+        let from = self.from.lock().unwrap_or_else(|p| p.into_inner());
+        if from.is_empty() {
+            "no credentials".into()
+        } else {
+            from.clone()
+        }
     }
 }
 
@@ -239,7 +242,8 @@ impl Opener<'_> {
             explicit,
             integration,
             docker_config_only: self.docker_config_only,
-            found: Mutex::new(None),
+            found: tokio::sync::Mutex::new(None),
+            from: Mutex::new(String::new()),
         });
         let plain = self.options.plain_http.iter().any(|h| h == host);
         Ok(Arc::new(RegistryClient::new(host, source, plain)?))
