@@ -78,6 +78,8 @@ pub struct HubEntry {
     pub region: Option<String>,
     pub branches: Option<BranchRule>,
     pub agent_only: bool,
+    /// 1-based line of the entry in the file, for messages about it (block-style YAML).
+    pub line: Option<usize>,
 }
 
 impl HubEntry {
@@ -180,6 +182,49 @@ fn branches<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BranchRule>
             .map_err(serde::de::Error::custom),
         None => Ok(None),
     }
+}
+
+/// Where each `integrations: hub:` list item starts (block style). A flow-style list finds none,
+/// and the caller then reports no lines rather than wrong ones.
+fn hub_entry_lines(text: &str) -> Vec<usize> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut out = Vec::new();
+    let mut in_integrations = false;
+    let mut hub_indent: Option<usize> = None;
+    let mut item_indent: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let ind = indent(line);
+        if ind == 0 {
+            in_integrations = t.starts_with("integrations:");
+            hub_indent = None;
+            item_indent = None;
+            continue;
+        }
+        if !in_integrations {
+            continue;
+        }
+        match hub_indent {
+            None if t.starts_with("hub:") => hub_indent = Some(ind),
+            None => {}
+            Some(h) => {
+                let is_item = t.starts_with("- ") || t == "-";
+                if ind < h || (ind == h && !is_item) {
+                    hub_indent = (t.starts_with("hub:")).then_some(ind);
+                    item_indent = None;
+                    continue;
+                }
+                if is_item && item_indent.is_none_or(|it| it == ind) {
+                    item_indent = Some(ind);
+                    out.push(i + 1);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -341,14 +386,18 @@ pub fn parse(text: &str) -> Result<ShippableYml, YmlError> {
                     "integrations.{kind}: not a registry integration; Berth ignores it"
                 ));
             }
+            let lines = hub_entry_lines(text);
+            let lines = (lines.len() == i.hub.len()).then_some(lines);
             i.hub
                 .into_iter()
-                .map(|h| HubEntry {
+                .enumerate()
+                .map(|(n, h)| HubEntry {
                     integration_name: h.integration_name,
                     kind: h.kind,
                     region: h.region,
                     branches: h.branches,
                     agent_only: h.agent_only,
+                    line: lines.as_ref().map(|l| l[n]),
                 })
                 .collect()
         }
@@ -424,6 +473,23 @@ resources:
   - name: repo
     type: gitRepo
 "#;
+
+    #[test]
+    fn hub_entries_know_their_lines() {
+        let text = "language: none\nintegrations:\n  notifications:\n    - integrationName: email\n      type: email\n  hub:\n    # comment\n    - integrationName: a\n      type: ecr\n\n    - integrationName: b\n      type: ecr\n      branches:\n        only:\n          - master\nbuild:\n  ci:\n    - make\n";
+        let y = parse(text).unwrap();
+        assert_eq!(
+            y.hub.iter().map(|h| h.line).collect::<Vec<_>>(),
+            [Some(8), Some(11)]
+        );
+        let flow = parse("integrations:\n  hub: [{integrationName: a, type: ecr}]\n").unwrap();
+        assert_eq!(flow.hub[0].line, None);
+        let same_indent = parse("integrations:\n  hub:\n  - integrationName: a\n    type: ecr\n  - integrationName: b\n    type: ecr\n").unwrap();
+        assert_eq!(
+            same_indent.hub.iter().map(|h| h.line).collect::<Vec<_>>(),
+            [Some(3), Some(5)]
+        );
+    }
 
     #[test]
     fn reads_what_berth_needs_and_tolerates_the_rest() {

@@ -38,6 +38,12 @@ impl ApiError {
         }
     }
 
+    /// Adds a member to the error object (beside `code`, `message` and `field`).
+    pub fn with_detail(mut self, key: &'static str, value: Value) -> Self {
+        self.details.push((key, value));
+        self
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -149,6 +149,10 @@ async fn resolve_applies_branch_rules_and_records_dependencies() {
         r.1["error"]["message"],
         "shippable_yml: Integration name specified in yml does not match integrations present in Subscription settings: other"
     );
+    assert_eq!(
+        r.1["error"]["line"], 10,
+        "the entry's line, beside the message"
+    );
     let r = resolve(acme.clone(), json!({"project": "acme/web", "branch": "x", "shippable_yml": "integrations:\n  hub:\n    - type: ecr\n"})).await;
     assert_error(&r, 400, "invalid_field", Some("shippable_yml"));
     assert!(

@@ -21,6 +21,8 @@ pub struct ApiFailure {
     pub code: String,
     pub message: String,
     pub used_by: Vec<String>,
+    /// The line of the file sent that the error is about, when the server knows it.
+    pub line: Option<u64>,
 }
 
 impl fmt::Display for ApiFailure {
@@ -97,6 +99,7 @@ impl Api {
             status,
             code: e["code"].as_str().unwrap_or("unknown").to_owned(),
             message: e["message"].as_str().unwrap_or("request failed").to_owned(),
+            line: e["line"].as_u64(),
             used_by: e["used_by"]
                 .as_array()
                 .map(|a| {

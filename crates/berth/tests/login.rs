@@ -339,7 +339,12 @@ fn ci_login_pulls_a_private_image_only_on_matching_branches() {
         &["ci", "login", "--project", "acme/web", "--branch", "main"],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Integration name specified in yml does not match integrations present in Subscription settings: elsewhere"));
+    // Shippable's exact words, after the file and line of the entry.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shippable.yml:3: Integration name specified in yml does not match integrations present in Subscription settings: elsewhere"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     ok(&berth_as(
         &u,

@@ -91,14 +91,19 @@ pub async fn resolve(
             skipped.push(json!({"integration": entry.integration_name, "reason": format!("'{reference}' does not match branches {rule}")}));
             continue;
         }
+        // The entry's line goes beside the message, which stays exactly Shippable's.
+        let at_line = |e: ApiError| match entry.line {
+            Some(line) => e.with_detail("line", json!(line)),
+            None => e,
+        };
         let not_assigned = || {
-            ApiError::invalid(
+            at_line(ApiError::invalid(
                 "shippable_yml",
                 format!(
                     "Integration name specified in yml does not match integrations present in Subscription settings: {}",
                     entry.integration_name
                 ),
-            )
+            ))
         };
         let integration = state
             .store
@@ -113,7 +118,7 @@ pub async fn resolve(
             return Err(not_assigned());
         }
         if integration.config.kind() != entry.kind {
-            return Err(ApiError::invalid(
+            return Err(at_line(ApiError::invalid(
                 "shippable_yml",
                 format!(
                     "Integration '{}' is of type {}, but the yml names it as type {}",
@@ -121,7 +126,7 @@ pub async fn resolve(
                     integration.config.kind().as_str(),
                     entry.kind.as_str()
                 ),
-            ));
+            )));
         }
         let IntegrationConfig::Ecr(ecr) = &integration.config;
         let region = entry

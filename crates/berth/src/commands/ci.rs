@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{BootImageArgs, CheckDockerfileArgs, CiLoginArgs, CiTarget, Global};
-use crate::client::{Api, encode};
+use crate::client::{Api, ApiFailure, encode};
 use crate::commands::transfer::Opener;
 use crate::docker_config::DockerConfig;
 use crate::output;
@@ -73,6 +73,18 @@ async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Value> {
         Some(&json!({"project": project, "branch": branch, "tag": tag, "shippable_yml": yml})),
     )
     .await
+    .map_err(|e| match e.downcast_ref::<ApiFailure>() {
+        // As compilers do: FILE:LINE: message (the file stands for the field name).
+        Some(f) if f.line.is_some() => anyhow::anyhow!(
+            "{}:{}: {} (HTTP {}, {})",
+            target.file.display(),
+            f.line.unwrap_or_default(),
+            f.message.trim_start_matches("shippable_yml: "),
+            f.status.as_u16(),
+            f.code
+        ),
+        _ => e,
+    })
 }
 
 pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
