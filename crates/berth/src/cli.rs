@@ -244,6 +244,9 @@ pub enum CiCmd {
     Login(CiLoginArgs),
     /// Remove every registry entry Berth logins added to the Docker config.
     Logout,
+    /// Show which hub entries apply to this build, their registries and regions, and why the
+    /// others are skipped, without logging in (records the project's dependencies, as login does).
+    Resolve(CiTarget),
     /// Check that every base image a Dockerfile's FROM lines name is pullable with the current
     /// Docker config (what docker, buildah and kaniko will use), naming any that is not and why.
     CheckDockerfile(CheckDockerfileArgs),

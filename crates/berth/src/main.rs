@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             Command::Logout { integration } => commands::login::logout(&integration),
             Command::Ci(cli::CiCmd::Login(args)) => commands::ci::login(&global, &args).await,
             Command::Ci(cli::CiCmd::Logout) => commands::ci::logout(),
+            Command::Ci(cli::CiCmd::Resolve(t)) => commands::ci::show_resolution(&global, &t).await,
             Command::Ci(cli::CiCmd::CheckDockerfile(a)) => {
                 commands::ci::check_dockerfile(&global, &a).await
             }

@@ -471,6 +471,24 @@ fn two_accounts_per_branch_a_region_override_and_release_tags() {
     assert_eq!(tags_in(&aws_bin, &u.ecr, k1, "us-west-2"), ["dev"]);
     assert_eq!(tags_in(&aws_bin, &u.ecr, k1, "us-east-1"), ["master-one"]);
 
+    // `berth ci resolve` shows the same decision without logging in.
+    let shown = ok(&job(
+        &u,
+        &token,
+        &job_docker,
+        &work.0,
+        &["ci", "resolve", "--project", "acme/web", "--branch", "dev"],
+    ));
+    let one_line = shown
+        .lines()
+        .find(|l| l.contains("us-west-2"))
+        .unwrap_or("");
+    assert!(
+        one_line.starts_with("one") && one_line.contains("applies"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("skipped:").count(), 2, "{shown}");
+
     // A release tag v1.2 matches v1.*: account two only.
     ok(&job(&u, &token, &job_docker, &work.0, &["ci", "logout"]));
     let out = ok(&job(

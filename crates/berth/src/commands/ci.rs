@@ -87,6 +87,48 @@ async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Value> {
     })
 }
 
+pub async fn show_resolution(global: &Global, target: &CiTarget) -> anyhow::Result<()> {
+    let api = Api::new(global)?;
+    let resolved = resolve(&api, target).await?;
+    output::print(global.output, &resolved, |v| {
+        let mut rows = Vec::new();
+        for e in v["integrations"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                output::s(&e["integration"]),
+                output::s(&e["region"]),
+                output::s(&e["registry"]),
+                if e["agent_only"] == json!(true) {
+                    "applies (agent_only)".to_owned()
+                } else {
+                    "applies".to_owned()
+                },
+            ]);
+        }
+        for e in v["skipped"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                output::s(&e["integration"]),
+                "-".into(),
+                "-".into(),
+                format!("skipped: {}", output::s(&e["reason"])),
+            ]);
+        }
+        output::table(&["INTEGRATION", "REGION", "REGISTRY", "RESULT"], &rows);
+        if let Some(image) = v["boot_image"]["image"].as_str() {
+            println!(
+                "pre_ci_boot image: {image} ({})",
+                v["boot_image"]["integration"]
+                    .as_str()
+                    .map(|i| format!("through integration {i}"))
+                    .unwrap_or_else(|| "no applied integration serves its registry".into())
+            );
+        }
+        for note in v["notes"].as_array().into_iter().flatten() {
+            eprintln!("note: {}", output::s(note));
+        }
+    });
+    Ok(())
+}
+
 pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     let resolved = resolve(&api, &args.target).await?;
