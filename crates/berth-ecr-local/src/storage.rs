@@ -96,8 +96,8 @@ const SYNC_EVERY: u64 = 64 * 1024 * 1024;
 impl Writer {
     fn spawn(mut file: std::fs::File) -> Writer {
         use std::io::Write;
-        // Four buffers in flight at most: memory per upload stays near 5 MiB.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        // Two buffers in flight at most: memory per upload stays near 4 MiB.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
         let (done_tx, done) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let result = (|| {
@@ -437,10 +437,17 @@ impl Storage {
                 });
             }
             u.hasher.update(&chunk);
-            u.pending.extend_from_slice(&chunk);
             u.offset += chunk.len() as u64;
-            if u.pending.len() >= BATCH {
-                u.send_pending().await?;
+            // Fill buffers to exactly BATCH: a buffer that grew past it would double its
+            // allocation, and every upload in flight would pay that twice over.
+            let mut rest: &[u8] = &chunk;
+            while !rest.is_empty() {
+                let take = (BATCH - u.pending.len()).min(rest.len());
+                u.pending.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if u.pending.len() >= BATCH {
+                    u.send_pending().await?;
+                }
             }
         }
         u.send_pending().await?;
