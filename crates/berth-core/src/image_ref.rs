@@ -80,6 +80,19 @@ pub fn validate_repository(repo: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Percent-encodes a URL path or query component (RFC 3986 unreserved characters pass).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl ImageRef {
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
         let s = input.trim();

@@ -17,7 +17,9 @@ pub mod shippable;
 mod validate;
 
 pub use error::{DomainError, FieldError};
-pub use image_ref::{ImageRef, RefError, validate_digest, validate_repository, validate_tag};
+pub use image_ref::{
+    ImageRef, RefError, percent_encode, validate_digest, validate_repository, validate_tag,
+};
 pub use integration::{
     AUTH_MODES, AccessKeysInput, AuthInput, AwsAuth, EcrConfig, Integration, IntegrationConfig,
     IntegrationDraft, IntegrationInput, IntegrationPatch, IntegrationType, MasterType, Meta,

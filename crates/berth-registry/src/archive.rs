@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::digest::{digest_hex, hex};
@@ -290,19 +290,12 @@ impl Source for DockerArchive {
                 Source::name(self)
             ))
         })?;
-        let path = self.file.clone();
-        let mut f = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::io(&path, e))?;
-        f.seek(std::io::SeekFrom::Start(start + offset))
-            .await
-            .map_err(|e| Error::io(&path, e))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(
-            f.take(size.saturating_sub(offset)),
-            256 * 1024,
+        crate::layout::file_stream(
+            &self.file,
+            start + offset,
+            Some(size.saturating_sub(offset)),
         )
-        .map(move |r| r.map_err(|e| Error::io(&path, e)));
-        Ok(Box::pin(stream))
+        .await
     }
 }
 

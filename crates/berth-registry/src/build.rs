@@ -425,7 +425,7 @@ impl Source for Built<'_> {
                 let b = b.slice((offset as usize).min(b.len())..);
                 Ok(Box::pin(futures_util::stream::once(async move { Ok(b) })))
             }
-            Some(Made::File(path)) => crate::layout::file_stream(path, offset).await,
+            Some(Made::File(path)) => crate::layout::file_stream(path, offset, None).await,
             None => self.base.blob(d, offset).await,
         }
     }

@@ -154,7 +154,7 @@ impl Source for OciLayout {
 
     async fn blob(&self, d: &Descriptor, offset: u64) -> Result<BlobStream> {
         let path = self.blob_path(&d.digest)?;
-        file_stream(&path, offset).await.map_err(|e| match e {
+        file_stream(&path, offset, None).await.map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::NotFound(format!(
                     "blob {} is missing from OCI layout {}",
@@ -167,8 +167,9 @@ impl Source for OciLayout {
     }
 }
 
-/// A file's bytes from `offset` on, in 256 KiB reads.
-pub(crate) async fn file_stream(path: &Path, offset: u64) -> Result<BlobStream> {
+/// A file's bytes from `offset` on (`len` of them, or to the end), in 256 KiB reads.
+pub(crate) async fn file_stream(path: &Path, offset: u64, len: Option<u64>) -> Result<BlobStream> {
+    use tokio::io::AsyncReadExt;
     let path = path.to_owned();
     let mut file = tokio::fs::File::open(&path)
         .await
@@ -178,8 +179,9 @@ pub(crate) async fn file_stream(path: &Path, offset: u64) -> Result<BlobStream> 
             .await
             .map_err(|e| Error::io(&path, e))?;
     }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
-        .map(move |r| r.map_err(|e| Error::io(&path, e)));
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file.take(len.unwrap_or(u64::MAX)), 256 * 1024)
+            .map(move |r| r.map_err(|e| Error::io(&path, e)));
     Ok(Box::pin(stream))
 }
 

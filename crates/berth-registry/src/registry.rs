@@ -143,18 +143,6 @@ fn parse_challenge(value: &str) -> (String, Vec<(String, String)>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// What a registry's error body says: the first `{"errors":[{"code","message"}]}` entry.
 fn oci_error(body: &str) -> (Option<String>, Option<String>) {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -256,11 +244,11 @@ impl RegistryClient {
                 })?;
                 let mut query: Vec<String> = Vec::new();
                 if let Some(s) = param("service") {
-                    query.push(format!("service={}", encode(&s)));
+                    query.push(format!("service={}", berth_core::percent_encode(&s)));
                 }
                 let scope = param("scope").unwrap_or_else(|| scope_hint.to_owned());
                 for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                    query.push(format!("scope={}", encode(s)));
+                    query.push(format!("scope={}", berth_core::percent_encode(s)));
                 }
                 let sep = if realm.contains('?') { '&' } else { '?' };
                 let mut req = self.http.get(format!("{realm}{sep}{}", query.join("&")));
@@ -624,6 +612,28 @@ impl RegistryClient {
         format!("{location}{sep}digest={}", digest.replace(':', "%3A"))
     }
 
+    /// Sends a streamed body of `len` bytes once, with the current credentials: it cannot be
+    /// replayed, so failures go back to the caller, which resumes or restarts the blob.
+    async fn send_body(
+        &self,
+        req: RequestBuilder,
+        len: u64,
+        body: BlobStream,
+        what: &str,
+    ) -> Result<Response> {
+        let mut req = req
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, len.to_string())
+            .body(reqwest::Body::wrap_stream(body));
+        if let Some(auth) = self.current_authorization() {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        req.send().await.map_err(|e| Error::Transport {
+            context: format!("{what}: the upload to {} was interrupted", self.host),
+            source: e,
+        })
+    }
+
     /// Sends a whole blob in one streamed `PUT` (the caller restarts it on failure).
     pub async fn put_monolithic(
         &self,
@@ -634,19 +644,9 @@ impl RegistryClient {
     ) -> Result<()> {
         let what = format!("upload blob {digest}");
         let url = Self::with_digest(location, digest);
-        let mut req = self
-            .http
-            .put(&url)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, len.to_string())
-            .body(reqwest::Body::wrap_stream(body));
-        if let Some(auth) = self.current_authorization() {
-            req = req.header(header::AUTHORIZATION, auth);
-        }
-        let resp = req.send().await.map_err(|e| Error::Transport {
-            context: format!("{what}: the upload to {} was interrupted", self.host),
-            source: e,
-        })?;
+        let resp = self
+            .send_body(self.http.put(&url), len, body, &what)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.error(resp, &what).await);
         }
@@ -664,23 +664,12 @@ impl RegistryClient {
         body: BlobStream,
     ) -> Result<String> {
         let what = format!("upload blob {digest}");
-        let mut req = self
+        let range = format!("{offset}-{}", (offset + len).saturating_sub(1));
+        let patch = self
             .http
             .patch(location)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, len.to_string())
-            .header(
-                header::CONTENT_RANGE,
-                format!("{offset}-{}", (offset + len).saturating_sub(1)),
-            )
-            .body(reqwest::Body::wrap_stream(body));
-        if let Some(auth) = self.current_authorization() {
-            req = req.header(header::AUTHORIZATION, auth);
-        }
-        let resp = req.send().await.map_err(|e| Error::Transport {
-            context: format!("{what}: the upload to {} was interrupted", self.host),
-            source: e,
-        })?;
+            .header(header::CONTENT_RANGE, range);
+        let resp = self.send_body(patch, len, body, &what).await?;
         if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
             return Err(self.error(resp, &what).await);
         }
