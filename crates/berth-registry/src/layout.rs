@@ -14,6 +14,7 @@ use crate::digest::digest_hex;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest};
 use crate::progress::{Event, SharedProgress, counted};
+use crate::registry::RetryPolicy;
 use crate::transport::{BlobStream, Destination, Source};
 use crate::verify::{self, SharedVerifier};
 
@@ -321,21 +322,21 @@ async fn write_blob(
                 out.flush().await.map_err(|e| Error::io(partial, e))?;
                 return Ok(read);
             }
-            Some(e) if verifier.failure().is_some() => return Err(e),
-            Some(e) if e.is_retryable() && attempt + 1 < 5 => {
-                attempt += 1;
-                progress.event(Event::Retry {
-                    what: format!("blob {}", d.digest),
-                    attempt,
-                    reason: e.to_string(),
-                });
+            Some(e) => {
+                verifier
+                    .retry_or_fail(
+                        e,
+                        &mut attempt,
+                        &RetryPolicy::default(),
+                        progress,
+                        &d.digest,
+                    )
+                    .await?;
                 progress.event(Event::BlobRestarted {
                     digest: d.digest.clone(),
                     offset: written,
                 });
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
             }
-            Some(e) => return Err(e),
         }
     }
 }

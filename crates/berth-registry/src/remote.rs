@@ -37,14 +37,6 @@ impl RemoteImage {
         }
     }
 
-    fn note(progress: &SharedProgress, digest: &str, attempt: u32, reason: &str) {
-        progress.event(Event::Retry {
-            what: format!("blob {digest}"),
-            attempt,
-            reason: reason.to_owned(),
-        });
-    }
-
     async fn upload_small(
         &self,
         d: &Descriptor,
@@ -70,19 +62,13 @@ impl RemoteImage {
             {
                 Ok(()) => return verifier.finish().map(|_| d.size),
                 Err(e) => {
-                    if let Some(bad) = verifier.failure() {
-                        return Err(bad);
-                    }
-                    attempt += 1;
-                    if !e.is_retryable() || attempt >= self.client.retry.attempts {
-                        return Err(e);
-                    }
-                    Self::note(progress, &d.digest, attempt, &e.to_string());
+                    verifier
+                        .retry_or_fail(e, &mut attempt, &self.client.retry, progress, &d.digest)
+                        .await?;
                     progress.event(Event::BlobRestarted {
                         digest: d.digest.clone(),
                         offset: 0,
                     });
-                    tokio::time::sleep(self.client.retry.delay(attempt)).await;
                 }
             }
         }
@@ -122,15 +108,9 @@ impl RemoteImage {
                     return Ok(read);
                 }
                 Err(e) => {
-                    if let Some(bad) = verifier.failure() {
-                        return Err(bad);
-                    }
-                    attempt += 1;
-                    if !e.is_retryable() || attempt >= self.client.retry.attempts {
-                        return Err(e);
-                    }
-                    Self::note(progress, &d.digest, attempt, &e.to_string());
-                    tokio::time::sleep(self.client.retry.delay(attempt)).await;
+                    verifier
+                        .retry_or_fail(e, &mut attempt, &self.client.retry, progress, &d.digest)
+                        .await?;
                     match self.client.upload_offset(&location).await {
                         Ok(kept) if kept <= d.size => offset = kept,
                         _ => {

@@ -10,6 +10,8 @@ use futures_util::StreamExt;
 use crate::digest::Verifier;
 use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
+use crate::progress::{Event, SharedProgress};
+use crate::registry::RetryPolicy;
 use crate::transport::{BlobStream, Source};
 
 /// A verifier shared by the attempts at one blob; remembers why verification failed, since a
@@ -32,6 +34,32 @@ impl SharedVerifier {
     /// The integrity failure seen while streaming, if any (not retryable).
     pub fn failure(&self) -> Option<Error> {
         self.lock().1.clone().map(Error::Integrity)
+    }
+
+    /// After a failed attempt at the blob: gives up (an integrity failure, a refusal, or the
+    /// last attempt) or reports the retry and waits out the backoff.
+    pub async fn retry_or_fail(
+        &self,
+        error: Error,
+        attempt: &mut u32,
+        policy: &RetryPolicy,
+        progress: &SharedProgress,
+        digest: &str,
+    ) -> Result<()> {
+        if let Some(bad) = self.failure() {
+            return Err(bad);
+        }
+        *attempt += 1;
+        if !error.is_retryable() || *attempt >= policy.attempts {
+            return Err(error);
+        }
+        progress.event(Event::Retry {
+            what: format!("blob {digest}"),
+            attempt: *attempt,
+            reason: error.to_string(),
+        });
+        tokio::time::sleep(policy.delay(*attempt)).await;
+        Ok(())
     }
 
     pub fn finish(&self) -> Result<()> {

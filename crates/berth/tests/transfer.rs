@@ -149,16 +149,7 @@ fn docker_registry_skopeo_and_umoci_agree_with_berth() {
     ));
     assert!(digest.trim().starts_with("sha256:"), "{digest}");
     let bundle = work.0.join("bundle");
-    ok(&run(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:1", pulled.display()),
-            bundle.to_str().unwrap(),
-        ],
-    ));
+    umoci_unpack(&pulled, "1", &bundle);
     assert_eq!(
         std::fs::read_to_string(bundle.join("rootfs/app/hello.txt")).unwrap(),
         "hello from berth\n"
@@ -344,26 +335,11 @@ fn push_build_and_pull_through_an_ecr_integration() {
     .unwrap();
 
     // The AWS CLI sees the digest, the tag and the size.
-    let described = Command::new(&aws)
-        .args([
-            "--profile",
-            "berth-local",
-            "--endpoint-url",
-            &u.ecr,
-            "--region",
-            "us-east-1",
-            "ecr",
-            "describe-images",
-            "--repository-name",
-            "team/base",
-        ])
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            u.data.0.join("local-ecr/credentials"),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let described = local_ecr_cli(
+        &aws,
+        &u,
+        &["describe-images", "--repository-name", "team/base"],
+    );
     let described: Value = serde_json::from_str(&ok(&described)).unwrap();
     let detail = &described["imageDetails"][0];
     assert_eq!(detail["imageDigest"], pushed["digest"]);
@@ -443,16 +419,7 @@ fn push_build_and_pull_through_an_ecr_integration() {
         "",
     ));
     let bundle = work.0.join("bundle");
-    ok(&run(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:2", pulled.display()),
-            bundle.to_str().unwrap(),
-        ],
-    ));
+    umoci_unpack(&pulled, "2", &bundle);
     assert_eq!(
         std::fs::read_to_string(bundle.join("rootfs/etc/motd")).unwrap(),
         "built on a private base\n"

@@ -137,29 +137,42 @@ pub fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A repository in the local ECR, made with the AWS CLI and the demo profile.
-pub fn create_repository(aws: &Path, u: &Up, name: &str) {
-    let o = Command::new(aws)
-        .args([
-            "--profile",
-            "berth-local",
-            "--endpoint-url",
-            &u.ecr,
-            "--region",
-            "us-east-1",
-            "ecr",
-            "create-repository",
-            "--repository-name",
-            name,
-        ])
+/// `aws ecr ARGS…` against the local ECR of `berth up` with the demo profile.
+pub fn local_ecr_cli(aws: &Path, u: &Up, args: &[&str]) -> Output {
+    Command::new(aws)
+        .args(["--profile", "berth-local", "--endpoint-url", &u.ecr])
+        .args(["--region", "us-east-1", "ecr"])
+        .args(args)
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             u.data.0.join("local-ecr/credentials"),
         )
         .env("AWS_CONFIG_FILE", "/dev/null")
         .output()
-        .unwrap();
-    ok(&o);
+        .unwrap()
+}
+
+/// A repository in the local ECR, made with the AWS CLI and the demo profile.
+pub fn create_repository(aws: &Path, u: &Up, name: &str) {
+    ok(&local_ecr_cli(
+        aws,
+        u,
+        &["create-repository", "--repository-name", name],
+    ));
+}
+
+/// Unpacks `layout:tag` with umoci into `bundle` (its files end up under `bundle/rootfs`).
+pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) {
+    ok(&run(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    ));
 }
 
 pub fn demo_keys(u: &Up) -> (String, String) {
