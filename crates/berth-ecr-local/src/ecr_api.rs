@@ -301,17 +301,31 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 return Ok(json!({"repositories": out}));
             }
             ctx.authorize(&registry_id, None)?;
-            let after = ctx
-                .str_opt("nextToken")?
-                .map(|t| String::from_utf8(B64.decode(t).unwrap_or_default()).unwrap_or_default());
+            let after = match ctx.str_opt("nextToken")? {
+                Some(t) => Some(
+                    B64.decode(t)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .ok_or_else(invalid_next_token)?,
+                ),
+                None => None,
+            };
             let repos = st
                 .repositories(&registry_id, &ctx.caller.region, after.as_deref(), max + 1)
                 .await
                 .map_err(storage)?;
             let more = repos.len() as i64 > max;
             let page: Vec<&Repository> = repos.iter().take(max as usize).collect();
-            let mut v =
-                json!({"repositories": page.iter().map(|r| ctx.repo_json(r)).collect::<Vec<_>>()});
+            // Only the repositories the caller's policy covers are listed.
+            let visible: Vec<Value> = page
+                .iter()
+                .filter(|r| {
+                    let policy = &ctx.caller.identity.policy;
+                    policy.allows("ecr:DescribeRepositories", Some(&r.name))
+                })
+                .map(|r| ctx.repo_json(r))
+                .collect();
+            let mut v = json!({"repositories": visible});
             if more && let Some(last) = page.last() {
                 v["nextToken"] = json!(B64.encode(&last.name));
             }
@@ -387,10 +401,14 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 "UNTAGGED" => m.tags.is_empty(),
                 _ => true,
             });
-            let start: usize = ctx
-                .str_opt("nextToken")?
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
+            let start: usize = match ctx.str_opt("nextToken")? {
+                Some(t) => t
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= images.len())
+                    .ok_or_else(invalid_next_token)?,
+                None => 0,
+            };
             let end = (start + max as usize).min(images.len());
             let page = &images[start.min(end)..end];
             let mut v = if ctx.op == "ListImages" {
@@ -518,6 +536,9 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                     "imageManifest": manifest,
                     "imageManifestMediaType": parsed.media_type,
                 }})),
+                Err(e @ StorageError::SizeMismatch { .. }) => Err(invalid(format!(
+                    "Invalid parameter at 'imageManifest' failed to satisfy constraint: {e}"
+                ))),
                 Err(StorageError::BlobsMissing(missing))
                 | Err(StorageError::ManifestsMissing(missing)) => Err(AwsError::new(
                     "LayersNotFoundException",
@@ -713,14 +734,16 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                     ),
                 ));
             }
-            let token = ctx.state.keys.issue(&Claims {
+            let claims = Claims {
                 registry_id: repo.registry_id.clone(),
                 region: repo.region.clone(),
                 principal: ctx.caller.principal.clone(),
-                expires_at: now_epoch() + 3600,
-            });
+                expires_at: now_epoch() + DOWNLOAD_URL_SECONDS,
+            };
+            let signature = ctx.state.keys.sign_download(&claims, &repo.name, digest);
+            let query = crate::registry::download_query(&claims, &signature);
             Ok(json!({
-                "downloadUrl": format!("{}/v2/{}/blobs/{digest}?X-Berth-Token={token}", ctx.state.public_url, repo.name),
+                "downloadUrl": format!("{}/v2/{}/blobs/{digest}?{query}", ctx.state.public_url, repo.name),
                 "layerDigest": digest,
             }))
         }
@@ -730,6 +753,17 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         )),
     }
 }
+
+/// What ECR answers for a `nextToken` it did not issue.
+fn invalid_next_token() -> AwsError {
+    AwsError::new(
+        "InvalidParameterException",
+        "Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'",
+    )
+}
+
+/// How long a layer's download URL works (S3 pre-signed URLs from ECR are short-lived too).
+const DOWNLOAD_URL_SECONDS: i64 = 600;
 
 fn upload_not_found(id: &str, repo: &Repository) -> AwsError {
     AwsError::new(

@@ -23,22 +23,29 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// True when some allowed ECR action may touch `repository` (what a listing may show).
+    pub fn covers_repository(&self, repository: &str) -> bool {
+        let ecr = self
+            .actions
+            .iter()
+            .any(|a| a == "*" || a.starts_with("ecr:"));
+        ecr && self.matches_repository(repository)
+    }
+
     pub fn allows(&self, action: &str, repository: Option<&str>) -> bool {
         let service = action.split(':').next().unwrap_or("");
         let action_ok = self.actions.iter().any(|a| {
             a == "*" || a == action || (a.ends_with(":*") && a.trim_end_matches(":*") == service)
         });
-        let repo_ok = match repository {
-            None => true,
-            Some(r) => {
-                self.repositories.is_empty()
-                    || self.repositories.iter().any(|p| match p.strip_suffix('*') {
-                        Some(prefix) => r.starts_with(prefix),
-                        None => p == r,
-                    })
-            }
-        };
-        action_ok && repo_ok
+        action_ok && repository.is_none_or(|r| self.matches_repository(r))
+    }
+
+    fn matches_repository(&self, repository: &str) -> bool {
+        self.repositories.is_empty()
+            || self.repositories.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => repository.starts_with(prefix),
+                None => p == repository,
+            })
     }
 }
 
@@ -132,6 +139,10 @@ impl IamConfig {
 
     pub fn role_by_arn(&self, arn: &str) -> Option<&Role> {
         self.roles.iter().find(|r| self.role_arn(r) == arn)
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
     }
 
     pub fn role_by_name(&self, name: &str) -> Option<&Role> {

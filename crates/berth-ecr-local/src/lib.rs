@@ -96,6 +96,8 @@ pub(crate) struct State {
     pub clock_offset_seconds: i64,
     /// Calls per ECR and STS operation, served at `GET /_berth/metrics`.
     pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Permits to read a large control-plane body (see `control::read_body`).
+    pub large_bodies: tokio::sync::Semaphore,
 }
 
 impl State {
@@ -187,6 +189,7 @@ impl LocalEcr {
             create_on_push: options.create_on_push,
             clock_offset_seconds: options.clock_offset_seconds,
             calls: Default::default(),
+            large_bodies: tokio::sync::Semaphore::new(control::LARGE_BODY_PERMITS),
         });
         Ok(LocalEcr {
             addr,

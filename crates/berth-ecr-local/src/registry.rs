@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::error::OciError;
 use crate::oci::{self, MAX_MANIFEST_BYTES};
 use crate::storage::{Repository, StorageError, now_epoch};
-use crate::token::TokenError;
+use crate::token::{Claims, TokenError};
 use crate::{State, iam::Policy};
 
 /// ECR's minimum size for every chunk but the last.
@@ -53,64 +53,136 @@ impl Access {
     }
 }
 
+/// The query of a layer download URL: the claims in clear, and a signature over them, the
+/// repository and the digest.
+pub(crate) fn download_query(c: &Claims, signature: &str) -> String {
+    format!(
+        "X-Berth-Registry={}&X-Berth-Region={}&X-Berth-Principal={}&X-Berth-Expires={}&X-Berth-Signature={signature}",
+        c.registry_id,
+        c.region,
+        c.principal.replace(':', "%3A"),
+        c.expires_at
+    )
+}
+
+/// `n=` of a listing: a whole number from 1 to 1000 (larger asks are served 1000, as ECR does).
+fn page_size(query: &HashMap<String, String>) -> Result<i64, OciError> {
+    match query.get("n") {
+        None => Ok(1000),
+        Some(n) => match n.parse::<i64>() {
+            Ok(v) if v >= 1 => Ok(v.min(1000)),
+            _ => Err(OciError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("invalid number of results requested: n must be a whole number from 1 to 1000, not '{n}'"),
+            )),
+        },
+    }
+}
+
+fn challenge(state: &State) -> OciError {
+    let mut e = OciError::new(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "authentication required",
+    );
+    e.www_authenticate = Some(format!(
+        "Basic realm=\"{}/\",service=\"ecr.amazonaws.com\"",
+        state.public_url
+    ));
+    e
+}
+
+fn expired() -> OciError {
+    OciError::new(
+        StatusCode::FORBIDDEN,
+        "DENIED",
+        "Your authorization token has expired. Reauthenticate and try again.",
+    )
+}
+
+/// A pre-signed download URL: valid for a GET or HEAD of exactly the blob it was made for.
+fn presigned(
+    state: &State,
+    method: &Method,
+    target: &Target<'_>,
+    query: &HashMap<String, String>,
+) -> Result<Claims, OciError> {
+    let field = |k: &str| query.get(k).cloned().ok_or_else(|| challenge(state));
+    let claims = Claims {
+        registry_id: field("X-Berth-Registry")?,
+        region: field("X-Berth-Region")?,
+        principal: field("X-Berth-Principal")?,
+        expires_at: field("X-Berth-Expires")?
+            .parse()
+            .map_err(|_| challenge(state))?,
+    };
+    let signature = field("X-Berth-Signature")?;
+    let (Target::Blob(repo, digest), true) =
+        (target, method == Method::GET || method == Method::HEAD)
+    else {
+        return Err(OciError::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "a layer download URL is valid only for a GET of its own layer",
+        ));
+    };
+    state
+        .keys
+        .verify_download(&claims, repo, digest, &signature, now_epoch())
+        .map_err(|e| match e {
+            TokenError::Expired => expired(),
+            TokenError::Invalid => OciError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                "the layer download URL's signature does not match this layer",
+            ),
+        })?;
+    Ok(claims)
+}
+
 fn authenticate(
     state: &State,
+    method: &Method,
+    target: &Target<'_>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<Access, OciError> {
-    let challenge = || {
-        let mut e = OciError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "authentication required",
-        );
-        e.www_authenticate = Some(format!(
-            "Basic realm=\"{}/\",service=\"ecr.amazonaws.com\"",
-            state.public_url
-        ));
-        e
-    };
-    let token = match (
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-        query.get("X-Berth-Token"),
-    ) {
-        (Some(value), _) => {
-            let encoded = value.strip_prefix("Basic ").ok_or_else(challenge)?;
-            let decoded = B64.decode(encoded.trim()).map_err(|_| challenge())?;
-            let text = String::from_utf8(decoded).map_err(|_| challenge())?;
-            let (user, password) = text.split_once(':').ok_or_else(challenge)?;
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let claims = match auth {
+        Some(value) => {
+            let encoded = value
+                .strip_prefix("Basic ")
+                .ok_or_else(|| challenge(state))?;
+            let decoded = B64
+                .decode(encoded.trim())
+                .map_err(|_| challenge(state))?;
+            let text = String::from_utf8(decoded).map_err(|_| challenge(state))?;
+            let (user, password) = text.split_once(':').ok_or_else(|| challenge(state))?;
             if user != "AWS" {
-                return Err(challenge());
+                return Err(challenge(state));
             }
-            password.to_owned()
+            state
+                .keys
+                .verify(password, now_epoch())
+                .map_err(|e| match e {
+                    TokenError::Expired => expired(),
+                    TokenError::Invalid => challenge(state),
+                })?
         }
-        (None, Some(t)) => t.clone(),
-        (None, None) => return Err(challenge()),
+        None if query.contains_key("X-Berth-Signature") => {
+            presigned(state, method, target, query)?
+        }
+        None => return Err(challenge(state)),
     };
-    let claims = state
-        .keys
-        .verify(&token, now_epoch())
-        .map_err(|e| match e {
-            TokenError::Expired => OciError::new(
-                StatusCode::FORBIDDEN,
-                "DENIED",
-                "Your authorization token has expired. Reauthenticate and try again.",
-            ),
-            TokenError::Invalid => challenge(),
-        })?;
     let policy = match claims.principal.split_once(':') {
-        Some(("user", name)) => state
-            .iam
-            .users
-            .iter()
-            .find(|u| u.name == name)
-            .map(|u| u.policy.clone()),
+        Some(("user", name)) => state.iam.user_by_name(name).map(|u| u.policy.clone()),
         Some(("role", name)) => state.iam.role_by_name(name).map(|r| r.policy.clone()),
         _ => None,
     }
-    .ok_or_else(challenge)?;
+    .ok_or_else(|| challenge(state))?;
     Ok(Access {
         registry_id: claims.registry_id,
         region: claims.region,
@@ -311,8 +383,6 @@ async fn run(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let access = authenticate(state, headers, query)?;
-    let st = &state.storage;
     let target = route(rest).ok_or_else(|| {
         OciError::new(
             StatusCode::NOT_FOUND,
@@ -320,6 +390,8 @@ async fn run(
             "no such registry endpoint",
         )
     })?;
+    let access = authenticate(state, method, &target, headers, query)?;
+    let st = &state.storage;
     let get_or_head = method == Method::GET || method == Method::HEAD;
     match target {
         Target::Base if get_or_head => Ok(Response::builder()
@@ -328,11 +400,7 @@ async fn run(
             .body(Body::from("{}"))
             .expect("static response")),
         Target::Catalog if method == Method::GET => {
-            let n = query
-                .get("n")
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or(1000)
-                .clamp(1, 1000);
+            let n = page_size(query)?;
             let repos = st
                 .repositories(
                     &access.registry_id,
@@ -342,15 +410,21 @@ async fn run(
                 )
                 .await
                 .map_err(OciError::server)?;
-            let names: Vec<&str> = repos
+            let page: Vec<&str> = repos
                 .iter()
                 .take(n as usize)
                 .map(|r| r.name.as_str())
                 .collect();
+            // The link continues after the page's last name, listed or not.
+            let last = page.last().copied();
+            let names: Vec<&str> = page
+                .into_iter()
+                .filter(|name| access.policy.covers_repository(name))
+                .collect();
             let mut r =
                 (StatusCode::OK, axum::Json(json!({"repositories": names}))).into_response();
             if repos.len() as i64 > n
-                && let Some(last) = names.last()
+                && let Some(last) = last
             {
                 header(
                     &mut r,
@@ -363,11 +437,7 @@ async fn run(
         Target::Tags(name) if method == Method::GET => {
             access.require("ecr:ListImages", name)?;
             let repo = repo_for(state, &access, name, false).await?;
-            let n = query
-                .get("n")
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or(1000)
-                .clamp(1, 1000);
+            let n = page_size(query)?;
             let tags = st
                 .tags(repo.id, query.get("last").map(String::as_str), n + 1)
                 .await
@@ -683,6 +753,11 @@ async fn manifest(
                     StatusCode::BAD_REQUEST,
                     "MANIFEST_BLOB_UNKNOWN",
                     format!("blob unknown to registry: {}", missing.join(", ")),
+                )),
+                Err(e @ StorageError::SizeMismatch { .. }) => Err(OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "SIZE_INVALID",
+                    e.to_string(),
                 )),
                 Err(StorageError::ManifestsMissing(missing)) => Err(OciError::new(
                     StatusCode::BAD_REQUEST,

@@ -26,6 +26,12 @@ pub enum StorageError {
     RepositoryNotEmpty,
     #[error("blobs not found: {0:?}")]
     BlobsMissing(Vec<String>),
+    #[error("the manifest declares {digest} as {declared} bytes, but it is {stored} bytes")]
+    SizeMismatch {
+        digest: String,
+        declared: i64,
+        stored: i64,
+    },
     #[error("child manifests not found: {0:?}")]
     ManifestsMissing(Vec<String>),
     #[error("tag {0} is immutable")]
@@ -154,6 +160,7 @@ pub struct Storage {
 }
 
 const MIGRATION: &str = include_str!("../migrations/0001_init.sql");
+const SESSIONS_HOLDER_MIGRATION: &str = include_str!("../migrations/0002_session_holder.sql");
 
 pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -197,6 +204,15 @@ impl Storage {
         .await?;
         if exists.is_none() {
             sqlx::raw_sql(MIGRATION).execute(&mut *tx).await?;
+        }
+        // 0002: sessions of users (GetSessionToken) beside sessions of roles.
+        let has_holder: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_table_info('sessions') WHERE name = 'holder_kind'",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if has_holder.is_none() {
+            sqlx::raw_sql(SESSIONS_HOLDER_MIGRATION).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         let read = SqlitePoolOptions::new()
@@ -528,15 +544,25 @@ impl Storage {
         let digest = format!("sha256:{}", sha256_hex(body));
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let mut missing = Vec::new();
-        for (blob, _) in &parsed.blobs {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
-                    .bind(repo.id)
-                    .bind(blob)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                missing.push(blob.clone());
+        for (blob, declared) in &parsed.blobs {
+            let stored: Option<i64> = sqlx::query_scalar(
+                "SELECT b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest \
+                 WHERE r.repo_id = $1 AND r.digest = $2",
+            )
+            .bind(repo.id)
+            .bind(blob)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match stored {
+                None => missing.push(blob.clone()),
+                Some(size) if size != *declared => {
+                    return Err(StorageError::SizeMismatch {
+                        digest: blob.clone(),
+                        declared: *declared,
+                        stored: size,
+                    });
+                }
+                Some(_) => {}
             }
         }
         if !missing.is_empty() {
@@ -736,45 +762,60 @@ impl Storage {
 
     // ---- STS sessions ----
 
-    pub async fn put_session(
-        &self,
-        access_key_id: &str,
-        token_hash: &str,
-        role_name: &str,
-        session_name: &str,
-        expires_at: i64,
-    ) -> Result<(), StorageError> {
+    pub async fn put_session(&self, access_key_id: &str, session: &Session) -> Result<(), StorageError> {
+        let (kind, name) = match &session.holder {
+            SessionHolder::Role(n) => ("role", n),
+            SessionHolder::User(n) => ("user", n),
+        };
         sqlx::query(
-            "INSERT INTO sessions (access_key_id, token_hash, role_name, session_name, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sessions (access_key_id, token_hash, role_name, holder_kind, session_name, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(access_key_id)
-        .bind(token_hash)
-        .bind(role_name)
-        .bind(session_name)
-        .bind(expires_at)
+        .bind(&session.token_hash)
+        .bind(name)
+        .bind(kind)
+        .bind(&session.session_name)
+        .bind(session.expires_at)
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    /// (token hash, role, session name, expiry) of an issued temporary key.
-    pub async fn session(
-        &self,
-        access_key_id: &str,
-    ) -> Result<Option<(String, String, String, i64)>, StorageError> {
+    /// The session an issued temporary key belongs to.
+    pub async fn session(&self, access_key_id: &str) -> Result<Option<Session>, StorageError> {
         let row = sqlx::query("SELECT * FROM sessions WHERE access_key_id = $1")
             .bind(access_key_id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok((
-                    r.try_get("token_hash")?,
-                    r.try_get("role_name")?,
-                    r.try_get("session_name")?,
-                    r.try_get("expires_at")?,
-                ))
-            })
-            .transpose()?)
+        let Some(r) = row else { return Ok(None) };
+        let name: String = r.try_get("role_name")?;
+        let kind: String = r.try_get("holder_kind")?;
+        Ok(Some(Session {
+            token_hash: r.try_get("token_hash")?,
+            holder: match kind.as_str() {
+                "user" => SessionHolder::User(name),
+                _ => SessionHolder::Role(name),
+            },
+            session_name: r.try_get("session_name")?,
+            expires_at: r.try_get("expires_at")?,
+        }))
     }
+}
+
+/// Whose temporary credentials a session key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionHolder {
+    /// AssumeRole / AssumeRoleWithWebIdentity: the role's name.
+    Role(String),
+    /// GetSessionToken: the IAM user's name.
+    User(String),
+}
+
+/// Temporary credentials STS issued; the session token is kept only as its hash.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token_hash: String,
+    pub holder: SessionHolder,
+    pub session_name: String,
+    pub expires_at: i64,
 }

@@ -1,5 +1,5 @@
-//! STS, query protocol with XML responses: GetCallerIdentity and AssumeRole (trust, ExternalId
-//! and DurationSeconds checked as AWS checks them).
+//! STS, query protocol with XML responses: GetCallerIdentity, AssumeRole (trust, ExternalId
+//! and DurationSeconds checked as AWS checks them) and GetSessionToken (IAM users only).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -120,7 +120,7 @@ async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, Aw
                 return Err(denied());
             }
             let (credentials, identity) =
-                issue_session(state, role, session_name, duration).await?;
+                issue_role_session(state, role, session_name, duration).await?;
             Ok(xml(
                 "AssumeRole",
                 format!(
@@ -130,6 +130,7 @@ async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, Aw
                 ),
             ))
         }
+        "GetSessionToken" => get_session_token(state, caller, get("DurationSeconds")).await,
         other => Err(AwsError::new(
             "InvalidAction",
             format!("Could not find operation {other} for version 2011-06-15"),
@@ -137,13 +138,70 @@ async fn run(state: &State, caller: &Caller, body: &[u8]) -> Result<Response, Aw
     }
 }
 
-/// Issues temporary credentials for `role`; returns the `<Credentials>` XML and the identity.
-async fn issue_session(
+/// GetSessionToken: temporary credentials that act as the calling IAM user. As in AWS, a
+/// session cannot make another one, and DurationSeconds is 900..=129600 (default 43200).
+async fn get_session_token(
+    state: &State,
+    caller: &Caller,
+    duration: Option<&str>,
+) -> Result<Response, AwsError> {
+    let duration: i64 = match duration {
+        Some(d) => d.parse().map_err(|_| {
+            AwsError::new("ValidationError", format!("Invalid DurationSeconds '{d}'"))
+        })?,
+        None => 43200,
+    };
+    if !(900..=129_600).contains(&duration) {
+        return Err(AwsError::new(
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 129600 and greater than or equal to 900"
+            ),
+        ));
+    }
+    let user = match caller.principal.strip_prefix("user:") {
+        Some(name) if !caller.temporary => state.iam.user_by_name(name),
+        _ => None,
+    };
+    let Some(user) = user else {
+        return Err(AwsError::new(
+            "AccessDenied",
+            "Cannot call GetSessionToken with session credentials",
+        )
+        .status(StatusCode::FORBIDDEN));
+    };
+    let holder = crate::storage::SessionHolder::User(user.name.clone());
+    let credentials = issue_session(state, holder, "", duration).await?;
+    Ok(xml("GetSessionToken", credentials.xml))
+}
+
+/// Temporary credentials for `role`; returns them and the assumed-role identity.
+async fn issue_role_session(
     state: &State,
     role: &crate::iam::Role,
     session_name: &str,
     duration: i64,
 ) -> Result<(String, crate::iam::Identity), AwsError> {
+    let holder = crate::storage::SessionHolder::Role(role.name.clone());
+    let issued = issue_session(state, holder, session_name, duration).await?;
+    let identity = state
+        .iam
+        .session_identity(role, session_name, &issued.access_key_id);
+    Ok((issued.xml, identity))
+}
+
+struct Issued {
+    access_key_id: String,
+    /// The `<Credentials>` element.
+    xml: String,
+}
+
+async fn issue_session(
+    state: &State,
+    holder: crate::storage::SessionHolder,
+    session_name: &str,
+    duration: i64,
+) -> Result<Issued, AwsError> {
     let access_key_id = ids::access_key_id("ASIA");
     let session_token = format!(
         "{}{}",
@@ -151,26 +209,23 @@ async fn issue_session(
         ids::hex(&ids::random_bytes::<32>())
     );
     let expires_at = now_epoch() + duration;
+    let session = crate::storage::Session {
+        token_hash: crate::storage::sha256_hex(session_token.as_bytes()),
+        holder,
+        session_name: session_name.to_owned(),
+        expires_at,
+    };
     state
         .storage
-        .put_session(
-            &access_key_id,
-            &crate::storage::sha256_hex(session_token.as_bytes()),
-            &role.name,
-            session_name,
-            expires_at,
-        )
+        .put_session(&access_key_id, &session)
         .await
         .map_err(AwsError::server)?;
-    let identity = state
-        .iam
-        .session_identity(role, session_name, &access_key_id);
-    let credentials = format!(
+    let xml = format!(
         "<Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{session_token}</SessionToken><Expiration>{}</Expiration></Credentials>",
         state.keys.session_secret(&access_key_id),
         iso(expires_at)
     );
-    Ok((credentials, identity))
+    Ok(Issued { access_key_id, xml })
 }
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -243,7 +298,7 @@ async fn run_web_identity(state: &State, body: &[u8]) -> Result<Response, AwsErr
     if !role.trust.contains(&provider_arn) || !subject_ok {
         return Err(denied());
     }
-    let (credentials, identity) = issue_session(state, role, session_name, duration).await?;
+    let (credentials, identity) = issue_role_session(state, role, session_name, duration).await?;
     Ok(xml(
         "AssumeRoleWithWebIdentity",
         format!(

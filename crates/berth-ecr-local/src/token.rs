@@ -75,6 +75,35 @@ impl Keys {
         Ok(claims)
     }
 
+    /// A download URL's signature: one blob of one repository, GET or HEAD only, until `expires_at`
+    /// — what an S3 pre-signed URL is, and nothing a registry token could do besides.
+    pub fn sign_download(&self, c: &Claims, repository: &str, digest: &str) -> String {
+        let payload = format!(
+            "{}|{}|{}|{}|{repository}|{digest}",
+            c.registry_id, c.region, c.principal, c.expires_at
+        );
+        URL_SAFE_NO_PAD.encode(self.mac("download-url", &payload))
+    }
+
+    /// Checks a download URL's signature; returns the claims it was made for.
+    pub fn verify_download(
+        &self,
+        c: &Claims,
+        repository: &str,
+        digest: &str,
+        signature: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        let expected = self.sign_download(c, repository, digest);
+        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+            return Err(TokenError::Invalid);
+        }
+        if c.expires_at <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+
     /// The secret access key of an STS session key id.
     pub fn session_secret(&self, access_key_id: &str) -> String {
         URL_SAFE_NO_PAD.encode(&self.mac("session-secret", access_key_id)[..30])

@@ -124,6 +124,17 @@ trust = []
     }
 }
 
+/// How [`Ecr::signed_with`] departs from a correct signature.
+#[derive(Default)]
+pub struct Signing<'a> {
+    /// Headers sent but left out of `SignedHeaders`.
+    pub unsigned: &'a [&'a str],
+    /// The credential scope's service (default: `ecr` or `sts`).
+    pub service: Option<&'a str>,
+    /// The credential scope's region (default `us-east-1`).
+    pub region: Option<&'a str>,
+}
+
 fn amz_date(epoch: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch).unwrap();
     format!(
@@ -150,9 +161,24 @@ impl Ecr {
         body: &str,
         skew: i64,
     ) -> (u16, String, Option<String>) {
+        self.signed_with(keys, target, body, skew, &Signing::default())
+            .await
+    }
+
+    /// As [`Ecr::signed`], signed the way `how` says (headers left out, another scope).
+    pub async fn signed_with(
+        &self,
+        keys: &Keys,
+        target: Option<&str>,
+        body: &str,
+        skew: i64,
+        how: &Signing<'_>,
+    ) -> (u16, String, Option<String>) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp() - skew;
         let date = amz_date(now);
-        let service = if target.is_some() { "ecr" } else { "sts" };
+        let default_service = if target.is_some() { "ecr" } else { "sts" };
+        let service = how.service.unwrap_or(default_service);
+        let region = how.region.unwrap_or("us-east-1");
         let content_type = if target.is_some() {
             "application/x-amz-json-1.1"
         } else {
@@ -173,14 +199,18 @@ impl Ecr {
             headers.push(("x-amz-security-token".into(), t.clone()));
         }
         let signed: Vec<String> = {
-            let mut n: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+            let mut n: Vec<String> = headers
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| !how.unsigned.contains(&n.as_str()))
+                .collect();
             n.sort();
             n
         };
         let auth = Authorization {
             access_key_id: keys.id.clone(),
             date: date[..8].to_owned(),
-            region: "us-east-1".into(),
+            region: region.into(),
             service: service.into(),
             signed_headers: signed.clone(),
             signature: String::new(),
@@ -213,7 +243,7 @@ impl Ecr {
         req = req.header(
             "authorization",
             format!(
-                "AWS4-HMAC-SHA256 Credential={}/{}/us-east-1/{service}/aws4_request, SignedHeaders={}, Signature={signature}",
+                "AWS4-HMAC-SHA256 Credential={}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={signature}",
                 keys.id,
                 &date[..8],
                 signed.join(";")
