@@ -22,6 +22,8 @@ pub enum Diagnosis {
     ExpiredSession,
     BadRegion,
     EndpointUnreachable,
+    /// The integration's credentials may not leave Berth (an ambient identity is the server's).
+    NotExportable,
     Registry,
     Throttled,
     Other,
@@ -115,10 +117,12 @@ pub(crate) fn unreachable(target: &str, why: &str, elapsed: Duration) -> BrokerE
     } else {
         "the connection failed"
     };
+    // The transport's own words (addresses, error chains) go to the server log, not to callers.
+    tracing::warn!(target: "berth::broker", endpoint = target, detail = why, "AWS endpoint unreachable");
     BrokerError::new(
         Diagnosis::EndpointUnreachable,
         format!(
-            "{target} is unreachable: {kind} after {} ms ({why})",
+            "{target} is unreachable: {kind} after {} ms",
             elapsed.as_millis()
         ),
         "check the integration's endpoint and region, and that the Berth server can reach it",
@@ -211,7 +215,7 @@ where
                     ),
                     "check the region (and the endpoint override, if any)",
                 )
-                .with_unreachable_context(&text);
+                .logged_detail(&text);
             }
             unreachable(target, &text, elapsed)
         }
@@ -220,16 +224,18 @@ where
             (None, Some((code, message))) => from_code(&code, &message, region),
             (None, None) => BrokerError::new(
                 Diagnosis::Other,
-                format!("{}", DisplayErrorContext(&e)),
-                "see the message",
-            ),
+                format!("{target} answered in a way Berth could not read"),
+                "see the Berth server's log for the details",
+            )
+            .logged_detail(&format!("{}", DisplayErrorContext(&e))),
         },
     }
 }
 
 impl BrokerError {
-    fn with_unreachable_context(mut self, text: &str) -> Self {
-        self.message = format!("{} ({text})", self.message);
+    /// Keeps the SDK's full error in the server log only.
+    fn logged_detail(self, text: &str) -> Self {
+        tracing::warn!(target: "berth::broker", diagnosis = ?self.diagnosis, detail = text, "{}", self.message);
         self
     }
 }
@@ -258,4 +264,11 @@ where
         );
     }
     err
+}
+
+pub(crate) fn session_error<E>(e: SdkError<E, HttpResponse>) -> BrokerError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    from_sdk(e, Duration::ZERO, "", "the STS endpoint")
 }

@@ -61,6 +61,30 @@ pub struct AwsKeys {
     pub session_token: Option<SecretString>,
 }
 
+impl From<&Credentials> for AwsKeys {
+    fn from(c: &Credentials) -> Self {
+        AwsKeys {
+            access_key_id: c.access_key_id().to_owned(),
+            secret_access_key: SecretString::from(c.secret_access_key().to_owned()),
+            session_token: c.session_token().map(|t| SecretString::from(t.to_owned())),
+        }
+    }
+}
+
+/// What a CI job gets for its own AWS calls.
+#[derive(Clone)]
+pub struct JobCredentials {
+    pub keys: AwsKeys,
+    /// Epoch seconds; `None` only for long-lived keys an admin chose to export.
+    pub expires_at: Option<i64>,
+}
+
+fn epoch_of(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Why the broker could not produce credentials: what went wrong, and what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -152,6 +176,13 @@ fn blame_endpoint(e: BrokerError, endpoint: Option<&str>) -> BrokerError {
         _ => e,
     }
 }
+
+fn epoch_time(secs: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+/// How long the sessions handed to CI jobs last (STS's default for AssumeRole).
+pub const JOB_SESSION_SECONDS: i32 = 3600;
 
 fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -302,7 +333,7 @@ impl Broker {
                     c.access_key_id(),
                     c.secret_access_key(),
                     Some(c.session_token().to_owned()),
-                    None,
+                    Some(epoch_time(c.expiration().secs())),
                     "berth-assume-role",
                 );
                 Ok((
@@ -445,29 +476,83 @@ impl Broker {
         Ok(fresh)
     }
 
-    /// The AWS credentials the integration stands for: its keys, or a session of its role, or
-    /// the server's own identity. For jobs that call AWS themselves (pipeline resources).
-    pub async fn aws_keys(
+    /// AWS credentials for a CI job's own AWS calls (pipeline `integration` and `cliConfig`
+    /// resources): a session of the role for role integrations, a `GetSessionToken` session of
+    /// the keys for access-key integrations, the keys themselves only where an admin turned on
+    /// `export_long_lived_keys`. The server's own (ambient) identity is never handed out.
+    pub async fn job_credentials(
         &self,
         integration: &Integration,
         secrets: &Secrets,
-    ) -> Result<AwsKeys, BrokerError> {
-        use aws_credential_types::provider::ProvideCredentials;
+    ) -> Result<JobCredentials, BrokerError> {
         let IntegrationConfig::Ecr(ecr) = &integration.config;
-        let (provider, _) = self
-            .aws_credentials(integration.name.as_str(), ecr, &ecr.region, secrets)
-            .await?;
-        let c = provider.provide_credentials().await.map_err(|e| {
+        match &ecr.auth {
+            AwsAuth::Ambient => Err(BrokerError::new(
+                Diagnosis::NotExportable,
+                format!(
+                    "integration '{}' uses the Berth server's own AWS identity (auth.mode ambient), which is never handed to jobs",
+                    integration.name
+                ),
+                "give the integration a role (auth.mode assume_role, source ambient): jobs then get short-lived sessions of that role",
+            )),
+            AwsAuth::AccessKeys { .. } if ecr.export_long_lived_keys => {
+                let keys = keys(secrets)?;
+                Ok(JobCredentials {
+                    keys: AwsKeys::from(&keys),
+                    expires_at: None,
+                })
+            }
+            AwsAuth::AccessKeys { .. } => self.session_of_keys(ecr, secrets).await,
+            AwsAuth::AssumeRole { .. } => {
+                use aws_credential_types::provider::ProvideCredentials;
+                let (provider, _) = self
+                    .aws_credentials(integration.name.as_str(), ecr, &ecr.region, secrets)
+                    .await?;
+                let c = provider.provide_credentials().await.map_err(|e| {
+                    BrokerError::new(
+                        Diagnosis::NoCredentials,
+                        format!("the role's session has no credentials: {e}"),
+                        "check the integration's auth settings",
+                    )
+                })?;
+                Ok(JobCredentials {
+                    keys: AwsKeys::from(&c),
+                    expires_at: c.expiry().map(epoch_of),
+                })
+            }
+        }
+    }
+
+    /// STS GetSessionToken with the integration's keys: the same identity, short-lived.
+    async fn session_of_keys(
+        &self,
+        ecr: &EcrConfig,
+        secrets: &Secrets,
+    ) -> Result<JobCredentials, BrokerError> {
+        let provider = SharedCredentialsProvider::new(keys(secrets)?);
+        let config = self
+            .sdk_config(&ecr.region, ecr.endpoint.as_deref(), Some(provider))
+            .await;
+        let out = aws_sdk_sts::Client::new(&config)
+            .get_session_token()
+            .duration_seconds(JOB_SESSION_SECONDS)
+            .send()
+            .await
+            .map_err(|e| blame_endpoint(diagnose::session_error(e), ecr.endpoint.as_deref()))?;
+        let c = out.credentials().ok_or_else(|| {
             BrokerError::new(
-                Diagnosis::NoCredentials,
-                format!("no AWS credentials: {e}"),
-                "check the integration's auth settings",
+                Diagnosis::Other,
+                "STS returned no credentials",
+                "retry; if it persists, check the STS endpoint",
             )
         })?;
-        Ok(AwsKeys {
-            access_key_id: c.access_key_id().to_owned(),
-            secret_access_key: SecretString::from(c.secret_access_key().to_owned()),
-            session_token: c.session_token().map(|t| SecretString::from(t.to_owned())),
+        Ok(JobCredentials {
+            keys: AwsKeys {
+                access_key_id: c.access_key_id().to_owned(),
+                secret_access_key: SecretString::from(c.secret_access_key().to_owned()),
+                session_token: Some(SecretString::from(c.session_token().to_owned())),
+            },
+            expires_at: Some(c.expiration().secs()),
         })
     }
 

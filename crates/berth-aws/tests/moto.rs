@@ -81,6 +81,7 @@ fn integration(endpoint: &str, auth: AwsAuth, version: i64) -> Integration {
             auth,
             registry_id: None,
             endpoint: Some(endpoint.into()),
+            export_long_lived_keys: false,
         }),
         subscriptions: vec![],
         runtimes: RuntimeScope::All,

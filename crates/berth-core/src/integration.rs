@@ -129,6 +129,26 @@ pub struct EcrConfig {
     pub auth: AwsAuth,
     pub registry_id: Option<String>,
     pub endpoint: Option<String>,
+    /// Whether a CI job may be handed the long-lived access keys themselves, for tools that
+    /// cannot use session tokens. Off by default and only for `access_keys` auth: otherwise jobs
+    /// get short-lived STS sessions.
+    #[serde(default)]
+    pub export_long_lived_keys: bool,
+}
+
+/// The export switch is only for access keys: roles are always exported as sessions, and an
+/// ambient identity is the server's own, never exported.
+fn export_switch(value: bool, auth: &AwsAuth) -> Result<bool, FieldError> {
+    if value && !matches!(auth, AwsAuth::AccessKeys { .. }) {
+        return Err(FieldError::new(
+            "export_long_lived_keys",
+            format!(
+                "can be true only with auth.mode access_keys, not {}: such integrations give jobs short-lived session credentials",
+                auth.mode()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// How Berth gets AWS credentials for an ECR integration.
@@ -237,7 +257,8 @@ pub enum AuthInput {
         session_name: Option<String>,
         source: Option<RoleSourceInput>,
     },
-    Ambient,
+    /// A struct variant, so that `deny_unknown_fields` refuses stray keys beside the mode.
+    Ambient {},
 }
 
 pub const AUTH_MODES: &[&str] = &["access_keys", "assume_role", "ambient"];
@@ -277,6 +298,7 @@ pub struct IntegrationInput {
     #[serde(default)]
     pub subscriptions: Vec<String>,
     pub runtimes: Option<RuntimeScopeInput>,
+    pub export_long_lived_keys: Option<bool>,
 }
 
 /// A patch: every field optional; absent means unchanged, and absent secrets stay as they are.
@@ -293,8 +315,11 @@ pub struct IntegrationPatch {
     pub registry_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub endpoint: Option<Option<String>>,
-    pub subscriptions: Option<Vec<String>>,
+    /// `null` is refused rather than read as "unchanged": `[]` removes every subscription.
+    #[serde(default, deserialize_with = "double_option")]
+    pub subscriptions: Option<Option<Vec<String>>>,
     pub runtimes: Option<RuntimeScopeInput>,
+    pub export_long_lived_keys: Option<bool>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -449,7 +474,7 @@ fn parse_auth(
                 source,
             }
         }
-        AuthInput::Ambient => AwsAuth::Ambient,
+        AuthInput::Ambient {} => AwsAuth::Ambient,
     })
 }
 
@@ -478,9 +503,12 @@ impl IntegrationDraft {
                     )
                 })?;
                 let auth = parse_auth(auth, None, &mut set_secrets)?;
+                let export_long_lived_keys =
+                    export_switch(input.export_long_lived_keys.unwrap_or(false), &auth)?;
                 IntegrationConfig::Ecr(EcrConfig {
                     region,
                     auth,
+                    export_long_lived_keys,
                     registry_id: opt_checked(
                         "registry_id",
                         input.registry_id,
@@ -535,9 +563,17 @@ impl IntegrationDraft {
                     Some(auth) => parse_auth(auth, Some(&ecr.auth), &mut set_secrets)?,
                     None => ecr.auth.clone(),
                 };
+                // Changing away from access keys turns the switch off with them.
+                let export_long_lived_keys = match patch.export_long_lived_keys {
+                    Some(v) => export_switch(v, &auth)?,
+                    None => {
+                        ecr.export_long_lived_keys && matches!(auth, AwsAuth::AccessKeys { .. })
+                    }
+                };
                 IntegrationConfig::Ecr(EcrConfig {
                     region,
                     auth,
+                    export_long_lived_keys,
                     registry_id: match patch.registry_id {
                         Some(v) => opt_checked("registry_id", v, validate_registry_id)?,
                         None => ecr.registry_id.clone(),
@@ -550,7 +586,14 @@ impl IntegrationDraft {
             }
         };
         let subscriptions = match &patch.subscriptions {
-            Some(list) => parse_names("subscriptions", list)?,
+            Some(Some(list)) => parse_names("subscriptions", list)?,
+            Some(None) => {
+                return Err(FieldError::new(
+                    "subscriptions",
+                    "must be a list of subscription names, not null (use [] to remove them all)",
+                )
+                .into());
+            }
             None => current.subscriptions.clone(),
         };
         let runtimes = match patch.runtimes {

@@ -99,6 +99,7 @@ mod tests {
             auth: AwsAuth::Ambient,
             registry_id: Some("123456789012".into()),
             endpoint: None,
+            export_long_lived_keys: false,
         };
         assert_eq!(
             serves_host(&ecr, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"),

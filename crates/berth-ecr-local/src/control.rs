@@ -113,9 +113,16 @@ pub struct Signer {
 
 /// The headers a signature must cover, so that nothing that picks the operation or the identity
 /// can be changed after signing.
-fn require_signed(dialect: Dialect, auth: &sigv4::Authorization, headers: &HeaderMap) -> Result<(), AwsError> {
+fn require_signed(
+    dialect: Dialect,
+    auth: &sigv4::Authorization,
+    headers: &HeaderMap,
+) -> Result<(), AwsError> {
     let signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
-    let mut required = vec![("host", "'Host' or ':authority'"), ("x-amz-date", "'X-Amz-Date'")];
+    let mut required = vec![
+        ("host", "'Host' or ':authority'"),
+        ("x-amz-date", "'X-Amz-Date'"),
+    ];
     if dialect == Dialect::Ecr {
         required.push(("x-amz-target", "'X-Amz-Target'"));
     }
@@ -183,7 +190,11 @@ fn check_clock(state: &State, dialect: Dialect, amz_date: &str) -> Result<(), Aw
 
 /// Checks everything the headers alone can tell — the signature's form, the signed headers, the
 /// scope, the clock, a known key and its session token — before a byte of the body is read.
-pub async fn identify(state: &State, dialect: Dialect, headers: &HeaderMap) -> Result<Signer, AwsError> {
+pub async fn identify(
+    state: &State,
+    dialect: Dialect,
+    headers: &HeaderMap,
+) -> Result<Signer, AwsError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -257,7 +268,9 @@ async fn resolve_key(
         SessionHolder::Role(name) => {
             let role = state.iam.role_by_name(name).ok_or_else(invalid_token)?;
             (
-                state.iam.session_identity(role, &session.session_name, access_key_id),
+                state
+                    .iam
+                    .session_identity(role, &session.session_name, access_key_id),
                 format!("role:{name}"),
             )
         }
@@ -267,7 +280,12 @@ async fn resolve_key(
             (state.iam.user_identity(user), format!("user:{name}"))
         }
     };
-    Ok((state.keys.session_secret(access_key_id), identity, principal, true))
+    Ok((
+        state.keys.session_secret(access_key_id),
+        identity,
+        principal,
+        true,
+    ))
 }
 
 /// Checks the signature over the whole request, body included.
@@ -342,7 +360,13 @@ async fn read_body(
     }
     // Without a length, assume the worst the operation allows.
     let _permit = match declared.unwrap_or(limit as u64) > LARGE_BODY as u64 {
-        true => Some(state.large_bodies.acquire().await.map_err(AwsError::server)?),
+        true => Some(
+            state
+                .large_bodies
+                .acquire()
+                .await
+                .map_err(AwsError::server)?,
+        ),
         false => None,
     };
     to_bytes(body, limit).await.map_err(|_| too_large())
@@ -387,8 +411,10 @@ async fn serve(
         if sts::is_web_identity(&body) {
             return Ok(sts::web_identity(state, &body).await);
         }
-        return Err(AwsError::new(dialect.missing(), "Missing Authentication Token")
-            .status(axum::http::StatusCode::FORBIDDEN));
+        return Err(
+            AwsError::new(dialect.missing(), "Missing Authentication Token")
+                .status(axum::http::StatusCode::FORBIDDEN),
+        );
     }
     let signer = identify(state, dialect, &headers).await?;
     let body = read_body(state, &headers, body, limit).await?;

@@ -74,7 +74,9 @@ fn page_size(query: &HashMap<String, String>) -> Result<i64, OciError> {
             _ => Err(OciError::new(
                 StatusCode::BAD_REQUEST,
                 "PAGINATION_NUMBER_INVALID",
-                format!("invalid number of results requested: n must be a whole number from 1 to 1000, not '{n}'"),
+                format!(
+                    "invalid number of results requested: n must be a whole number from 1 to 1000, not '{n}'"
+                ),
             )),
         },
     }
@@ -156,9 +158,7 @@ fn authenticate(
             let encoded = value
                 .strip_prefix("Basic ")
                 .ok_or_else(|| challenge(state))?;
-            let decoded = B64
-                .decode(encoded.trim())
-                .map_err(|_| challenge(state))?;
+            let decoded = B64.decode(encoded.trim()).map_err(|_| challenge(state))?;
             let text = String::from_utf8(decoded).map_err(|_| challenge(state))?;
             let (user, password) = text.split_once(':').ok_or_else(|| challenge(state))?;
             if user != "AWS" {
@@ -172,9 +172,7 @@ fn authenticate(
                     TokenError::Invalid => challenge(state),
                 })?
         }
-        None if query.contains_key("X-Berth-Signature") => {
-            presigned(state, method, target, query)?
-        }
+        None if query.contains_key("X-Berth-Signature") => presigned(state, method, target, query)?,
         None => return Err(challenge(state)),
     };
     let policy = match claims.principal.split_once(':') {

@@ -212,7 +212,9 @@ impl Storage {
         .fetch_optional(&mut *tx)
         .await?;
         if has_holder.is_none() {
-            sqlx::raw_sql(SESSIONS_HOLDER_MIGRATION).execute(&mut *tx).await?;
+            sqlx::raw_sql(SESSIONS_HOLDER_MIGRATION)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         let read = SqlitePoolOptions::new()
@@ -762,7 +764,11 @@ impl Storage {
 
     // ---- STS sessions ----
 
-    pub async fn put_session(&self, access_key_id: &str, session: &Session) -> Result<(), StorageError> {
+    pub async fn put_session(
+        &self,
+        access_key_id: &str,
+        session: &Session,
+    ) -> Result<(), StorageError> {
         let (kind, name) = match &session.holder {
             SessionHolder::Role(n) => ("role", n),
             SessionHolder::User(n) => ("user", n),

@@ -75,7 +75,11 @@ async fn signatures_must_cover_the_operation_host_and_scope() {
         let (s, text, _) = e
             .signed_with(&e.admin, Some("GetAuthorizationToken"), body, 0, &how)
             .await;
-        assert_eq!((s, error_type(&text).as_str()), (status, code), "{case}: {text}");
+        assert_eq!(
+            (s, error_type(&text).as_str()),
+            (status, code),
+            "{case}: {text}"
+        );
     }
     // STS: the scope must say sts.
     let (s, text, _) = e
@@ -91,7 +95,10 @@ async fn signatures_must_cover_the_operation_host_and_scope() {
         )
         .await;
     assert_eq!(s, 403, "{text}");
-    assert!(text.contains("<Code>SignatureDoesNotMatch</Code>"), "{text}");
+    assert!(
+        text.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{text}"
+    );
     assert!(text.contains("correct service: &apos;sts&apos;"), "{text}");
     // A session token that travels unsigned could be replaced.
     let (_, text, _) = e
@@ -129,7 +136,10 @@ async fn signatures_must_cover_the_operation_host_and_scope() {
 
 fn xml_field<'a>(text: &'a str, tag: &str) -> &'a str {
     let open = format!("<{tag}>");
-    let start = text.find(&open).unwrap_or_else(|| panic!("no {tag} in {text}")) + open.len();
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {tag} in {text}"))
+        + open.len();
     let end = text[start..].find("</").unwrap() + start;
     &text[start..end]
 }
@@ -172,12 +182,21 @@ async fn get_session_token_issues_user_sessions_as_sts_does() {
     let (s, v) = e.ecr(&session, "GetAuthorizationToken", json!({})).await;
     assert_eq!(s, 200, "{v}");
     let (s, v) = e
-        .ecr(&session, "CreateRepository", json!({"repositoryName": "team/x"}))
+        .ecr(
+            &session,
+            "CreateRepository",
+            json!({"repositoryName": "team/x"}),
+        )
         .await;
     assert_eq!(s, 400, "the reader may not create: {v}");
     // A session cannot make another; durations are AWS's.
     let (s, text, _) = e
-        .signed(&session, None, "Action=GetSessionToken&Version=2011-06-15", 0)
+        .signed(
+            &session,
+            None,
+            "Action=GetSessionToken&Version=2011-06-15",
+            0,
+        )
         .await;
     assert_eq!(s, 403, "{text}");
     assert!(text.contains("<Code>AccessDenied</Code>"), "{text}");
@@ -271,7 +290,12 @@ async fn unauthenticated_bodies_are_refused_before_they_are_read() {
 
     // Signed, but larger than the operation can carry: 413 from Content-Length, unread.
     let (s, text, _) = e
-        .signed(&e.admin, Some("DescribeRepositories"), &" ".repeat(2 << 20), 0)
+        .signed(
+            &e.admin,
+            Some("DescribeRepositories"),
+            &" ".repeat(2 << 20),
+            0,
+        )
         .await;
     assert_eq!(s, 413, "{text}");
     // The server still serves.
@@ -282,7 +306,11 @@ async fn unauthenticated_bodies_are_refused_before_they_are_read() {
 async fn push_blob(e: &common::Ecr, pw: &str, repo: &str, bytes: &[u8]) -> String {
     let d = sha256(bytes);
     let r = e
-        .v2(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"), pw)
+        .v2(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            pw,
+        )
         .body(bytes.to_vec())
         .send()
         .await
@@ -316,13 +344,28 @@ async fn download_urls_are_good_for_one_layer_only() {
     let query = url.split_once('?').unwrap().1;
     let base = &e.url;
     let misuse = [
-        (Method::GET, format!("{base}/v2/team/app/blobs/{second}?{query}")),
-        (Method::GET, format!("{base}/v2/team/other/blobs/{layer}?{query}")),
+        (
+            Method::GET,
+            format!("{base}/v2/team/app/blobs/{second}?{query}"),
+        ),
+        (
+            Method::GET,
+            format!("{base}/v2/team/other/blobs/{layer}?{query}"),
+        ),
         (Method::GET, format!("{base}/v2/_catalog?{query}")),
         (Method::GET, format!("{base}/v2/team/app/tags/list?{query}")),
-        (Method::POST, format!("{base}/v2/team/app/blobs/uploads/?{query}")),
-        (Method::DELETE, format!("{base}/v2/team/app/manifests/{layer}?{query}")),
-        (Method::DELETE, format!("{base}/v2/team/app/blobs/{layer}?{query}")),
+        (
+            Method::POST,
+            format!("{base}/v2/team/app/blobs/uploads/?{query}"),
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/v2/team/app/manifests/{layer}?{query}"),
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/v2/team/app/blobs/{layer}?{query}"),
+        ),
     ];
     for (method, u) in misuse {
         let r = e.http.request(method.clone(), &u).send().await.unwrap();
@@ -376,7 +419,10 @@ async fn listings_show_only_what_the_policy_covers() {
             .unwrap();
         assert_eq!(r.status(), 400, "n={n}");
         let text = r.text().await.unwrap();
-        assert!(text.contains("PAGINATION_NUMBER_INVALID") && text.contains("n must"), "{text}");
+        assert!(
+            text.contains("PAGINATION_NUMBER_INVALID") && text.contains("n must"),
+            "{text}"
+        );
     }
 }
 
@@ -385,14 +431,26 @@ async fn invalid_next_tokens_and_lying_manifests_are_refused() {
     let e = start("tokens", HOUR).await;
     e.create_repo("team/app", "MUTABLE").await;
     for (op, body) in [
-        ("DescribeRepositories", json!({"nextToken": "!!not-base64!!"})),
-        ("ListImages", json!({"repositoryName": "team/app", "nextToken": "garbage"})),
-        ("DescribeImages", json!({"repositoryName": "team/app", "nextToken": "999999"})),
+        (
+            "DescribeRepositories",
+            json!({"nextToken": "!!not-base64!!"}),
+        ),
+        (
+            "ListImages",
+            json!({"repositoryName": "team/app", "nextToken": "garbage"}),
+        ),
+        (
+            "DescribeImages",
+            json!({"repositoryName": "team/app", "nextToken": "999999"}),
+        ),
     ] {
         let (s, v) = e.ecr(&e.admin, op, body).await;
         assert_eq!(s, 400, "{op}: {v}");
         assert_eq!(v["__type"], "InvalidParameterException", "{op}: {v}");
-        assert!(v["message"].as_str().unwrap().contains("nextToken"), "{op}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("nextToken"),
+            "{op}: {v}"
+        );
     }
     let pw = e.password(&e.admin).await;
     let blob = vec![7u8; 4096];
@@ -416,7 +474,10 @@ async fn invalid_next_tokens_and_lying_manifests_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let text = r.text().await.unwrap();
-    assert!(text.contains("SIZE_INVALID") && text.contains("4096"), "{text}");
+    assert!(
+        text.contains("SIZE_INVALID") && text.contains("4096"),
+        "{text}"
+    );
     let (s, v) = e
         .ecr(
             &e.admin,
@@ -424,10 +485,18 @@ async fn invalid_next_tokens_and_lying_manifests_are_refused() {
             json!({"repositoryName": "team/app", "imageTag": "lie", "imageManifest": manifest(999)}),
         )
         .await;
-    assert_eq!((s, v["__type"].as_str()), (400, Some("InvalidParameterException")), "{v}");
+    assert_eq!(
+        (s, v["__type"].as_str()),
+        (400, Some("InvalidParameterException")),
+        "{v}"
+    );
     // Nothing was tagged; the truthful manifest is accepted.
     let (_, v) = e
-        .ecr(&e.admin, "ListImages", json!({"repositoryName": "team/app"}))
+        .ecr(
+            &e.admin,
+            "ListImages",
+            json!({"repositoryName": "team/app"}),
+        )
         .await;
     assert_eq!(v["imageIds"], json!([]), "{v}");
     let r = e

@@ -92,6 +92,7 @@ impl From<berth_aws::BrokerError> for ApiError {
         let diagnosis = serde_json::to_value(e.diagnosis).unwrap_or(Value::Null);
         let (status, field) = match e.diagnosis {
             berth_aws::Diagnosis::BadRegion => (StatusCode::BAD_REQUEST, Some("region".to_owned())),
+            berth_aws::Diagnosis::NotExportable => (StatusCode::CONFLICT, Some("auth".to_owned())),
             _ => (StatusCode::BAD_GATEWAY, None),
         };
         ApiError {
@@ -133,6 +134,20 @@ impl From<StoreError> for ApiError {
                     "unavailable",
                     e.to_string(),
                 )
+            }
+            StoreError::Database(ref cause) => {
+                tracing::error!(error = %cause, "the store is unavailable");
+                ApiError {
+                    details: vec![(
+                        "hint",
+                        json!("the database did not answer; retry in a few seconds"),
+                    )],
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "Berth's database is unavailable; nothing was changed",
+                    )
+                }
             }
             other => {
                 tracing::error!(error = %other, "store failure");

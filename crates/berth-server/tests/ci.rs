@@ -166,16 +166,24 @@ async fn resolve_applies_branch_rules_and_records_dependencies() {
     )
     .await;
     assert_error(&r, 400, "invalid_field", Some("branch"));
-    assert_error(
-        &resolve(
-            globex,
-            json!({"project": "acme/web", "branch": "master", "shippable_yml": YML}),
-        )
-        .await,
-        403,
-        "forbidden",
-        None,
+    // Another subscription's project answers exactly as a project that does not exist.
+    let theirs = resolve(
+        globex.clone(),
+        json!({"project": "acme/web", "branch": "master", "shippable_yml": YML}),
+    )
+    .await;
+    let absent = resolve(
+        globex,
+        json!({"project": "acme/none", "branch": "master", "shippable_yml": YML}),
+    )
+    .await;
+    assert_error(&theirs, 400, "invalid_field", Some("project"));
+    assert_eq!(
+        theirs.1.to_string().replace("acme/web", "P"),
+        absent.1.to_string().replace("acme/none", "P"),
+        "'not yours' and 'absent' must be indistinguishable"
     );
+    assert!(!theirs.1.to_string().contains("acme'"), "{}", theirs.1);
 
     // The resolutions recorded the project; delete is refused with the list.
     let (_, deps) = s
@@ -282,7 +290,10 @@ async fn pipeline_resources_give_the_job_its_environment() {
         .admin(
             Method::POST,
             "/api/v1/integrations",
+            // The export switch: this test is about the environment's shape; sessions are
+            // tested against the local ECR in crates/berth/tests/job_credentials.rs.
             Some(json!({"name": "ecr-prod", "type": "ecr", "region": "us-west-2", "subscriptions": ["acme"],
+                "export_long_lived_keys": true,
                 "auth": {"mode": "access_keys", "access_key_id": key_id, "secret_access_key": secret}})),
         )
         .await;
@@ -387,5 +398,75 @@ resources:
             .iter()
             .all(|d| d["kind"] == "pipeline_resource")
     );
+    s.stop().await;
+}
+
+/// Renames a table of the server's SQLite database under it: every query on it then fails as a
+/// broken or unreachable database would.
+async fn break_table(dir: &std::path::Path, table: &str) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.join("berth.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {table} RENAME TO {table}_gone"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_store_is_a_503_never_a_yml_or_project_mistake() {
+    let dir = TempDir::new("ci-store-down");
+    let s = TestServer::start(options(&dir.0)).await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    for name in ["prod", "dev"] {
+        let r = s
+            .admin(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(json!({"name": name, "type": "ecr", "auth": {"mode": "ambient"}, "subscriptions": ["acme"]})),
+            )
+            .await;
+        assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    }
+    let body = json!({"project": "acme/web", "branch": "master", "shippable_yml": YML});
+    let r = s
+        .admin(Method::POST, "/api/v1/ci/resolve", Some(body.clone()))
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    for table in ["integrations", "projects"] {
+        break_table(&dir.0, table).await;
+        for path in ["/api/v1/ci/resolve", "/api/v1/ci/resources"] {
+            let body = match path {
+                "/api/v1/ci/resolve" => body.clone(),
+                _ => {
+                    json!({"project": "acme/web", "shippable_yml": "resources:\n  - name: k\n    type: integration\n    integration: prod\n"})
+                }
+            };
+            let r = s.admin(Method::POST, path, Some(body)).await;
+            assert_error(&r, 503, "store_unavailable", None);
+            let text = r.1.to_string();
+            assert!(
+                !text.contains("does not exist") && !text.contains("does not match"),
+                "{table} gone, {path}: {text}"
+            );
+            assert!(
+                r.1["error"]["hint"].as_str().unwrap().contains("retry"),
+                "{text}"
+            );
+        }
+    }
     s.stop().await;
 }

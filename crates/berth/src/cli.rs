@@ -406,6 +406,10 @@ pub struct IntegrationFields {
     /// Endpoint override (local ECR, FIPS or China endpoints).
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// Let CI jobs receive the long-lived access keys themselves (`true`), for tools that cannot
+    /// use session tokens; by default (`false`) they get short-lived STS sessions. Audited.
+    #[arg(long, value_name = "BOOL")]
+    pub export_long_lived_keys: Option<bool>,
     /// Subscription that may use the integration (repeat for several).
     #[arg(long = "subscription", value_name = "NAME")]
     pub subscriptions: Vec<String>,

@@ -138,6 +138,10 @@ fn quick_start_through_the_cli() {
             "--secret-access-key-stdin",
             "--subscription",
             "acme",
+            // Without the switch a job gets an STS session (tests/job_credentials.rs); with it,
+            // the keys themselves, which shows how values are quoted.
+            "--export-long-lived-keys",
+            "true",
         ],
         Some(&format!("{secret}\n")),
     );
@@ -394,6 +398,10 @@ fn ci_resource_env_prints_what_a_pipeline_job_sees() {
             "--secret-access-key-stdin",
             "--subscription",
             "acme",
+            // Without the switch a job gets an STS session (tests/job_credentials.rs); with it,
+            // the keys themselves, which shows how values are quoted.
+            "--export-long-lived-keys",
+            "true",
         ],
         Some(&format!("{secret}\n")),
     );

@@ -10,6 +10,8 @@ use berth_core::shippable::{self, BranchRule};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use berth_store::StoreError;
+
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -53,23 +55,7 @@ pub async fn resolve(
     caller: Principal,
     ApiJson(body): ApiJson<ResolveRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = state.store.get_project(&body.project).await.map_err(|_| {
-        ApiError::invalid(
-            "project",
-            format!(
-                "project '{}' does not exist (add it with `berth project add`)",
-                body.project
-            ),
-        )
-    })?;
-    if let Some(own) = caller.subscription()
-        && own.key() != project.subscription.key()
-    {
-        return Err(ApiError::forbidden(format!(
-            "project '{}' belongs to subscription '{}', not to this token's '{own}'",
-            project.name, project.subscription
-        )));
-    }
+    let project = visible_project(&state, &caller, &body.project).await?;
     let reference = match (&body.branch, &body.tag) {
         (Some(b), None) => b.clone(),
         (None, Some(t)) => t.clone(),
@@ -105,11 +91,11 @@ pub async fn resolve(
                 ),
             ))
         };
-        let integration = state
-            .store
-            .get_integration(&entry.integration_name)
-            .await
-            .map_err(|_| not_assigned())?;
+        let integration = match state.store.get_integration(&entry.integration_name).await {
+            Ok(i) => i,
+            Err(StoreError::NotFound { .. }) => return Err(not_assigned()),
+            Err(e) => return Err(e.into()),
+        };
         if !integration
             .subscriptions
             .iter()
@@ -219,21 +205,7 @@ pub async fn resources(
     caller: Principal,
     ApiJson(body): ApiJson<ResourcesRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    use secrecy::ExposeSecret;
-    let project = state.store.get_project(&body.project).await.map_err(|_| {
-        ApiError::invalid(
-            "project",
-            format!("project '{}' does not exist", body.project),
-        )
-    })?;
-    if let Some(own) = caller.subscription()
-        && own.key() != project.subscription.key()
-    {
-        return Err(ApiError::forbidden(format!(
-            "project '{}' belongs to subscription '{}', not to this token's '{own}'",
-            project.name, project.subscription
-        )));
-    }
+    let project = visible_project(&state, &caller, &body.project).await?;
     let yml = shippable::parse(&body.shippable_yml)
         .map_err(|e| ApiError::invalid("shippable_yml", format!("shippable.yml {e}")))?;
     let wanted: Vec<&shippable::Resource> = if body.resources.is_empty() {
@@ -257,16 +229,16 @@ pub async fn resources(
     let mut env = serde_json::Map::new();
     let mut used = Vec::new();
     for r in wanted {
-        let integration = state
-            .store
-            .get_integration(&r.integration)
-            .await
-            .ok()
-            .filter(|i| {
-                i.subscriptions
-                    .iter()
-                    .any(|s| s.key() == project.subscription.key())
-            });
+        let integration = match state.store.get_integration(&r.integration).await {
+            Ok(i) => Some(i),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let integration = integration.filter(|i| {
+            i.subscriptions
+                .iter()
+                .any(|s| s.key() == project.subscription.key())
+        });
         let integration = integration.ok_or_else(|| {
             ApiError::invalid(
                 "shippable_yml",
@@ -294,20 +266,10 @@ pub async fn resources(
                 env.insert(format!("{prefix}_INTEGRATION_AWS_REGION"), json!(region));
                 if body.with_secrets {
                     let secrets = state.store.open_secrets(&integration.id).await?;
-                    let keys = state.broker.aws_keys(&integration, &secrets).await?;
-                    env.insert(
-                        format!("{prefix}_INTEGRATION_AWS_ACCESS_KEY_ID"),
-                        json!(keys.access_key_id),
-                    );
-                    env.insert(
-                        format!("{prefix}_INTEGRATION_AWS_SECRET_ACCESS_KEY"),
-                        json!(keys.secret_access_key.expose_secret()),
-                    );
-                    if let Some(t) = &keys.session_token {
-                        env.insert(
-                            format!("{prefix}_INTEGRATION_AWS_SESSION_TOKEN"),
-                            json!(t.expose_secret()),
-                        );
+                    let job = state.broker.job_credentials(&integration, &secrets).await?;
+                    insert_job_credentials(&mut env, &prefix, &job);
+                    if job.expires_at.is_none() {
+                        tracing::warn!(target: "berth::audit", project = %project.name, integration = %integration.name, actor = %caller.actor(), "long-lived access keys exported to a job");
                     }
                 }
             }
@@ -327,6 +289,68 @@ pub async fn resources(
         tracing::info!(target: "berth::audit", project = %project.name, actor = %caller.actor(), "pipeline resource secrets issued");
     }
     Ok(Json(json!({ "env": env })))
+}
+
+/// The project a caller may see: an admin sees every project, a subscription token only its
+/// own. "Not yours" and "absent" get the same answer, so names cannot be probed; a store that
+/// fails is a store failure, never a "does not exist".
+async fn visible_project(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+) -> Result<berth_store::Project, ApiError> {
+    let absent = || {
+        ApiError::invalid(
+            "project",
+            format!("project '{name}' does not exist (add it with `berth project add`)"),
+        )
+    };
+    let project = match state.store.get_project(name).await {
+        Ok(p) => p,
+        Err(StoreError::NotFound { .. }) => return Err(absent()),
+        Err(e) => return Err(e.into()),
+    };
+    match caller.subscription() {
+        Some(own) if own.key() != project.subscription.key() => Err(absent()),
+        _ => Ok(project),
+    }
+}
+
+/// `<PREFIX>_INTEGRATION_AWS_*`: keys, and for sessions their token and expiry (RFC 3339).
+fn insert_job_credentials(
+    env: &mut serde_json::Map<String, Value>,
+    prefix: &str,
+    job: &berth_aws::JobCredentials,
+) {
+    use secrecy::ExposeSecret;
+    let keys = &job.keys;
+    env.insert(
+        format!("{prefix}_INTEGRATION_AWS_ACCESS_KEY_ID"),
+        json!(keys.access_key_id),
+    );
+    env.insert(
+        format!("{prefix}_INTEGRATION_AWS_SECRET_ACCESS_KEY"),
+        json!(keys.secret_access_key.expose_secret()),
+    );
+    if let Some(t) = &keys.session_token {
+        env.insert(
+            format!("{prefix}_INTEGRATION_AWS_SESSION_TOKEN"),
+            json!(t.expose_secret()),
+        );
+    }
+    if let Some(at) = job
+        .expires_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    {
+        env.insert(
+            format!("{prefix}_INTEGRATION_AWS_SESSION_EXPIRATION"),
+            json!(at),
+        );
+    }
 }
 
 pub async fn dependencies(

@@ -70,6 +70,7 @@ pub fn view(i: &Integration) -> Value {
             "auth": auth,
             "registry_id": ecr.registry_id,
             "endpoint": ecr.endpoint,
+            "export_long_lived_keys": ecr.export_long_lived_keys,
             "subscriptions": i.subscriptions,
             "runtimes": match &i.runtimes {
                 RuntimeScope::All => json!({"all": true}),
@@ -259,6 +260,7 @@ pub async fn create(
         .create_integration(draft, &caller.actor())
         .await?;
     tracing::info!(integration = %created.name, actor = %caller.actor(), "integration created");
+    audit_export_switch(&created, false, &caller);
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/integrations/{}", created.name)) {
         headers.insert(header::LOCATION, location);
@@ -275,6 +277,7 @@ pub async fn update(
     caller.require_admin()?;
     precheck(&body, false)?;
     let patch: IntegrationPatch = from_value(body)?;
+    let exported_before = exports_keys(&state.store.get_integration(&name).await?);
     let updated = state
         .store
         .update_integration(
@@ -285,7 +288,28 @@ pub async fn update(
         .await?;
     state.broker.invalidate(&updated.id);
     tracing::info!(integration = %updated.name, actor = %caller.actor(), "integration updated");
+    audit_export_switch(&updated, exported_before, &caller);
     Ok(Json(view(&updated)))
+}
+
+fn exports_keys(i: &Integration) -> bool {
+    let IntegrationConfig::Ecr(ecr) = &i.config;
+    ecr.export_long_lived_keys
+}
+
+/// Turning long-lived key export on or off is an audited event.
+fn audit_export_switch(i: &Integration, before: bool, caller: &Principal) {
+    let now = exports_keys(i);
+    if now != before {
+        tracing::warn!(
+            target: "berth::audit",
+            integration = %i.name,
+            actor = %caller.actor(),
+            export_long_lived_keys = now,
+            "long-lived key export switched {}",
+            if now { "on" } else { "off" }
+        );
+    }
 }
 
 pub async fn remove(

@@ -152,6 +152,9 @@ fn common(fields: &IntegrationFields, body: &mut Map<String, Value>) {
     if let Some(e) = &fields.endpoint {
         body.insert("endpoint".into(), json!(e));
     }
+    if let Some(on) = fields.export_long_lived_keys {
+        body.insert("export_long_lived_keys".into(), json!(on));
+    }
     if !fields.subscriptions.is_empty() {
         body.insert("subscriptions".into(), json!(fields.subscriptions));
     }
@@ -213,6 +216,14 @@ fn show_one(i: &Value) {
         ("Auth", auth_summary(&i["auth"])),
         ("Registry id", s(&i["registry_id"])),
         ("Endpoint", s(&i["endpoint"])),
+        (
+            "Jobs get",
+            if i["export_long_lived_keys"] == json!(true) {
+                "the long-lived access keys (export_long_lived_keys on)".to_owned()
+            } else {
+                "short-lived STS sessions".to_owned()
+            },
+        ),
         ("Subscriptions", list(&i["subscriptions"])),
         ("Runtimes", runtimes(&i["runtimes"])),
         (
