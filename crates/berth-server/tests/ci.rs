@@ -470,3 +470,121 @@ async fn a_failing_store_is_a_503_never_a_yml_or_project_mistake() {
     }
     s.stop().await;
 }
+
+fn resources_yml(from: usize, count: usize) -> String {
+    let mut yml = String::from("resources:\n");
+    for i in from..from + count {
+        yml.push_str(&format!(
+            "  - name: r{i}\n    type: image\n    integration: prod\n    versionTemplate:\n      sourceName: example.com/app\n"
+        ));
+    }
+    yml
+}
+
+#[tokio::test]
+async fn a_read_only_token_cannot_grow_dependencies_without_bound() {
+    let dir = TempDir::new("ci-bounds");
+    let s = TestServer::start(options(&dir.0)).await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "prod", "type": "ecr", "auth": {"mode": "ambient"}, "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let acme = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "acme"})),
+        )
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |yml: String| {
+        let acme = acme.clone();
+        let s = &s;
+        async move {
+            s.call(
+                Method::POST,
+                "/api/v1/ci/resources",
+                Some(&acme),
+                Some(json!({"project": "acme/web", "shippable_yml": yml})),
+            )
+            .await
+        }
+    };
+    // One request names at most 100 entries.
+    let r = post(resources_yml(0, 101)).await;
+    assert_error(&r, 400, "invalid_field", Some("shippable_yml"));
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100"),
+        "{}",
+        r.1
+    );
+    // A project holds at most 500: the sixth hundred is refused, naming the way out.
+    for batch in 0..5 {
+        let r = post(resources_yml(batch * 100, 100)).await;
+        assert_eq!(r.0, StatusCode::OK, "batch {batch}: {}", r.1);
+    }
+    let r = post(resources_yml(500, 100)).await;
+    assert_error(&r, 409, "dependency_limit", None);
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("berth project release-dependencies acme/web"),
+        "{}",
+        r.1
+    );
+    // Only an admin releases them; then the integration can be deleted.
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/projects/acme/web/release-dependencies",
+            Some(&acme),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
+    let r = s
+        .admin(Method::DELETE, "/api/v1/integrations/prod", None)
+        .await;
+    assert_error(&r, 409, "in_use", None);
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects/acme/web/release-dependencies",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert_eq!(r.1["released"], 500);
+    let r = s
+        .admin(Method::GET, "/api/v1/projects/acme/web", None)
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "the project stays: {}", r.1);
+    let r = s
+        .admin(Method::DELETE, "/api/v1/integrations/prod", None)
+        .await;
+    assert_eq!(r.0, StatusCode::NO_CONTENT, "{}", r.1);
+    s.stop().await;
+}

@@ -212,6 +212,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, name: &str) -> Result<Project, StoreError>;
     async fn list_projects(&self, subscription: Option<&str>) -> Result<Vec<Project>, StoreError>;
     async fn delete_project(&self, name: &str) -> Result<(), StoreError>;
+    /// Forgets what the project's builds recorded (its hub entries, pipeline resources and custom
+    /// CI image), so an admin can release stale dependencies without deleting the project; the
+    /// next build records again what it still uses. Returns how many were released.
+    async fn release_project_dependencies(&self, name: &str) -> Result<u64, StoreError>;
+    /// How many dependencies the project's builds have recorded.
+    async fn project_dependency_count(&self, name: &str) -> Result<u64, StoreError>;
 
     /// Creates an environment using `integrations` (each assigned to `subscription`), and records
     /// it as their dependency, in one transaction.

@@ -154,6 +154,27 @@ pub(crate) fn meta(
     }
 }
 
+/// What a project's builds recorded: the project itself (hub entries), its pipeline resources
+/// (`<project>:<resource>`) and its custom CI image (`<project> pre_ci_boot <image>`); `$1` is the
+/// project's stored name.
+macro_rules! project_dependencies {
+    () => {
+        "(kind = 'project' AND name = $1) \
+         OR (kind = 'pipeline_resource' AND substr(name, 1, length($1) + 1) = $1 || ':') \
+         OR (kind = 'subscription_image' AND substr(name, 1, length($1) + 13) = $1 || ' pre_ci_boot ')"
+    };
+}
+
+pub(crate) const RELEASE_PROJECT_DEPENDENCIES: &str = concat!(
+    "DELETE FROM integration_dependencies WHERE ",
+    project_dependencies!()
+);
+
+pub(crate) const COUNT_PROJECT_DEPENDENCIES: &str = concat!(
+    "SELECT COUNT(*) FROM integration_dependencies WHERE ",
+    project_dependencies!()
+);
+
 /// Implements [`crate::Store`] for a backend type that provides `reader()`, `begin_write()`,
 /// `lock_integration()` and the `INTEGRATION_SELECT` constant.
 macro_rules! sql_store {
@@ -858,17 +879,12 @@ macro_rules! sql_store {
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
-                // A deleted project no longer holds its integrations, its pipeline resources
-                // (`<project>:<resource>`) nor its custom CI image (`<project> pre_ci_boot <image>`).
+                // A deleted project no longer holds its integrations.
                 if let Some(stored) = stored {
-                    sqlx::query(
-                        "DELETE FROM integration_dependencies WHERE (kind = 'project' AND name = $1) \
-                         OR (kind = 'pipeline_resource' AND substr(name, 1, length($1) + 1) = $1 || ':') \
-                         OR (kind = 'subscription_image' AND substr(name, 1, length($1) + 13) = $1 || ' pre_ci_boot ')",
-                    )
-                    .bind(stored)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query($crate::sql::RELEASE_PROJECT_DEPENDENCIES)
+                        .bind(stored)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 bump(&mut tx).await?;
                 tx.commit().await?;
@@ -879,6 +895,32 @@ macro_rules! sql_store {
                     });
                 }
                 Ok(())
+            }
+
+            async fn release_project_dependencies(&self, name: &str) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let stored: String = sqlx::query_scalar("SELECT name FROM projects WHERE name_key = $1")
+                    .bind(name.to_ascii_lowercase())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: "project", name: name.to_owned() })?;
+                let done = sqlx::query($crate::sql::RELEASE_PROJECT_DEPENDENCIES)
+                    .bind(stored)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    bump(&mut tx).await?;
+                }
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn project_dependency_count(&self, name: &str) -> Result<u64, StoreError> {
+                let count: i64 = sqlx::query_scalar($crate::sql::COUNT_PROJECT_DEPENDENCIES)
+                    .bind(name)
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok(count as u64)
             }
 
             async fn create_environment(

@@ -494,6 +494,12 @@ pub enum ProjectCmd {
         /// ORG/REPO
         name: String,
     },
+    /// Forget the dependencies the project's builds recorded, keeping the project; its next
+    /// build records again what it still uses.
+    ReleaseDependencies {
+        /// ORG/REPO
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -17,6 +17,43 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
+/// The most hub entries or resources one request may name: a build names a handful.
+pub const MAX_ENTRIES_PER_REQUEST: usize = 100;
+/// The most dependencies Berth records for one project's builds.
+pub const MAX_PROJECT_DEPENDENCIES: u64 = 500;
+
+fn too_many_entries(what: &str, count: usize) -> ApiError {
+    ApiError::invalid(
+        "shippable_yml",
+        format!(
+            "names {count} {what}; at most {MAX_ENTRIES_PER_REQUEST} are accepted in one request"
+        ),
+    )
+}
+
+/// Refuses to record more once a project holds [`MAX_PROJECT_DEPENDENCIES`], so a token that
+/// can only read cannot grow the store without bound or pin integrations against deletion.
+async fn check_dependency_room(
+    state: &AppState,
+    project: &berth_store::Project,
+) -> Result<(), ApiError> {
+    let recorded = state
+        .store
+        .project_dependency_count(project.name.as_str())
+        .await?;
+    if recorded >= MAX_PROJECT_DEPENDENCIES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "dependency_limit",
+            format!(
+                "project '{}' has recorded {recorded} dependencies, the most Berth keeps for one project; an admin can release stale ones with `berth project release-dependencies {}`",
+                project.name, project.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Shippable's default when a hub entry names no region.
 pub const DEFAULT_CI_REGION: &str = "us-east-1";
 
@@ -68,6 +105,9 @@ pub async fn resolve(
     };
     let yml = shippable::parse(&body.shippable_yml)
         .map_err(|e| ApiError::invalid("shippable_yml", format!("shippable.yml {e}")))?;
+    if yml.hub.len() > MAX_ENTRIES_PER_REQUEST {
+        return Err(too_many_entries("hub entries", yml.hub.len()));
+    }
     let mut applied = Vec::new();
     let mut skipped = Vec::new();
     let mut used = Vec::new();
@@ -153,6 +193,9 @@ pub async fn resolve(
         None => None,
     };
     // Recorded only once every entry resolved: a refused resolution leaves no trace.
+    if !used.is_empty() {
+        check_dependency_room(&state, &project).await?;
+    }
     for id in &used {
         state
             .store
@@ -226,6 +269,13 @@ pub async fn resources(
             })
             .collect::<Result<_, _>>()?
     };
+    if wanted.len() > MAX_ENTRIES_PER_REQUEST {
+        return Err(too_many_entries("resources", wanted.len()));
+    }
+    // Before any credential is issued: a refused request hands out nothing.
+    if !wanted.is_empty() {
+        check_dependency_room(&state, &project).await?;
+    }
     let mut env = serde_json::Map::new();
     let mut used = Vec::new();
     for r in wanted {

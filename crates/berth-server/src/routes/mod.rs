@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/subscriptions/{name}", &["get", "delete"]),
     ("/api/v1/projects", &["get", "post"]),
     ("/api/v1/projects/{*name}", &["get", "delete"]),
+    ("/api/v1/projects/{*name}/release-dependencies", &["post"]),
     ("/api/v1/runtimes", &["get", "post"]),
     ("/api/v1/runtimes/{name}", &["get", "delete"]),
     ("/api/v1/tokens", &["get", "post"]),
@@ -97,7 +98,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/projects/{*name}",
-            get(projects::show).delete(projects::remove),
+            get(projects::show)
+                .delete(projects::remove)
+                .post(projects::release_dependencies),
         )
         .route(
             "/api/v1/runtimes",

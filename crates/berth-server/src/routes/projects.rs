@@ -102,3 +102,29 @@ pub async fn remove(
     state.store.delete_project(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /api/v1/projects/{org}/{repo}/release-dependencies` (admin): forgets what the
+/// project's builds recorded, without deleting the project.
+pub async fn release_dependencies(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(path): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path.strip_suffix(RELEASE_SUFFIX).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("POST is only for /api/v1/projects/{{org}}/{{repo}}{RELEASE_SUFFIX}"),
+        )
+    })?;
+    caller.require_admin()?;
+    let project = state.store.get_project(name).await?;
+    let released = state
+        .store
+        .release_project_dependencies(project.name.as_str())
+        .await?;
+    tracing::info!(target: "berth::audit", project = %project.name, released, actor = %caller.actor(), "project dependencies released");
+    Ok(Json(json!({"project": project.name, "released": released})))
+}
+
+const RELEASE_SUFFIX: &str = "/release-dependencies";

@@ -68,6 +68,18 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
                 println!("deleted project {name}")
             });
         }
+        ProjectCmd::ReleaseDependencies { name } => {
+            let v = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/projects/{name}/release-dependencies"),
+                    Some(&json!({})),
+                )
+                .await?;
+            output::print(global.output, &v, |v| {
+                println!("released {} dependencies of project {name}", v["released"])
+            });
+        }
         ProjectCmd::List { subscription } => {
             let path = match subscription {
                 Some(sub) => format!("/api/v1/projects?subscription={}", encode(&sub)),
