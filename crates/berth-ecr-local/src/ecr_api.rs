@@ -16,7 +16,7 @@ use crate::token::Claims;
 
 const PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 /// ECR requires every part but the last to be at least 5 MiB.
-const MIN_PART: u64 = 5 * 1024 * 1024;
+const MIN_PART: u64 = crate::uploads::PART_MIN;
 
 fn ok(v: Value) -> Response {
     (
@@ -32,6 +32,11 @@ fn invalid(message: impl Into<String>) -> AwsError {
 }
 
 fn storage(e: StorageError) -> AwsError {
+    if let StorageError::DiskFull { .. } = e {
+        tracing::error!(error = %e, "request refused");
+        return AwsError::new("ServerException", e.to_string())
+            .status(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    }
     AwsError::server(e)
 }
 
@@ -613,7 +618,13 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         }
         "InitiateLayerUpload" => {
             let repo = ctx.repository().await?;
-            let id = st.start_upload(repo.id).await.map_err(storage)?;
+            let id = match st.uploads.start(repo.id, &ctx.caller.principal).await {
+                Ok(id) => id,
+                Err(e @ StorageError::TooManyUploads { .. }) => {
+                    return Err(AwsError::new("LimitExceededException", e.to_string()));
+                }
+                Err(e) => return Err(storage(e)),
+            };
             Ok(json!({"uploadId": id, "partSize": MIN_PART}))
         }
         "UploadLayerPart" => {
@@ -644,7 +655,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
                 axum::body::Bytes::from(blob),
             )]);
-            match st.append(repo.id, id, Some(first), stream).await {
+            match st.uploads.append(repo.id, id, Some(first), stream).await {
                 Ok(offset) => Ok(json!({
                     "registryId": repo.registry_id, "repositoryName": repo.name, "uploadId": id, "lastByteReceived": offset.saturating_sub(1)
                 })),
@@ -679,7 +690,8 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             let digest = digest.as_str().unwrap_or_default();
             oci::parse_digest(digest).map_err(|e| AwsError::new("InvalidLayerException", e))?;
             let offset = st
-                .upload_offset(repo.id, id)
+                .uploads
+                .offset(repo.id, id)
                 .await
                 .map_err(|_| upload_not_found(id, &repo))?;
             if offset == 0 {
@@ -694,7 +706,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .map_err(storage)?
                 .is_some()
             {
-                let _ = st.cancel_upload(repo.id, id).await;
+                let _ = st.uploads.cancel(repo.id, id).await;
                 return Err(AwsError::new(
                     "LayerAlreadyExistsException",
                     format!(

@@ -193,14 +193,14 @@ impl IamConfig {
                 let text = toml::to_string_pretty(&config).map_err(std::io::Error::other)?;
                 write_private(
                     &path,
-                    &format!(
+                    format!(
                         "# Local ECR users, roles and policies (demo seed; edit freely).\n{text}"
                     ),
                 )?;
                 let user = &config.users[0];
                 write_private(
                     &dir.join("credentials"),
-                    &format!(
+                    format!(
                         "[{DEMO_PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\n",
                         user.access_key_id, user.secret_access_key
                     ),
@@ -212,7 +212,7 @@ impl IamConfig {
     }
 }
 
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -226,7 +226,7 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let mut f = options.open(&tmp)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(bytes.as_ref())?;
     f.sync_all()?;
     std::fs::rename(tmp, path)
 }

@@ -22,6 +22,7 @@ pub mod sigv4;
 mod storage;
 mod sts;
 mod token;
+mod uploads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
 pub use iam::{DEMO_PROFILE, IamConfig};
+pub use uploads::UploadLimits;
 
 /// Settings for one local ECR listener.
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct LocalEcrOptions {
     /// Seconds to add to this server's clock when it checks signatures: a server whose clock is
     /// off, so clients' clock-skew handling can be exercised.
     pub clock_offset_seconds: i64,
+    /// Idle expiry and per-principal cap of blob upload sessions.
+    pub upload_limits: UploadLimits,
 }
 
 impl LocalEcrOptions {
@@ -66,6 +70,7 @@ impl LocalEcrOptions {
             token_ttl: Duration::from_secs(12 * 3600),
             create_on_push: false,
             clock_offset_seconds: 0,
+            upload_limits: UploadLimits::default(),
         }
     }
 }
@@ -149,8 +154,7 @@ fn server_key(dir: &Path) -> std::io::Result<[u8; 32]> {
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = ids::random_bytes::<32>();
-            iam::write_private(&path, "")?;
-            std::fs::write(&path, key)?;
+            iam::write_private(&path, key)?;
             Ok(key)
         }
         Err(e) => Err(e),
@@ -161,11 +165,18 @@ impl LocalEcr {
     pub async fn start(options: &LocalEcrOptions) -> Result<LocalEcr, StartError> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        restrict(dir, 0o700).map_err(io(dir))?;
         let (iam, seeded) =
             IamConfig::load_or_seed(dir, &options.account_id, &options.default_region)
                 .map_err(io(dir))?;
         let keys = token::Keys::new(server_key(dir).map_err(io(dir))?);
-        let storage = storage::Storage::open(dir).await?;
+        let storage = storage::Storage::open(dir, options.upload_limits).await?;
+        for name in ["registry.db", "registry.db-wal", "registry.db-shm"] {
+            let path = dir.join(name);
+            if path.exists() {
+                restrict(&path, 0o600).map_err(io(dir))?;
+            }
+        }
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -205,10 +216,39 @@ impl LocalEcr {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, build_router(self.state))
+        let reaper = tokio::spawn(reap_uploads(self.state.clone()));
+        let served = axum::serve(self.listener, build_router(self.state))
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        reaper.abort();
+        served
     }
+}
+
+/// Expires idle upload sessions, checked at a quarter of the idle limit.
+async fn reap_uploads(state: Arc<State>) {
+    let every = (state.storage.uploads.idle() / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        state.storage.uploads.reap().await;
+    }
+}
+
+/// Tightens `path` to `mode` when it is more open (data of the local ECR is the owner's alone).
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "restricted a local ECR data file's mode");
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Operation counts, for tests and for watching a CI run (no secrets, no auth needed).
@@ -220,7 +260,8 @@ async fn metrics(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    axum::Json(serde_json::json!({ "calls": calls }))
+    let uploads = state.storage.uploads.open_count();
+    axum::Json(serde_json::json!({ "calls": calls, "open_uploads": uploads }))
 }
 
 fn build_router(state: Arc<State>) -> Router {

@@ -23,7 +23,7 @@ use crate::token::{Claims, TokenError};
 use crate::{State, iam::Policy};
 
 /// ECR's minimum size for every chunk but the last.
-const CHUNK_MIN: u64 = 5 * 1024 * 1024;
+const CHUNK_MIN: u64 = crate::uploads::PART_MIN;
 
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -36,6 +36,8 @@ pub fn routes() -> Router<Arc<State>> {
 struct Access {
     registry_id: String,
     region: String,
+    /// `user:<name>` or `role:<name>`: whose upload sessions these are.
+    principal: String,
     policy: Policy,
 }
 
@@ -184,6 +186,7 @@ fn authenticate(
     Ok(Access {
         registry_id: claims.registry_id,
         region: claims.region,
+        principal: claims.principal,
         policy,
     })
 }
@@ -347,6 +350,15 @@ fn map_upload_error(e: StorageError, name: &str, id: &str) -> OciError {
         StorageError::DigestMismatch { computed } => OciError::digest_invalid(format!(
             "provided digest did not match uploaded content (computed {computed})"
         )),
+        StorageError::TooManyUploads { .. } => OciError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            e.to_string(),
+        ),
+        StorageError::DiskFull { .. } => {
+            tracing::error!(error = %e, "upload refused");
+            OciError::new(StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN", e.to_string())
+        }
         other => OciError::server(other),
     }
 }
@@ -479,10 +491,15 @@ async fn run(
                     return Ok(created_blob(name, digest));
                 }
             }
-            let id = st.start_upload(repo.id).await.map_err(OciError::server)?;
+            let id = st
+                .uploads
+                .start(repo.id, &access.principal)
+                .await
+                .map_err(|e| map_upload_error(e, name, ""))?;
             if let Some(digest) = query.get("digest") {
                 let digest = digest_arg(digest)?.to_owned();
-                st.append(repo.id, &id, Some(0), body.into_data_stream())
+                st.uploads
+                    .append(repo.id, &id, Some(0), body.into_data_stream())
                     .await
                     .map_err(|e| map_upload_error(e, name, &id))?;
                 st.finish_upload(repo.id, &id, &digest)
@@ -498,7 +515,8 @@ async fn run(
             match *method {
                 Method::GET => {
                     let offset = st
-                        .upload_offset(repo.id, id)
+                        .uploads
+                        .offset(repo.id, id)
                         .await
                         .map_err(|e| map_upload_error(e, name, id))?;
                     Ok(accepted_upload(name, id, offset, StatusCode::NO_CONTENT))
@@ -506,6 +524,7 @@ async fn run(
                 Method::PATCH => {
                     let start = content_range_start(headers)?;
                     let offset = st
+                        .uploads
                         .append(repo.id, id, start, body.into_data_stream())
                         .await
                         .map_err(|e| map_upload_error(e, name, id))?;
@@ -515,7 +534,8 @@ async fn run(
                     let digest = digest_arg(query.get("digest").map(String::as_str).unwrap_or(""))?
                         .to_owned();
                     let start = content_range_start(headers)?;
-                    st.append(repo.id, id, start, body.into_data_stream())
+                    st.uploads
+                        .append(repo.id, id, start, body.into_data_stream())
                         .await
                         .map_err(|e| map_upload_error(e, name, id))?;
                     st.finish_upload(repo.id, id, &digest)
@@ -524,7 +544,8 @@ async fn run(
                     Ok(created_blob(name, &digest))
                 }
                 Method::DELETE => {
-                    st.cancel_upload(repo.id, id)
+                    st.uploads
+                        .cancel(repo.id, id)
                         .await
                         .map_err(|e| map_upload_error(e, name, id))?;
                     Ok(empty(StatusCode::NO_CONTENT))

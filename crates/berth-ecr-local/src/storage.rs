@@ -2,19 +2,17 @@
 //! file, fsynced, renamed: a crash never leaves half a blob under a digest) and everything that
 //! refers to them in SQLite, changed in transactions (no manifest ever points at a missing blob).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::Mutex;
 
 use crate::ids;
 use crate::oci::ParsedManifest;
+pub use crate::uploads::{UploadLimits, Uploads};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -38,6 +36,10 @@ pub enum StorageError {
     TagImmutable(String),
     #[error("upload not found")]
     UploadNotFound,
+    #[error("{limit} uploads are open for this principal already; finish or cancel some first")]
+    TooManyUploads { limit: usize },
+    #[error("the registry's disk is full (no space left under {dir}); the upload was discarded")]
+    DiskFull { dir: String },
     #[error(
         "the previous part was {previous} bytes; every part but the last must be at least 5 MiB"
     )]
@@ -73,90 +75,11 @@ pub struct StoredManifest {
     pub tags: Vec<String>,
 }
 
-/// An upload in progress: the running hash in memory, the bytes on their way to disk through a
-/// writer thread of its own. Chunks are batched into 1 MiB buffers (one hand-off per MiB, not per
-/// network frame) and the thread fsyncs every 64 MiB, so making the blob durable overlaps the
-/// transfer instead of following it.
-struct Upload {
-    repo_id: i64,
-    path: PathBuf,
-    offset: u64,
-    hasher: Sha256,
-    pending: Vec<u8>,
-    writer: Option<Writer>,
-    /// Bytes the previous request added, for ECR's rule that only the last part may be small.
-    last_part: u64,
-}
-
-/// ECR's minimum size of every upload part but the last.
-pub const PART_MIN: u64 = 5 * 1024 * 1024;
-
-struct Writer {
-    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-    done: tokio::sync::oneshot::Receiver<std::io::Result<()>>,
-}
-
-const BATCH: usize = 1024 * 1024;
-const SYNC_EVERY: u64 = 64 * 1024 * 1024;
-
-impl Writer {
-    fn spawn(mut file: std::fs::File) -> Writer {
-        use std::io::Write;
-        // Two buffers in flight at most: memory per upload stays near 4 MiB.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
-        let (done_tx, done) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let result = (|| {
-                let mut unsynced = 0u64;
-                while let Some(buf) = rx.blocking_recv() {
-                    file.write_all(&buf)?;
-                    unsynced += buf.len() as u64;
-                    if unsynced >= SYNC_EVERY {
-                        file.sync_data()?;
-                        unsynced = 0;
-                    }
-                }
-                file.sync_all()
-            })();
-            let _ = done_tx.send(result);
-        });
-        Writer { tx, done }
-    }
-}
-
-impl Upload {
-    async fn send_pending(&mut self) -> Result<(), StorageError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let buf = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
-        let writer = self.writer.as_ref().ok_or(StorageError::UploadNotFound)?;
-        if writer.tx.send(buf).await.is_err() {
-            // The writer stopped: its result says why.
-            return Err(self
-                .close()
-                .await
-                .err()
-                .unwrap_or(StorageError::UploadNotFound));
-        }
-        Ok(())
-    }
-
-    /// Stops the writer and waits until everything it was given is on disk.
-    async fn close(&mut self) -> Result<(), StorageError> {
-        let Writer { tx, done } = self.writer.take().ok_or(StorageError::UploadNotFound)?;
-        drop(tx);
-        done.await
-            .map_err(|_| std::io::Error::other("upload writer stopped"))??;
-        Ok(())
-    }
-}
-
 pub struct Storage {
     root: PathBuf,
     write: SqlitePool,
     read: SqlitePool,
-    uploads: Mutex<HashMap<String, Arc<Mutex<Upload>>>>,
+    pub uploads: Uploads,
 }
 
 const MIGRATION: &str = include_str!("../migrations/0001_init.sql");
@@ -177,14 +100,9 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Storage {
-    pub async fn open(root: &Path) -> Result<Storage, StorageError> {
-        for sub in ["blobs/sha256", "uploads"] {
-            std::fs::create_dir_all(root.join(sub))?;
-        }
-        // Uploads do not survive a restart: their running hashes lived in memory.
-        for entry in std::fs::read_dir(root.join("uploads"))? {
-            let _ = std::fs::remove_file(entry?.path());
-        }
+    pub async fn open(root: &Path, limits: UploadLimits) -> Result<Storage, StorageError> {
+        std::fs::create_dir_all(root.join("blobs/sha256"))?;
+        let uploads = Uploads::open(root.join("uploads"), limits)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(root.join("registry.db"))
             .create_if_missing(true)
@@ -225,7 +143,7 @@ impl Storage {
             root: root.to_owned(),
             write,
             read,
-            uploads: Mutex::new(HashMap::new()),
+            uploads,
         })
     }
 
@@ -386,103 +304,6 @@ impl Storage {
 
     // ---- uploads ----
 
-    pub async fn start_upload(&self, repo_id: i64) -> Result<String, StorageError> {
-        let id = ids::request_id();
-        let path = self.root.join("uploads").join(&id);
-        let file = std::fs::File::create(&path)?;
-        let upload = Upload {
-            repo_id,
-            path,
-            offset: 0,
-            hasher: Sha256::new(),
-            pending: Vec::with_capacity(BATCH),
-            writer: Some(Writer::spawn(file)),
-            last_part: 0,
-        };
-        self.uploads
-            .lock()
-            .await
-            .insert(id.clone(), Arc::new(Mutex::new(upload)));
-        Ok(id)
-    }
-
-    async fn upload(&self, repo_id: i64, id: &str) -> Result<Arc<Mutex<Upload>>, StorageError> {
-        let map = self.uploads.lock().await;
-        let u = map.get(id).cloned().ok_or(StorageError::UploadNotFound)?;
-        drop(map);
-        if u.lock().await.repo_id != repo_id {
-            return Err(StorageError::UploadNotFound);
-        }
-        Ok(u)
-    }
-
-    pub async fn upload_offset(&self, repo_id: i64, id: &str) -> Result<u64, StorageError> {
-        Ok(self.upload(repo_id, id).await?.lock().await.offset)
-    }
-
-    /// Appends a stream of bytes; `start` (from `Content-Range`) must equal the current offset.
-    pub async fn append<S, E>(
-        &self,
-        repo_id: i64,
-        id: &str,
-        start: Option<u64>,
-        mut body: S,
-    ) -> Result<u64, StorageError>
-    where
-        S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        use futures_util::StreamExt;
-        let upload = self.upload(repo_id, id).await?;
-        let mut u = upload.lock().await;
-        if let Some(asked) = start
-            && asked != u.offset
-        {
-            return Err(StorageError::OutOfOrder {
-                have: u.offset,
-                asked,
-            });
-        }
-        let started_at = u.offset;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
-            if chunk.is_empty() {
-                continue;
-            }
-            if u.offset == started_at && started_at > 0 && u.last_part < PART_MIN {
-                return Err(StorageError::PartTooSmall {
-                    previous: u.last_part,
-                });
-            }
-            u.hasher.update(&chunk);
-            u.offset += chunk.len() as u64;
-            // Fill buffers to exactly BATCH: a buffer that grew past it would double its
-            // allocation, and every upload in flight would pay that twice over.
-            let mut rest: &[u8] = &chunk;
-            while !rest.is_empty() {
-                let take = (BATCH - u.pending.len()).min(rest.len());
-                u.pending.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if u.pending.len() >= BATCH {
-                    u.send_pending().await?;
-                }
-            }
-        }
-        u.send_pending().await?;
-        if u.offset > started_at {
-            u.last_part = u.offset - started_at;
-        }
-        Ok(u.offset)
-    }
-
-    pub async fn cancel_upload(&self, repo_id: i64, id: &str) -> Result<(), StorageError> {
-        let upload = self.upload(repo_id, id).await?;
-        self.uploads.lock().await.remove(id);
-        let path = upload.lock().await.path.clone();
-        let _ = tokio::fs::remove_file(path).await;
-        Ok(())
-    }
-
     /// Verifies the digest, moves the bytes under it (fsync, rename, fsync directory) and records
     /// the blob as part of the repository. A mismatch discards the upload.
     pub async fn finish_upload(
@@ -491,27 +312,24 @@ impl Storage {
         id: &str,
         digest: &str,
     ) -> Result<u64, StorageError> {
-        let upload = self.upload(repo_id, id).await?;
-        self.uploads.lock().await.remove(id);
-        let mut u = upload.lock().await;
-        u.send_pending().await?;
-        u.close().await?;
-        let computed = format!("sha256:{}", ids::hex(&u.hasher.clone().finalize()));
-        if computed != digest {
-            let _ = tokio::fs::remove_file(&u.path).await;
-            return Err(StorageError::DigestMismatch { computed });
+        let done = self.uploads.finish(repo_id, id).await?;
+        if done.digest != digest {
+            let _ = tokio::fs::remove_file(&done.path).await;
+            return Err(StorageError::DigestMismatch {
+                computed: done.digest,
+            });
         }
         let target = self.blob_path(digest);
         if tokio::fs::try_exists(&target).await? {
-            tokio::fs::remove_file(&u.path).await?;
+            tokio::fs::remove_file(&done.path).await?;
         } else {
-            tokio::fs::rename(&u.path, &target).await?;
+            tokio::fs::rename(&done.path, &target).await?;
             if let Some(dir) = target.parent() {
                 sync_dir(dir);
             }
         }
-        self.record_blob(repo_id, digest, u.offset as i64).await?;
-        Ok(u.offset)
+        self.record_blob(repo_id, digest, done.size as i64).await?;
+        Ok(done.size)
     }
 
     async fn record_blob(&self, repo_id: i64, digest: &str, size: i64) -> Result<(), StorageError> {

@@ -508,3 +508,100 @@ async fn invalid_next_tokens_and_lying_manifests_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
+    let e = common::start_configured("uploads", HOUR, "", |o| {
+        o.upload_limits = berth_ecr_local::UploadLimits {
+            idle: Duration::from_millis(400),
+            per_principal: 5,
+        };
+    })
+    .await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let mut locations = Vec::new();
+    for _ in 0..5 {
+        let r = e
+            .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        locations.push(r.headers()["location"].to_str().unwrap().to_owned());
+    }
+    // The sixth of one principal is refused as a registry refuses load.
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("TOOMANYREQUESTS"));
+    let (s, v) = e
+        .ecr(
+            &e.admin,
+            "InitiateLayerUpload",
+            json!({"repositoryName": "team/app"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["__type"].as_str()),
+        (400, Some("LimitExceededException")),
+        "{v}"
+    );
+    // A chunk written, then silence: the session and its staging file expire.
+    let first = &locations[0];
+    let r = e
+        .http
+        .patch(format!("{}{first}", e.url))
+        .basic_auth("AWS", Some(&pw))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let staging = e.dir.0.join("uploads");
+    assert_eq!(files_in(&staging), 5);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(files_in(&staging), 0, "expired sessions leave no files");
+    let r = e
+        .http
+        .get(format!("{}{first}", e.url))
+        .basic_auth("AWS", Some(&pw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("BLOB_UPLOAD_UNKNOWN"));
+    // Room again: a whole push works.
+    let bytes = b"after expiry".to_vec();
+    let digest = push_blob(&e, &pw, "team/app", &bytes).await;
+    let r = e
+        .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[..]);
+    // Layers, the database and the directory are the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let hex = digest.trim_start_matches("sha256:");
+        let blob = std::fs::read_dir(e.dir.0.join("blobs/sha256"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+            .map(|f| f.unwrap().path())
+            .chain([e.dir.0.join("blobs/sha256").join(hex)])
+            .find(|p| p.ends_with(hex) && p.exists())
+            .expect("the blob's file");
+        assert_eq!(mode(&blob), 0o600, "{}", blob.display());
+        assert_eq!(mode(&e.dir.0), 0o700);
+        assert_eq!(mode(&e.dir.0.join("registry.db")), 0o600);
+    }
+}

@@ -31,7 +31,7 @@ pub async fn rotate_master_key(
     new_key: Option<SecretString>,
 ) -> Result<KeyRotation, StartError> {
     let store = options.open_store().await?;
-    let old = options.keyring()?;
+    let (old, _) = options.keyring()?;
     let new_key = match new_key {
         Some(text) => Keyring::from_text("the new master key", text.expose_secret())?
             .primary()

@@ -13,6 +13,7 @@ pub mod auth;
 mod cache;
 mod error;
 mod json;
+mod private_dir;
 mod routes;
 
 use std::future::Future;
@@ -82,30 +83,53 @@ impl ServerOptions {
             .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
-    /// Loads the master key: `BERTH_MASTER_KEY` if given, else the key file (created with a new
-    /// key, mode 0600, on first start).
-    pub fn keyring(&self) -> Result<Keyring, StartError> {
-        match &self.master_key {
-            Some(text) => Ok(Keyring::from_text(
+    /// The master key: `BERTH_MASTER_KEY` if given, else the key file. `true` when neither
+    /// exists and the key is new (not yet written: see [`ServerOptions::open_store`]).
+    fn keyring(&self) -> Result<(Keyring, bool), StartError> {
+        if let Some(text) = &self.master_key {
+            let ring = Keyring::from_text(
                 "BERTH_MASTER_KEY",
                 secrecy::ExposeSecret::expose_secret(text),
-            )?),
-            None => Ok(Keyring::load_or_create(&self.key_file())?.0),
+            )?;
+            return Ok((ring, false));
+        }
+        match Keyring::load(&self.key_file())? {
+            Some(ring) => Ok((ring, false)),
+            None => Ok((Keyring::new(berth_store::MasterKey::generate()?), true)),
         }
     }
 
+    /// Opens the store with the master key. A new key file is written only once the database
+    /// accepted the key: a key file deleted from under a database with sealed secrets is
+    /// refused, and no wrong key is left in its place.
     pub async fn open_store(&self) -> Result<Arc<dyn Store>, StartError> {
-        std::fs::create_dir_all(&self.data_dir).map_err(|source| StartError::Io {
-            path: self.data_dir.clone(),
-            source,
-        })?;
-        let keyring = self.keyring()?;
-        Ok(berth_store::open(&self.location(), keyring).await?)
+        private_dir::secure(&self.data_dir)?;
+        let (keyring, new_key) = self.keyring()?;
+        let store = match berth_store::open(&self.location(), keyring.clone()).await {
+            Err(StoreError::KeyMismatch(reason)) if new_key => {
+                return Err(StartError::MissingKey {
+                    path: self.key_file(),
+                    reason,
+                });
+            }
+            other => other?,
+        };
+        if new_key {
+            keyring.write_file(&self.key_file())?;
+        }
+        private_dir::restrict_files(&self.data_dir);
+        Ok(store)
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(
+        "the master key file {} does not exist, but this database holds secrets sealed under another key ({reason}). \
+         Restore the key file from your backup, or set BERTH_MASTER_KEY; Berth did not create a new key",
+        path.display()
+    )]
+    MissingKey { path: PathBuf, reason: String },
     #[error(transparent)]
     Key(#[from] SealError),
     #[error(transparent)]

@@ -61,7 +61,9 @@ async fn secrets_never_appear_in_sqlite_files_logs_or_responses() {
     // The broker's path: the sealed value opens to the original.
     let store = berth_store::open(
         &berth_store::Location::Sqlite(dir.0.join("berth.db")),
-        options(&dir.0).keyring().unwrap(),
+        berth_store::Keyring::load(&dir.0.join("master.key"))
+            .unwrap()
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -178,6 +180,64 @@ async fn a_wrong_master_key_stops_startup_with_a_clear_error() {
         err.contains("BERTH_MASTER_KEY") && err.contains("base64"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_deleted_key_file_is_refused_and_never_replaced() {
+    let dir = TempDir::new("lost-key");
+    let s = TestServer::start(options(&dir.0)).await;
+    add_secret_integration(&s, "AKIAFAKELOST0042", "whatever-secret").await;
+    s.stop().await;
+    let key_file = dir.0.join("master.key");
+    std::fs::remove_file(&key_file).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let err = Server::start(&options(&dir.0))
+        .await
+        .err()
+        .expect("must refuse to start without the key");
+    let text = err.to_string();
+    assert!(
+        text.contains("does not exist") && text.contains("Restore the key file"),
+        "{text}"
+    );
+    assert!(!key_file.exists(), "no new, wrong key was written");
+    let after: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "the directory is as it was");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = TempDir::new("modes");
+    let s = TestServer::start(options(&dir.0)).await;
+    add_secret_integration(&s, "AKIAFAKEMODE0042", "whatever-secret").await;
+    assert_eq!(mode(&dir.0), 0o700);
+    for name in ["berth.db", "master.key", "initial-admin-token"] {
+        assert_eq!(mode(&dir.0.join(name)), 0o600, "{name}");
+    }
+    s.stop().await;
+    // An existing directory opened up by hand is tightened at the next start.
+    for (name, m) in [("", 0o755), ("berth.db", 0o644), ("berth.db-wal", 0o644)] {
+        let p = dir.0.join(name);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+    }
+    let s = TestServer::start(options(&dir.0)).await;
+    assert_eq!(mode(&dir.0), 0o700);
+    assert_eq!(mode(&dir.0.join("berth.db")), 0o600);
+    if dir.0.join("berth.db-wal").exists() {
+        assert_eq!(mode(&dir.0.join("berth.db-wal")), 0o600);
+    }
+    s.stop().await;
 }
 
 #[tokio::test]

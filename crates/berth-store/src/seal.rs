@@ -169,6 +169,18 @@ impl Keyring {
     /// Loads the key file, or creates it with a fresh key (mode 0600) when it does not exist.
     /// Returns whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), SealError> {
+        match Self::load(path)? {
+            Some(ring) => Ok((ring, false)),
+            None => {
+                let ring = Keyring::new(MasterKey::generate()?);
+                ring.write_file(path)?;
+                Ok((ring, true))
+            }
+        }
+    }
+
+    /// Reads the key file; `None` when it does not exist (nothing is created).
+    pub fn load(path: &Path) -> Result<Option<Self>, SealError> {
         let err = |reason: String| SealError::KeyFile {
             path: path.to_owned(),
             reason,
@@ -180,13 +192,9 @@ impl Keyring {
                     SealError::KeyValue { reason, .. } => err(reason),
                     other => other,
                 })?;
-                Ok((ring, false))
+                Ok(Some(ring))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let ring = Keyring::new(MasterKey::generate()?);
-                ring.write_file(path)?;
-                Ok((ring, true))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err(e.to_string())),
         }
     }

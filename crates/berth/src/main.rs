@@ -16,7 +16,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{AdminCmd, Cli, Command};
 
+/// Crates whose debug and trace output carries credentials (the AWS SDK's resolved identity
+/// with its access key id, request and response bodies with registry passwords, HTTP headers):
+/// whatever `BERTH_LOG` asks, they log at `info` at most.
+const CHATTY_WITH_SECRETS: &[&str] = &["aws_", "hyper", "h2", "reqwest", "rustls", "axum", "sqlx"];
+
+fn quiet_about_secrets(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() <= tracing::Level::INFO
+        || !CHATTY_WITH_SECRETS
+            .iter()
+            .any(|prefix| meta.target().starts_with(prefix))
+}
+
 fn init_logging(server: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = if server {
         "info,sqlx=warn,tower_http=info"
     } else {
@@ -24,11 +40,11 @@ fn init_logging(server: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_filter(filter.and(filter_fn(quiet_about_secrets)));
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// Run as `docker-credential-berth ACTION`: the Docker credential-helper protocol.

@@ -77,6 +77,16 @@ pub async fn start(tag: &str, token_ttl: Duration) -> Ecr {
 
 /// As [`start`], with more TOML appended to `iam.toml`.
 pub async fn start_with(tag: &str, token_ttl: Duration, extra_iam: &str) -> Ecr {
+    start_configured(tag, token_ttl, extra_iam, |_| {}).await
+}
+
+/// As [`start_with`], with the options changed by `configure` first.
+pub async fn start_configured(
+    tag: &str,
+    token_ttl: Duration,
+    extra_iam: &str,
+    configure: impl FnOnce(&mut LocalEcrOptions),
+) -> Ecr {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = TempDir::new(tag);
     let admin = keys("ADMN");
@@ -107,6 +117,7 @@ trust = []
     std::fs::write(dir.0.join("iam.toml"), format!("{iam}\n{extra_iam}")).unwrap();
     let mut options = LocalEcrOptions::new(dir.0.clone(), "127.0.0.1:0".parse().unwrap());
     options.token_ttl = token_ttl;
+    configure(&mut options);
     let ecr = LocalEcr::start(&options).await.unwrap();
     assert!(!ecr.seeded, "the test IAM file is used, not the demo seed");
     let url = ecr.public_url.clone();

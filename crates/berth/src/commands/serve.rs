@@ -85,7 +85,17 @@ fn print_local_ecr(ecr: &LocalEcr) {
     );
 }
 
+/// Raises the soft limit on open files to the hard limit: every connection and every blob being
+/// written holds one, and both listeners share the process.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
     let ecr = LocalEcr::start(&local_ecr_options(args)).await?;
     say!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
     print_local_ecr(&ecr);
@@ -104,6 +114,7 @@ pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
 }
 
 pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
     let options = server_options(&args.serve)?;
     let ecr = if args.no_local_ecr {
         None
@@ -122,6 +133,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
 
 /// `berth serve`: the API server alone, logging rather than talking to a person.
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
     run(&server_options(args)?, None, false).await
 }
 

@@ -69,7 +69,16 @@ impl Drop for Up {
 }
 
 pub fn up() -> Up {
+    up_logging("warn", None)
+}
+
+/// `berth up` with `BERTH_LOG=level`, its log written to `log` (else discarded).
+pub fn up_logging(level: &str, log: Option<&Path>) -> Up {
     let data = Dir::new("up");
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(BIN)
         .args([
             "up",
@@ -80,10 +89,10 @@ pub fn up() -> Up {
             "--data-dir",
         ])
         .arg(&data.0)
-        .env("BERTH_LOG", "warn")
+        .env("BERTH_LOG", level)
         .env_remove("BERTH_MASTER_KEY")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let (mut url, mut ecr) = (String::new(), String::new());
