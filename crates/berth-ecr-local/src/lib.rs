@@ -57,6 +57,8 @@ pub struct LocalEcrOptions {
     pub clock_offset_seconds: i64,
     /// Idle expiry and per-principal cap of blob upload sessions.
     pub upload_limits: UploadLimits,
+    /// A connection that moves no byte for this long is closed (half-sent headers, stalls).
+    pub idle_timeout: Duration,
 }
 
 impl LocalEcrOptions {
@@ -71,6 +73,7 @@ impl LocalEcrOptions {
             create_on_push: false,
             clock_offset_seconds: 0,
             upload_limits: UploadLimits::default(),
+            idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -134,6 +137,7 @@ pub struct LocalEcr {
     /// True when this start wrote the demo user and role.
     pub seeded: bool,
     listener: tokio::net::TcpListener,
+    idle_timeout: Duration,
     state: Arc<State>,
 }
 
@@ -208,6 +212,7 @@ impl LocalEcr {
             credentials_file: dir.join("credentials"),
             seeded,
             listener,
+            idle_timeout: options.idle_timeout,
             state,
         })
     }
@@ -217,7 +222,8 @@ impl LocalEcr {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let reaper = tokio::spawn(reap_uploads(self.state.clone()));
-        let served = axum::serve(self.listener, build_router(self.state))
+        let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
+        let served = axum::serve(listener, build_router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         reaper.abort();

@@ -124,24 +124,11 @@ impl Uploads {
 
     pub async fn start(&self, repo_id: i64, owner: &str) -> Result<String, StorageError> {
         self.reap().await;
-        let held = self
-            .sessions()
-            .values()
-            .filter(|e| e.owner == owner)
-            .count();
-        if held >= self.limits.per_principal {
-            return Err(StorageError::TooManyUploads {
-                limit: self.limits.per_principal,
-            });
-        }
         let id = ids::request_id();
         let path = self.dir.join(&id);
-        create_private(&path)
-            .await
-            .map_err(|e| io_error(&self.dir, e))?;
         let upload = Upload {
             repo_id,
-            path,
+            path: path.clone(),
             offset: 0,
             hasher: Sha256::new(),
             last_part: 0,
@@ -152,7 +139,21 @@ impl Uploads {
             last_used: std::sync::Mutex::new(Instant::now()),
             upload: Arc::new(Mutex::new(upload)),
         };
-        self.sessions().insert(id.clone(), Arc::new(entry));
+        // Counted and taken under one lock, so concurrent starts cannot pass the cap together.
+        {
+            let mut sessions = self.sessions();
+            let held = sessions.values().filter(|e| e.owner == owner).count();
+            if held >= self.limits.per_principal {
+                return Err(StorageError::TooManyUploads {
+                    limit: self.limits.per_principal,
+                });
+            }
+            sessions.insert(id.clone(), Arc::new(entry));
+        }
+        if let Err(e) = create_private(&path).await {
+            self.sessions().remove(&id);
+            return Err(io_error(&self.dir, e));
+        }
         Ok(id)
     }
 

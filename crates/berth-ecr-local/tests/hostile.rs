@@ -605,3 +605,52 @@ async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
         assert_eq!(mode(&e.dir.0.join("registry.db")), 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_but_slow_progress_is_kept() {
+    use std::io::{Read, Write};
+    let e = common::start_configured("idle", HOUR, "", |o| {
+        o.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let host = e.host().to_owned();
+    let auth = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{pw}"))
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Half-sent headers: closed after the idle time.
+        let mut stalled = std::net::TcpStream::connect(&host).unwrap();
+        stalled.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+        stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = std::time::Instant::now();
+        let closed = matches!(stalled.read(&mut [0u8; 64]), Ok(0) | Err(_));
+        let stalled_for = started.elapsed();
+        // A body trickling one byte every 300 ms outlives the idle time: progress resets it.
+        let body = b"slow but sure";
+        let digest = sha256(body);
+        let mut slow = std::net::TcpStream::connect(&host).unwrap();
+        write!(
+            slow,
+            "POST /v2/team/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        for b in body {
+            slow.write_all(&[*b]).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = [0u8; 64];
+        let n = slow.read(&mut answer).unwrap_or(0);
+        (closed, stalled_for, String::from_utf8_lossy(&answer[..n]).into_owned())
+    })
+    .await
+    .unwrap();
+    let (closed, stalled_for, answer) = outcome;
+    assert!(closed, "the stalled connection was closed");
+    assert!(stalled_for < Duration::from_secs(3), "{stalled_for:?}");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}

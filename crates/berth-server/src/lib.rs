@@ -67,6 +67,8 @@ pub struct ServerOptions {
     pub master_key: Option<SecretString>,
     /// Default `<data_dir>/master.key`, created on first start.
     pub master_key_file: Option<PathBuf>,
+    /// A connection that moves no byte for this long is closed (half-sent headers, stalls).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl ServerOptions {
@@ -153,6 +155,7 @@ pub struct Server {
     pub new_admin_token: Option<SecretString>,
     pub store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
+    idle_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -175,6 +178,7 @@ impl Server {
             new_admin_token,
             store,
             listener,
+            idle_timeout: options.idle_timeout,
         })
     }
 
@@ -184,7 +188,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = build_app(AppState::new(self.store));
-        axum::serve(self.listener, app)
+        let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -58,7 +58,20 @@ pub fn server_options(args: &ServeArgs) -> anyhow::Result<ServerOptions> {
         database: args.database.clone().or(file.database),
         master_key,
         master_key_file: args.master_key_file.clone().or(file.master_key_file),
+        idle_timeout: idle_timeout()?,
     })
+}
+
+/// `BERTH_IDLE_TIMEOUT`: seconds a connection may move no byte before it is closed (both
+/// listeners); default 60.
+pub fn idle_timeout() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("BERTH_IDLE_TIMEOUT") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if s > 0 => Ok(std::time::Duration::from_secs(s)),
+            _ => bail!("BERTH_IDLE_TIMEOUT must be a whole number of seconds above 0, not '{v}'"),
+        },
+        Err(_) => Ok(berth_http::DEFAULT_IDLE_TIMEOUT),
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ pub fn options(dir: &std::path::Path) -> ServerOptions {
         database: None,
         master_key: None,
         master_key_file: None,
+        idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
     }
 }
 

@@ -56,12 +56,13 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-fn local_ecr_options(args: &LocalEcrArgs) -> LocalEcrOptions {
+fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
     let mut o = LocalEcrOptions::new(args.data_dir.join("local-ecr"), args.listen);
     o.public_url = args.public_url.clone();
     o.create_on_push = args.create_on_push;
     o.token_ttl = Duration::from_secs(args.token_ttl);
-    o
+    o.idle_timeout = crate::config::idle_timeout()?;
+    Ok(o)
 }
 
 /// Absolute, so the printed `export` lines work from any directory.
@@ -96,7 +97,7 @@ fn raise_fd_limit() {
 
 pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
     raise_fd_limit();
-    let ecr = LocalEcr::start(&local_ecr_options(args)).await?;
+    let ecr = LocalEcr::start(&local_ecr_options(args)?).await?;
     say!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
     print_local_ecr(&ecr);
     say!();
@@ -126,7 +127,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
             create_on_push: false,
             token_ttl: 43200,
         };
-        Some(LocalEcr::start(&local_ecr_options(&ecr_args)).await?)
+        Some(LocalEcr::start(&local_ecr_options(&ecr_args)?).await?)
     };
     run(&options, ecr, true).await
 }
