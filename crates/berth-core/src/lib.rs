@@ -30,6 +30,6 @@ pub use name::{Name, ProjectName};
 pub use registry_host::{EcrHost, normalize_host, parse_ecr_host, serves_host};
 pub use validate::{
     DEFAULT_REGION, validate_access_key_id, validate_endpoint, validate_external_id,
-    validate_region, validate_registry_id, validate_role_arn, validate_secret,
-    validate_session_name,
+    validate_filter_text, validate_region, validate_registry_id, validate_role_arn,
+    validate_secret, validate_session_name,
 };

@@ -162,8 +162,17 @@ pub fn validate_endpoint(field: &str, value: &str) -> Result<(), FieldError> {
     if authority.is_empty() || authority.starts_with(':') {
         return Err(rule("it has no host"));
     }
-    if value.len() > 2048 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(rule("it contains whitespace or is too long"));
+    if value.len() > 2048 {
+        return Err(rule("it is longer than 2048 characters"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(rule(&format!(
+            "it contains the control character {}",
+            char_name(c)
+        )));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(rule("it contains whitespace"));
     }
     if rest.contains(['?', '#', '@']) {
         return Err(rule("it must not carry a query, fragment or user info"));
@@ -202,11 +211,45 @@ pub fn validate_secret(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() > 1024 {
         return Err(FieldError::new(field, "must be at most 1024 characters"));
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if let Some(c) = value.chars().find(|c| c.is_control() && !c.is_whitespace()) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain control characters (found {})",
+                char_name(c)
+            ),
+        ));
+    }
+    if value.chars().any(char::is_whitespace) {
         return Err(FieldError::new(
             field,
             "must not contain whitespace (a trailing newline from a pasted key?)",
         ));
+    }
+    Ok(())
+}
+
+/// A character as a person can read it in an error message: `U+0000 (NUL)`, `U+001B`.
+pub fn char_name(c: char) -> String {
+    match c {
+        '\0' => "U+0000 (NUL)".to_owned(),
+        c => format!("U+{:04X}", c as u32),
+    }
+}
+
+/// A list filter's text: printable, and short enough to be a name.
+pub fn validate_filter_text(field: &str, value: &str) -> Result<(), FieldError> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain control characters (found {})",
+                char_name(c)
+            ),
+        ));
+    }
+    if value.chars().count() > 256 {
+        return Err(FieldError::new(field, "must be at most 256 characters"));
     }
     Ok(())
 }

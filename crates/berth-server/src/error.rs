@@ -176,3 +176,43 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The one renderer for rejections made outside the handlers (axum's extractors and body
+/// limits answer in plain text): any error response that is not already the JSON envelope is
+/// rewritten into it, keeping its status and its words.
+pub async fn envelope(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!(
+                "the request body is larger than the {} bytes this endpoint accepts",
+                crate::json::BODY_LIMIT
+            ),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::BAD_REQUEST => ("bad_request", text),
+        s if s.is_server_error() => ("internal", "internal error; see the server log".to_owned()),
+        _ => ("rejected", text),
+    };
+    let mut rendered = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
+}

@@ -51,6 +51,7 @@ impl AppState {
 pub fn build_app(state: AppState) -> Router {
     routes::router()
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(axum::middleware::map_response(error::envelope))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -705,3 +705,83 @@ async fn openapi_document_matches_the_routes() {
     }
     s.stop().await;
 }
+
+/// Each case: (what it is, method, path, body or raw bytes, status, code, field, words the
+/// message must hold).
+#[tokio::test]
+async fn every_rejection_is_the_json_envelope_naming_the_field_and_rule() {
+    let (_dir, s) = server().await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(keys_integration("base", &["acme"])),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let big = vec![b' '; 3 << 20];
+    let nul_secret = json!({"name": "nul", "type": "ecr",
+        "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEAPITWXYZ", "secret_access_key": "abc\u{0}def"}});
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a str,
+        Vec<u8>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        ("a stray key beside mode ambient", Method::POST, "/api/v1/integrations",
+            json!({"name": "amb", "type": "ecr", "auth": {"mode": "ambient", "access_key_id": "AKIAFAKEAPITWXYZ"}}).to_string().into_bytes(),
+            400, "invalid_field", None, "access_key_id"),
+        ("subscriptions: null in a patch", Method::PATCH, "/api/v1/integrations/base",
+            json!({"subscriptions": null}).to_string().into_bytes(),
+            400, "invalid_field", Some("subscriptions"), "not null"),
+        ("the export switch on a non-key integration", Method::POST, "/api/v1/integrations",
+            json!({"name": "amb", "type": "ecr", "auth": {"mode": "ambient"}, "export_long_lived_keys": true}).to_string().into_bytes(),
+            400, "invalid_field", Some("export_long_lived_keys"), "access_keys"),
+        ("a NUL in a secret is named as such", Method::POST, "/api/v1/integrations",
+            nul_secret.to_string().into_bytes(),
+            400, "invalid_field", Some("auth.secret_access_key"), "U+0000 (NUL)"),
+        ("a NUL in the name filter", Method::GET, "/api/v1/integrations?name=%00", vec![],
+            400, "invalid_field", Some("name"), "control characters"),
+        ("3 MB to credentials", Method::POST, "/api/v1/integrations/base/credentials", big.clone(),
+            413, "payload_too_large", None, "larger than"),
+        ("3 MB to Test connection", Method::POST, "/api/v1/integrations/base/test", big,
+            413, "payload_too_large", None, "larger than"),
+        ("invalid UTF-8 in the path", Method::GET, "/api/v1/integrations/%FF%FE", vec![],
+            400, "bad_request", None, "UTF-8"),
+    ];
+    for (case, method, path, body, status, code, field, words) in cases {
+        let r = s.raw(method, path, Some("application/json"), body).await;
+        assert_eq!(r.0.as_u16(), status, "{case}: {}", r.1);
+        assert_eq!(r.1["error"]["code"], code, "{case}: {}", r.1);
+        if let Some(f) = field {
+            assert_eq!(r.1["error"]["field"], f, "{case}: {}", r.1);
+        }
+        let message = r.1["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(words), "{case}: {message}");
+    }
+    // Nothing was stored or changed by any of them.
+    let (_, list) = s.admin(Method::GET, "/api/v1/integrations", None).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["base"]);
+    let (_, base) = s
+        .admin(Method::GET, "/api/v1/integrations/base", None)
+        .await;
+    assert_eq!(base["subscriptions"], json!(["acme"]));
+    s.stop().await;
+}

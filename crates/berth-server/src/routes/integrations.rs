@@ -162,7 +162,10 @@ pub async fn list(
                     )
                 })?)
             }
-            "name" => query.name_contains = Some(value),
+            "name" => {
+                berth_core::validate_filter_text("name", &value)?;
+                query.name_contains = Some(value)
+            }
             "subscription" => query.subscription = Some(value),
             "limit" => {
                 query.limit = value
