@@ -22,6 +22,8 @@ pub enum Diagnosis {
     ExpiredSession,
     BadRegion,
     EndpointUnreachable,
+    /// The integration's sealed secrets cannot be opened with the server's master key.
+    SecretsUnavailable,
     /// The integration's credentials may not leave Berth (an ambient identity is the server's).
     NotExportable,
     Registry,

@@ -181,6 +181,9 @@ fn epoch_time(secs: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
+/// What to do when sealed secrets do not open: the same words wherever it happens.
+pub const SECRETS_HINT: &str = "the server's master key no longer opens them (rotated or replaced by another process?): restart Berth with the current key file or BERTH_MASTER_KEY";
+
 /// How long the sessions handed to CI jobs last (STS's default for AssumeRole).
 pub const JOB_SESSION_SECONDS: i32 = 3600;
 
@@ -460,9 +463,9 @@ impl Broker {
         }
         let secrets = secrets().await.map_err(|e| {
             BrokerError::new(
-                Diagnosis::Other,
+                Diagnosis::SecretsUnavailable,
                 format!("cannot open the integration's secrets: {e}"),
-                "see the server log",
+                SECRETS_HINT,
             )
         })?;
         let fresh = self

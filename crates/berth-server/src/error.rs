@@ -93,6 +93,9 @@ impl From<berth_aws::BrokerError> for ApiError {
         let (status, field) = match e.diagnosis {
             berth_aws::Diagnosis::BadRegion => (StatusCode::BAD_REQUEST, Some("region".to_owned())),
             berth_aws::Diagnosis::NotExportable => (StatusCode::CONFLICT, Some("auth".to_owned())),
+            berth_aws::Diagnosis::SecretsUnavailable => {
+                return secrets_unavailable(e.message);
+            }
             _ => (StatusCode::BAD_GATEWAY, None),
         };
         ApiError {
@@ -127,6 +130,10 @@ impl From<StoreError> for ApiError {
                 }
             }
             StoreError::Domain(d) => d.into(),
+            StoreError::Seal(ref seal) => {
+                tracing::error!(error = %seal, "sealed secrets do not open");
+                secrets_unavailable(format!("cannot open the integration's secrets: {seal}"))
+            }
             StoreError::KeyRotated => {
                 tracing::error!(error = %e, "refusing to seal under a retired key");
                 ApiError::new(
@@ -215,4 +222,19 @@ pub async fn envelope(response: Response) -> Response {
         }
     }
     rendered
+}
+
+/// One diagnosis for secrets the running server cannot open, from whichever path met them.
+fn secrets_unavailable(message: String) -> ApiError {
+    ApiError {
+        details: vec![
+            ("diagnosis", json!("secrets_unavailable")),
+            ("hint", json!(berth_aws::SECRETS_HINT)),
+        ],
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "secrets_unavailable",
+            message,
+        )
+    }
 }

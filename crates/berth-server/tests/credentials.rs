@@ -236,3 +236,128 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
         "the secret never reaches the log"
     );
 }
+
+/// After the master key is rotated by another process under a running server, Test connection,
+/// registry credentials and a job's credentials all give the same clear 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_that_no_longer_open_are_one_diagnosis_everywhere() {
+    let dir = TempDir::new("stale-key");
+    let ecr = local_ecr(&dir.0).await;
+    let s = TestServer::start(options(&dir.0)).await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "local", "type": "ecr", "endpoint": ecr.url,
+                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": ecr.secret},
+                "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let (status, report) = s
+        .admin(Method::POST, "/api/v1/integrations/local/test", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+
+    berth_server::admin::rotate_master_key(&options(&dir.0), None)
+        .await
+        .unwrap();
+    let yml = "resources:\n  - name: k\n    type: integration\n    integration: local\n";
+    let calls = [
+        ("/api/v1/integrations/local/test", json!({})),
+        // Another region: not in the broker's cache, so the secrets must be opened.
+        (
+            "/api/v1/integrations/local/credentials",
+            json!({"region": "eu-west-1"}),
+        ),
+        (
+            "/api/v1/ci/resources",
+            json!({"project": "acme/web", "shippable_yml": yml, "with_secrets": true}),
+        ),
+    ];
+    let mut hints = Vec::new();
+    for (path, body) in calls {
+        let r = s.admin(Method::POST, path, Some(body)).await;
+        assert_error(&r, 503, "secrets_unavailable", None);
+        assert_eq!(
+            r.1["error"]["diagnosis"], "secrets_unavailable",
+            "{path}: {}",
+            r.1
+        );
+        hints.push(r.1["error"]["hint"].clone());
+    }
+    assert!(hints.windows(2).all(|w| w[0] == w[1]), "{hints:?}");
+    assert!(hints[0].as_str().unwrap().contains("restart Berth"));
+    s.stop().await;
+}
+
+/// An unreachable endpoint is a diagnosis and a hint, not the SDK's error chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_reach_callers_as_diagnoses_not_dumps() {
+    let dir = TempDir::new("unreachable");
+    let s = TestServer::start(options(&dir.0)).await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "gone", "type": "ecr", "endpoint": format!("http://127.0.0.1:{port}"),
+                "auth": {"mode": "access_keys", "access_key_id": "AKIAFAKEGONE0042", "secret_access_key": "gone-secret-value"},
+                "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let sub = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "acme"})),
+        )
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/integrations/gone/credentials",
+            Some(&sub),
+            None,
+        )
+        .await;
+    assert_error(&r, 502, "registry_credentials_failed", None);
+    assert_eq!(r.1["error"]["diagnosis"], "endpoint_unreachable", "{}", r.1);
+    let message = r.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused"), "{message}");
+    for dump in [
+        "DispatchFailure",
+        "ConnectError",
+        "Some(",
+        "source:",
+        "tcp connect",
+    ] {
+        assert!(!message.contains(dump), "{dump} in {message}");
+    }
+    s.stop().await;
+}
