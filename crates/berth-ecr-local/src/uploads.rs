@@ -245,8 +245,13 @@ impl Uploads {
                 let take = (BATCH - pending.len()).min(rest.len());
                 pending.extend_from_slice(&rest[..take]);
                 rest = &rest[take..];
-                if pending.len() >= BATCH {
-                    write_batch(u, &mut file, &mut pending).await.map_err(io)?;
+                if pending.len() >= BATCH
+                    && let Err(e) = write_batch(u, &mut file, &mut pending).await
+                {
+                    // Read (and drop) what the client is still sending, so that it hears why
+                    // instead of a broken pipe.
+                    drain(&mut body).await;
+                    return Err(io(e));
                 }
             }
         }
@@ -307,6 +312,24 @@ impl Uploads {
         }
     }
 }
+
+/// Reads and discards up to [`DRAIN_LIMIT`] more bytes of a body that will not be stored.
+async fn drain<S, E>(body: &mut S)
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut drained = 0usize;
+    while drained < DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => drained += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
+/// How much of a refused body is read before the connection is given up on.
+const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
 
 async fn write_batch(
     u: &mut Upload,

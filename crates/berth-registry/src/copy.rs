@@ -169,7 +169,16 @@ pub async fn copy_plan(
         })
         .buffer_unordered(jobs);
     while let Some(result) = results.next().await {
-        let (d, (outcome, read)) = result?;
+        let (d, (outcome, read)) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // The other blobs in flight stop here: their upload sessions are cancelled
+                // rather than left holding the registry's disk.
+                drop(results);
+                destination.abandon().await;
+                return Err(e);
+            }
+        };
         match outcome {
             BlobOutcome::Copied => {
                 summary.blobs_copied += 1;

@@ -711,6 +711,17 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// Cancels an upload session (`DELETE` on its location); the registry drops its bytes.
+    pub async fn cancel_upload(&self, location: &str) -> Result<()> {
+        let resp = self
+            .send("", "cancel upload", |h| h.delete(location))
+            .await?;
+        if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+            return Err(self.error(resp, "cancel upload").await);
+        }
+        Ok(())
+    }
+
     /// Tags of a repository, following `Link` pagination.
     pub async fn tags(&self, repository: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();

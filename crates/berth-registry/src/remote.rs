@@ -19,6 +19,8 @@ pub struct RemoteImage {
     pub repository: String,
     /// Tag or digest.
     pub reference: String,
+    /// Upload sessions opened and not finished, by blob digest: cancelled if the copy fails.
+    open_uploads: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl RemoteImage {
@@ -27,7 +29,25 @@ impl RemoteImage {
             client,
             repository: repository.to_owned(),
             reference: reference.to_owned(),
+            open_uploads: Default::default(),
         }
+    }
+
+    /// Remembers (or, with `None`, forgets) the upload session a blob is being sent through.
+    fn track(&self, digest: &str, location: Option<&str>) {
+        let mut open = self.open_uploads.lock().unwrap_or_else(|e| e.into_inner());
+        match location {
+            Some(l) => open.insert(digest.to_owned(), l.to_owned()),
+            None => open.remove(digest),
+        };
+    }
+
+    async fn start(&self, digest: &str) -> Result<UploadStart> {
+        let started = self.client.start_upload(&self.repository, None).await?;
+        if let UploadStart::Upload(location) = &started {
+            self.track(digest, Some(location));
+        }
+        Ok(started)
     }
 
     fn location(&self) -> RegistryLocation {
@@ -46,7 +66,7 @@ impl RemoteImage {
         let verifier = SharedVerifier::new(d);
         let mut attempt = 0;
         loop {
-            let location = match self.client.start_upload(&self.repository, None).await? {
+            let location = match self.start(&d.digest).await? {
                 UploadStart::Upload(l) => l,
                 UploadStart::Mounted => return Ok(0),
             };
@@ -60,7 +80,10 @@ impl RemoteImage {
                 .put_monolithic(&location, &d.digest, d.size, body)
                 .await
             {
-                Ok(()) => return verifier.finish().map(|_| d.size),
+                Ok(()) => {
+                    self.track(&d.digest, None);
+                    return verifier.finish().map(|_| d.size);
+                }
                 Err(e) => {
                     verifier
                         .retry_or_fail(e, &mut attempt, &self.client.retry, progress, &d.digest)
@@ -83,7 +106,7 @@ impl RemoteImage {
         progress: &SharedProgress,
     ) -> Result<u64> {
         let verifier = SharedVerifier::new(d);
-        let mut location = match self.client.start_upload(&self.repository, None).await? {
+        let mut location = match self.start(&d.digest).await? {
             UploadStart::Upload(l) => l,
             UploadStart::Mounted => return Ok(0),
         };
@@ -105,6 +128,7 @@ impl RemoteImage {
                 Ok(next) => {
                     verifier.finish()?;
                     self.client.finish_upload(&next, &d.digest).await?;
+                    self.track(&d.digest, None);
                     return Ok(read);
                 }
                 Err(e) => {
@@ -115,11 +139,10 @@ impl RemoteImage {
                         Ok(kept) if kept <= d.size => offset = kept,
                         _ => {
                             // The upload session is gone: start a new one from the beginning.
-                            location =
-                                match self.client.start_upload(&self.repository, None).await? {
-                                    UploadStart::Upload(l) => l,
-                                    UploadStart::Mounted => return Ok(read),
-                                };
+                            location = match self.start(&d.digest).await? {
+                                UploadStart::Upload(l) => l,
+                                UploadStart::Mounted => return Ok(read),
+                            };
                             offset = 0;
                         }
                     }
@@ -180,6 +203,21 @@ impl Source for RemoteImage {
 impl Destination for RemoteImage {
     fn name(&self) -> String {
         Source::name(self)
+    }
+
+    async fn abandon(&self) {
+        let open: Vec<String> = self
+            .open_uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, location)| location)
+            .collect();
+        for location in open {
+            if let Err(e) = self.client.cancel_upload(&location).await {
+                tracing::debug!(error = %e, "could not cancel an abandoned upload");
+            }
+        }
     }
 
     async fn has_blob(&self, d: &Descriptor) -> Result<bool> {

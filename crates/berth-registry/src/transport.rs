@@ -52,6 +52,8 @@ pub trait Destination: Send + Sync {
     ) -> Result<u64>;
     /// Stores a manifest: children of an index by digest (`tag` None), the root last with its tag.
     async fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<()>;
+    /// Gives up the transfer: cancels whatever is half-sent (best effort).
+    async fn abandon(&self) {}
     /// Finishes the destination (index files, archive trailer) after the root manifest.
     async fn commit(&self, _root: &Manifest) -> Result<()> {
         Ok(())

@@ -74,7 +74,11 @@ pub fn up() -> Up {
 
 /// `berth up` with `BERTH_LOG=level`, its log written to `log` (else discarded).
 pub fn up_logging(level: &str, log: Option<&Path>) -> Up {
-    let data = Dir::new("up");
+    up_at(Dir::new("up"), level, log)
+}
+
+/// `berth up` with its data directory in `data`.
+pub fn up_at(data: Dir, level: &str, log: Option<&Path>) -> Up {
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
