@@ -229,6 +229,15 @@ pub struct Integration {
     pub meta: Meta,
 }
 
+impl Integration {
+    /// Whether the integration is assigned to `subscription` (names compare case-insensitively).
+    pub fn is_assigned_to(&self, subscription: &Name) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|s| s.key() == subscription.key())
+    }
+}
+
 /// A validated integration ready to be written: the full new state plus the secret changes.
 #[derive(Debug)]
 pub struct IntegrationDraft {

@@ -13,6 +13,7 @@ pub mod auth;
 mod cache;
 mod error;
 mod json;
+pub mod policy;
 mod private_dir;
 mod routes;
 

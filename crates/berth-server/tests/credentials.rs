@@ -121,8 +121,9 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
             None,
         )
         .await,
-        403,
-        "forbidden",
+        // Not assigned to globex: for its token the integration does not exist.
+        404,
+        "not_found",
         None,
     );
     assert_error(

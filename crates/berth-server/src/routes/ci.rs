@@ -136,11 +136,7 @@ pub async fn resolve(
             Err(StoreError::NotFound { .. }) => return Err(not_assigned()),
             Err(e) => return Err(e.into()),
         };
-        if !integration
-            .subscriptions
-            .iter()
-            .any(|s| s.key() == project.subscription.key())
-        {
+        if !integration.is_assigned_to(&project.subscription) {
             return Err(not_assigned());
         }
         if integration.config.kind() != entry.kind {
@@ -284,11 +280,7 @@ pub async fn resources(
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        let integration = integration.filter(|i| {
-            i.subscriptions
-                .iter()
-                .any(|s| s.key() == project.subscription.key())
-        });
+        let integration = integration.filter(|i| i.is_assigned_to(&project.subscription));
         let integration = integration.ok_or_else(|| {
             ApiError::invalid(
                 "shippable_yml",
@@ -341,29 +333,21 @@ pub async fn resources(
     Ok(Json(json!({ "env": env })))
 }
 
-/// The project a caller may see: an admin sees every project, a subscription token only its
-/// own. "Not yours" and "absent" get the same answer, so names cannot be probed; a store that
-/// fails is a store failure, never a "does not exist".
+/// The build's project: absent and "not yours" are one answer (`policy`), phrased for the
+/// request's `project` field.
 async fn visible_project(
     state: &AppState,
     caller: &Principal,
     name: &str,
 ) -> Result<berth_store::Project, ApiError> {
-    let absent = || {
-        ApiError::invalid(
-            "project",
-            format!("project '{name}' does not exist (add it with `berth project add`)"),
-        )
-    };
-    let project = match state.store.get_project(name).await {
-        Ok(p) => p,
-        Err(StoreError::NotFound { .. }) => return Err(absent()),
-        Err(e) => return Err(e.into()),
-    };
-    match caller.subscription() {
-        Some(own) if own.key() != project.subscription.key() => Err(absent()),
-        _ => Ok(project),
-    }
+    crate::policy::lookup_project(state, caller, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "project",
+                format!("project '{name}' does not exist (add it with `berth project add`)"),
+            )
+        })
 }
 
 /// `<PREFIX>_INTEGRATION_AWS_*`: keys, and for sessions their token and expiry (RFC 3339).
@@ -408,18 +392,8 @@ pub async fn dependencies(
     caller: Principal,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let integration = state.store.get_integration(&name).await?;
-    if let Some(own) = caller.subscription()
-        && !integration
-            .subscriptions
-            .iter()
-            .any(|s| s.key() == own.key())
-    {
-        return Err(ApiError::not_found(format!(
-            "integration '{name}' does not exist"
-        )));
-    }
-    let deps = state.store.dependencies(&name).await?;
+    let integration = crate::policy::visible_integration(&state, &caller, &name).await?;
+    let deps = state.store.dependencies(integration.name.as_str()).await?;
     Ok(Json(json!({
         "dependencies": deps.iter().map(|(kind, name)| json!({"kind": kind, "name": name})).collect::<Vec<_>>()
     })))

@@ -62,6 +62,29 @@ async fn integration(
     Ok(i)
 }
 
+/// The integration through the read cache, under the one policy: absent and "not yours" are
+/// the same 404.
+async fn visible(
+    state: &AppState,
+    caller: &Principal,
+    generation: i64,
+    name: &str,
+) -> Result<Integration, ApiError> {
+    let found = match integration(state, generation, name).await {
+        Ok(i) => {
+            let seen = crate::policy::seen_integration(caller, i);
+            if seen.is_none() {
+                // The caller hears "does not exist"; the log keeps what happened.
+                tracing::warn!(target: "berth::audit", integration = %name, actor = %caller.actor(), "registry credentials refused: integration not assigned to the token's subscription");
+            }
+            seen
+        }
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => None,
+        Err(e) => return Err(e),
+    };
+    found.ok_or_else(|| crate::policy::absent("integration", name))
+}
+
 pub async fn credentials(
     State(state): State<AppState>,
     caller: Principal,
@@ -71,19 +94,7 @@ pub async fn credentials(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let options = options(&headers, &body)?;
-    let integration = integration(&state, generation, &name).await?;
-    if let Some(own) = caller.subscription()
-        && !integration
-            .subscriptions
-            .iter()
-            .any(|s| s.key() == own.key())
-    {
-        tracing::warn!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), "registry credentials refused: integration not assigned to the token's subscription");
-        return Err(ApiError::forbidden(format!(
-            "integration '{}' is not assigned to subscription '{own}'",
-            integration.name
-        )));
-    }
+    let integration = visible(&state, &caller, generation, &name).await?;
     let store = state.store.clone();
     let id = integration.id.clone();
     let creds = state
@@ -120,7 +131,7 @@ async fn integration_for_host(
     host: &str,
 ) -> Result<(Integration, String), ApiError> {
     let host = berth_core::normalize_host(host);
-    let own = caller.subscription().map(|s| s.to_string());
+    let own = crate::policy::confine_list(caller, None)?;
     let key = format!("{host}|{own:?}");
     if let Some((name, region)) = state.cache.host(generation, &key) {
         return Ok((integration(state, generation, &name).await?, region));
@@ -171,15 +182,7 @@ pub async fn create_repository(
         .map_err(|rule| ApiError::invalid("repository", rule))?;
     let (integration, region) = match (&body.integration, &body.host) {
         (Some(name), _) => {
-            let i = integration(&state, generation, name).await?;
-            if let Some(own) = caller.subscription()
-                && !i.subscriptions.iter().any(|s| s.key() == own.key())
-            {
-                return Err(ApiError::forbidden(format!(
-                    "integration '{}' is not assigned to subscription '{own}'",
-                    i.name
-                )));
-            }
+            let i = visible(&state, &caller, generation, name).await?;
             let IntegrationConfig::Ecr(ecr) = &i.config;
             let region = ecr.region.clone();
             (i, region)

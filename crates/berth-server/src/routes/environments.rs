@@ -2,7 +2,7 @@
 //! its integrations (they cannot be deleted while it exists); deleting it releases them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use berth_core::Name;
 use berth_store::Environment;
@@ -54,8 +54,21 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
+    Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let own = caller.subscription().map(|s| s.to_string());
+    let mut asked = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "subscription" => asked = Some(value),
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    "is not a filter of this list (use subscription)",
+                ));
+            }
+        }
+    }
+    let own = crate::policy::confine_list(&caller, asked)?;
     let items = state.store.list_environments(own.as_deref()).await?;
     Ok(Json(
         json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),

@@ -188,16 +188,7 @@ pub async fn list(
             }
         }
     }
-    if let Some(own) = caller.subscription() {
-        match &query.subscription {
-            Some(asked) if !asked.eq_ignore_ascii_case(own.as_str()) => {
-                return Err(ApiError::forbidden(format!(
-                    "this token belongs to subscription '{own}' and cannot list subscription '{asked}'"
-                )));
-            }
-            _ => query.subscription = Some(own.to_string()),
-        }
-    }
+    query.subscription = crate::policy::confine_list(&caller, query.subscription.take())?;
     let key = format!(
         "{:?}|{:?}|{:?}|{:?}|{}",
         query.kind, query.name_contains, query.subscription, query.after, query.limit
@@ -220,33 +211,14 @@ pub async fn list(
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
-/// Reads one integration the caller may see; for a subscription token, integrations not
-/// assigned to its subscription do not exist.
-async fn visible(
-    state: &AppState,
-    caller: &Principal,
-    name: &str,
-) -> Result<Integration, ApiError> {
-    let integration = state.store.get_integration(name).await?;
-    if let Some(own) = caller.subscription()
-        && !integration
-            .subscriptions
-            .iter()
-            .any(|s| s.key() == own.key())
-    {
-        return Err(ApiError::not_found(format!(
-            "integration '{name}' does not exist"
-        )));
-    }
-    Ok(integration)
-}
-
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&visible(&state, &caller, &name).await?)))
+    Ok(Json(view(
+        &crate::policy::visible_integration(&state, &caller, &name).await?,
+    )))
 }
 
 pub async fn create(

@@ -61,16 +61,7 @@ pub async fn list(
             }
         }
     }
-    if let Some(own) = caller.subscription() {
-        match &subscription {
-            Some(asked) if !asked.eq_ignore_ascii_case(own.as_str()) => {
-                return Err(ApiError::forbidden(format!(
-                    "this token belongs to subscription '{own}' and cannot list subscription '{asked}'"
-                )));
-            }
-            _ => subscription = Some(own.to_string()),
-        }
-    }
+    let subscription = crate::policy::confine_list(&caller, subscription)?;
     let items = state.store.list_projects(subscription.as_deref()).await?;
     Ok(Json(
         json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),
@@ -82,14 +73,7 @@ pub async fn show(
     caller: Principal,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = state.store.get_project(&name).await?;
-    if let Some(own) = caller.subscription()
-        && own.key() != project.subscription.key()
-    {
-        return Err(ApiError::not_found(format!(
-            "project '{name}' does not exist"
-        )));
-    }
+    let project = crate::policy::visible_project(&state, &caller, &name).await?;
     Ok(Json(view(&project)))
 }
 

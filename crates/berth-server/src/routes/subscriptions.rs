@@ -25,11 +25,9 @@ fn view(s: &Subscription) -> Value {
 }
 
 fn confine(caller: &Principal, name: &str) -> Result<(), ApiError> {
-    match caller.subscription() {
-        Some(own) if !own.as_str().eq_ignore_ascii_case(name) => Err(ApiError::not_found(format!(
-            "subscription '{name}' does not exist"
-        ))),
-        _ => Ok(()),
+    match caller.may_see_subscription(name) {
+        true => Ok(()),
+        false => Err(crate::policy::absent("subscription", name)),
     }
 }
 

@@ -1,0 +1,287 @@
+//! The one authorization policy, walked over every endpoint with a subscription token: for each
+//! name a request can carry, a record that exists in another subscription and a record that does
+//! not exist at all get byte-identical answers (the names themselves aside), so a token cannot
+//! probe what other tenants have.
+
+mod common;
+
+use common::{TempDir, TestServer, options};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A request template: `{}` in the path, `%N%` in the body, stands for the probed name.
+struct Probe {
+    method: Method,
+    path: &'static str,
+    body: Option<&'static str>,
+    /// The name of a record another subscription owns, and one that exists nowhere.
+    theirs: &'static str,
+    nobody: &'static str,
+}
+
+const YML: &str = "integrations:\\n  hub:\\n    - integrationName: theirs\\n      type: ecr\\n";
+
+fn probes() -> Vec<Probe> {
+    let p = |method: Method, path, body, theirs, nobody| Probe {
+        method,
+        path,
+        body,
+        theirs,
+        nobody,
+    };
+    vec![
+        p(
+            Method::GET,
+            "/api/v1/integrations/{}",
+            None,
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::PATCH,
+            "/api/v1/integrations/{}",
+            Some(r#"{"region": "eu-west-1"}"#),
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/integrations/{}",
+            None,
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/integrations/{}/credentials",
+            Some("{}"),
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/integrations/{}/test",
+            Some("{}"),
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/integrations/{}/dependencies",
+            None,
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/integrations?subscription={}",
+            None,
+            "other",
+            "nobody",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/repositories",
+            Some(r#"{"integration": "%N%", "repository": "team/app"}"#),
+            "theirs",
+            "nothing",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/registry-credentials",
+            Some(r#"{"host": "%N%"}"#),
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+            "222222222222.dkr.ecr.us-east-1.amazonaws.com",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/ci/resolve",
+            Some(r#"{"project": "%N%", "branch": "main", "shippable_yml": "YML"}"#),
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/ci/resources",
+            Some(r#"{"project": "%N%", "shippable_yml": "resources: []\n"}"#),
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/projects/{}",
+            None,
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/projects/{}",
+            None,
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/projects/{}/release-dependencies",
+            Some("{}"),
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/projects?subscription={}",
+            None,
+            "other",
+            "nobody",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/subscriptions/{}",
+            None,
+            "other",
+            "nobody",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/subscriptions/{}",
+            None,
+            "other",
+            "nobody",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/environments?subscription={}",
+            None,
+            "other",
+            "nobody",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/environments/{}",
+            None,
+            "their-env",
+            "no-env",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/runtimes/{}",
+            None,
+            "their-cluster",
+            "no-cluster",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/runtimes/{}",
+            None,
+            "their-cluster",
+            "no-cluster",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/tokens/{}",
+            None,
+            "THEIR_TOKEN",
+            "tok-absent",
+        ),
+    ]
+}
+
+/// Every route that takes a name (in its path or body) must have a probe here.
+const NAMELESS: &[(&str, &str)] = &[
+    ("/healthz", "get"),
+    ("/api/v1/openapi.json", "get"),
+    ("/api/v1/integrations", "post"),
+    ("/api/v1/connection-tests", "post"),
+    ("/api/v1/environments", "post"),
+    ("/api/v1/subscriptions", "get"),
+    ("/api/v1/subscriptions", "post"),
+    ("/api/v1/projects", "post"),
+    ("/api/v1/runtimes", "get"),
+    ("/api/v1/runtimes", "post"),
+    ("/api/v1/tokens", "get"),
+    ("/api/v1/tokens", "post"),
+];
+
+async fn setup(s: &TestServer) -> (String, String) {
+    for (path, body) in [
+        ("/api/v1/subscriptions", json!({"name": "acme"})),
+        ("/api/v1/subscriptions", json!({"name": "other"})),
+        (
+            "/api/v1/projects",
+            json!({"name": "other/web", "subscription": "other"}),
+        ),
+        ("/api/v1/runtimes", json!({"name": "their-cluster"})),
+        (
+            "/api/v1/integrations",
+            json!({"name": "theirs", "type": "ecr", "auth": {"mode": "ambient"}, "registry_id": "111111111111",
+                   "subscriptions": ["other"]}),
+        ),
+        (
+            "/api/v1/environments",
+            json!({"name": "their-env", "subscription": "other", "integrations": ["theirs"]}),
+        ),
+    ] {
+        let r = s.admin(Method::POST, path, Some(body)).await;
+        assert_eq!(r.0, StatusCode::CREATED, "{path}: {}", r.1);
+    }
+    let token = |sub: &'static str| async move {
+        s.admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": sub})),
+        )
+        .await
+        .1
+    };
+    let acme = token("acme").await["token"].as_str().unwrap().to_owned();
+    let other_id = token("other").await["id"].as_str().unwrap().to_owned();
+    (acme, other_id)
+}
+
+async fn ask(s: &TestServer, token: &str, probe: &Probe, name: &str) -> (StatusCode, String) {
+    let path = probe.path.replace("{}", name);
+    let body = probe.body.map(|b| {
+        serde_json::from_str::<Value>(&b.replace("%N%", name).replace("YML", YML)).unwrap()
+    });
+    let (status, v) = s.call(probe.method.clone(), &path, Some(token), body).await;
+    (status, v.to_string().replace(name, "NAME"))
+}
+
+#[tokio::test]
+async fn another_tenants_records_answer_as_absent_ones_on_every_endpoint() {
+    let dir = TempDir::new("visibility");
+    let s = TestServer::start(options(&dir.0)).await;
+    let (acme, other_token) = setup(&s).await;
+    let probes = probes();
+    for (path, methods) in berth_server::ROUTES {
+        for method in *methods {
+            let covered = NAMELESS.contains(&(path, method))
+                || probes.iter().any(|p| {
+                    p.method.as_str().eq_ignore_ascii_case(method)
+                        && p.path.split('?').next().unwrap().replace("{}", "{name}")
+                            == path.replace("{*name}", "{name}").replace("{id}", "{name}")
+                });
+            assert!(covered, "{method} {path} has no visibility probe");
+        }
+    }
+    for probe in &probes {
+        let theirs = probe.theirs.replace("THEIR_TOKEN", &other_token);
+        let (status_theirs, theirs_body) = ask(&s, &acme, probe, &theirs).await;
+        let (status_nobody, nobody_body) = ask(&s, &acme, probe, probe.nobody).await;
+        assert_eq!(
+            (status_theirs, &theirs_body),
+            (status_nobody, &nobody_body),
+            "{} {}: another subscription's record and an absent one must answer alike",
+            probe.method,
+            probe.path
+        );
+        assert!(
+            !status_theirs.is_success(),
+            "{} {} must not serve another subscription's record: {theirs_body}",
+            probe.method,
+            probe.path
+        );
+    }
+    s.stop().await;
+}
