@@ -1,5 +1,6 @@
 //! Berth's domain: integrations, subscriptions, projects, runtimes and the rules that make them
-//! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs).
+//! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs), and
+//! Shippable resolution (`resolution`): which hub entries of a build apply and what they record.
 //!
 //! This crate owns the vocabulary every other crate speaks. It must not touch I/O: no HTTP, no
 //! SQL, no AWS SDK, no files, no clock beyond what callers pass in. Adapters (store, server,
@@ -13,6 +14,7 @@ mod image_ref;
 mod integration;
 mod name;
 mod registry_host;
+pub mod resolution;
 pub mod shippable;
 mod validate;
 

@@ -47,7 +47,12 @@ impl Name {
 
     /// The case-folded form that uniqueness is checked on.
     pub fn key(&self) -> String {
-        self.0.to_ascii_lowercase()
+        Self::key_of(&self.0)
+    }
+
+    /// The comparison key of a name as typed (names compare ASCII case-insensitively).
+    pub fn key_of(value: &str) -> String {
+        value.to_ascii_lowercase()
     }
 }
 

@@ -183,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
     async fn record_dependency(
         &self,
         integration_id: &str,
-        kind: &str,
+        kind: berth_core::resolution::DependencyKind,
         name: &str,
     ) -> Result<(), StoreError>;
     /// What uses the integration, as (kind, name), sorted.

@@ -638,14 +638,19 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn record_dependency(&self, integration_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+            async fn record_dependency(
+                &self,
+                integration_id: &str,
+                kind: berth_core::resolution::DependencyKind,
+                name: &str,
+            ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "INSERT INTO integration_dependencies (integration_id, kind, name, recorded_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(integration_id)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(name)
                 .bind(now())
                 .execute(&mut *tx)

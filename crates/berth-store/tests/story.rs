@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use berth_core::resolution::DependencyKind;
 use berth_core::{
     IntegrationDraft, IntegrationPatch, Name, ProjectName, RuntimeScope, SecretField,
 };
@@ -287,11 +288,11 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_dependency(&dep.id, "project", "acme/web")
+        .record_dependency(&dep.id, DependencyKind::Project, "acme/web")
         .await
         .unwrap();
     store
-        .record_dependency(&dep.id, "project", "acme/web")
+        .record_dependency(&dep.id, DependencyKind::Project, "acme/web")
         .await
         .unwrap();
     assert_eq!(
@@ -475,7 +476,7 @@ async fn delete_races_dependencies(
         let id = i.id.clone();
         let n2 = name.clone();
         let recorded = tokio::spawn(async move {
-            a.record_dependency(&id, "project", "acme/race")
+            a.record_dependency(&id, DependencyKind::Project, "acme/race")
                 .await
                 .is_ok()
         });

@@ -6,7 +6,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use berth_core::IntegrationConfig;
-use berth_core::shippable::{self, BranchRule};
+use berth_core::resolution::{self, DependencyKind};
+use berth_core::shippable;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -54,9 +55,6 @@ async fn check_dependency_room(
     Ok(())
 }
 
-/// Shippable's default when a hub entry names no region.
-pub const DEFAULT_CI_REGION: &str = "us-east-1";
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
@@ -66,27 +64,7 @@ pub struct ResolveRequest {
     shippable_yml: String,
 }
 
-fn rule_text(rule: &BranchRule) -> String {
-    match rule {
-        BranchRule::Only(p) => format!("only [{}]", p.join(", ")),
-        BranchRule::Except(p) => format!("except [{}]", p.join(", ")),
-    }
-}
-
-/// The registry host an integration serves in `region`, when it can be known before a token.
-fn registry_host(ecr: &berth_core::EcrConfig, region: &str) -> Option<String> {
-    if let Some(e) = &ecr.endpoint {
-        return Some(berth_core::normalize_host(e));
-    }
-    let id = ecr.registry_id.as_ref()?;
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    Some(format!("{id}.dkr.ecr.{region}.{suffix}"))
-}
-
+/// Load → confine → resolve (`berth_core::resolution`) → record → render.
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Principal,
@@ -108,120 +86,87 @@ pub async fn resolve(
     if yml.hub.len() > MAX_ENTRIES_PER_REQUEST {
         return Err(too_many_entries("hub entries", yml.hub.len()));
     }
-    let mut applied = Vec::new();
-    let mut skipped = Vec::new();
-    let mut used = Vec::new();
-    for entry in &yml.hub {
-        if !entry.applies(&reference) {
-            let rule = entry.branches.as_ref().map(rule_text).unwrap_or_default();
-            skipped.push(json!({"integration": entry.integration_name, "reason": format!("'{reference}' does not match branches {rule}")}));
-            continue;
-        }
-        // The entry's line goes beside the message, which stays exactly Shippable's.
-        let at_line = |e: ApiError| match entry.line {
-            Some(line) => e.with_detail("line", json!(line)),
-            None => e,
-        };
-        let not_assigned = || {
-            at_line(ApiError::invalid(
-                "shippable_yml",
-                format!(
-                    "Integration name specified in yml does not match integrations present in Subscription settings: {}",
-                    entry.integration_name
-                ),
-            ))
-        };
-        let integration = match state.store.get_integration(&entry.integration_name).await {
-            Ok(i) => i,
-            Err(StoreError::NotFound { .. }) => return Err(not_assigned()),
-            Err(e) => return Err(e.into()),
-        };
-        if !integration.is_assigned_to(&project.subscription) {
-            return Err(not_assigned());
-        }
-        if integration.config.kind() != entry.kind {
-            return Err(at_line(ApiError::invalid(
-                "shippable_yml",
-                format!(
-                    "Integration '{}' is of type {}, but the yml names it as type {}",
-                    integration.name,
-                    integration.config.kind().as_str(),
-                    entry.kind.as_str()
-                ),
-            )));
-        }
-        let IntegrationConfig::Ecr(ecr) = &integration.config;
-        let region = entry
-            .region
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CI_REGION.to_owned());
-        used.push(integration.id.clone());
-        applied.push(json!({
-            "integration": integration.name,
-            "type": integration.config.kind().as_str(),
-            "region": region,
-            "registry": registry_host(ecr, &region),
-            "agent_only": entry.agent_only,
-        }));
-    }
-    // The custom CI image of `build.pre_ci_boot`: which applied integration serves its host.
-    let boot_image = match &yml.pre_ci_boot {
-        Some(boot) => {
-            let image = format!(
-                "{}:{}",
-                boot.image_name,
-                boot.image_tag.as_deref().unwrap_or("latest")
-            );
-            let host = berth_core::ImageRef::parse(&image)
-                .map_err(|e| ApiError::invalid("shippable_yml", format!("build.pre_ci_boot: {e}")))?
-                .registry;
-            let served = applied
-                .iter()
-                .zip(&used)
-                .find(|(a, _)| a["registry"].as_str() == Some(host.as_str()));
-            Some((
-                image,
-                host,
-                served.map(|(a, id)| (a["integration"].clone(), id.clone())),
-                boot.pull.unwrap_or(false),
-            ))
-        }
-        None => None,
-    };
+    let (entries, _) = resolution::applying(&yml, &reference);
+    let named: Vec<&str> = entries
+        .iter()
+        .map(|e| e.integration_name.as_str())
+        .collect();
+    let found = load_integrations(&state, &named).await?;
+    let resolved = resolution::resolve(&yml, &reference, &project.subscription, &found)
+        .map_err(resolve_error)?;
     // Recorded only once every entry resolved: a refused resolution leaves no trace.
-    if !used.is_empty() {
+    let dependencies = resolved.dependencies(project.name.as_str());
+    if !dependencies.is_empty() {
         check_dependency_room(&state, &project).await?;
     }
-    for id in &used {
+    for d in &dependencies {
         state
             .store
-            .record_dependency(id, "project", project.name.as_str())
+            .record_dependency(&d.integration_id, d.kind, &d.name)
             .await?;
     }
-    let boot = match boot_image {
-        Some((image, host, served, pull)) => {
-            if let Some((_, id)) = &served {
-                state
-                    .store
-                    .record_dependency(
-                        id,
-                        "subscription_image",
-                        &format!("{} pre_ci_boot {image}", project.name),
-                    )
-                    .await?;
-            }
-            json!({"image": image, "registry": host, "integration": served.map(|(n, _)| n), "pull": pull})
+    Ok(Json(resolution_view(
+        &project, &reference, &resolved, &yml.notes,
+    )))
+}
+
+/// The integrations the names stand for, where they exist; only "not found" means absent.
+async fn load_integrations(
+    state: &AppState,
+    names: &[&str],
+) -> Result<Vec<berth_core::Integration>, ApiError> {
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        match state.store.get_integration(name).await {
+            Ok(i) => found.push(i),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
-        None => Value::Null,
-    };
-    Ok(Json(json!({
+    }
+    Ok(found)
+}
+
+/// Shippable's words, with the entry's line beside them.
+fn resolve_error(e: resolution::ResolveError) -> ApiError {
+    let line = e.line();
+    let err = ApiError::invalid("shippable_yml", e.to_string());
+    match line {
+        Some(line) => err.with_detail("line", json!(line)),
+        None => err,
+    }
+}
+
+fn resolution_view(
+    project: &berth_store::Project,
+    reference: &str,
+    r: &resolution::Resolution,
+    notes: &[String],
+) -> Value {
+    let applied: Vec<Value> = r
+        .applied
+        .iter()
+        .map(|a| {
+            json!({"integration": a.integration, "type": a.kind.as_str(), "region": a.region,
+                   "registry": a.registry, "agent_only": a.agent_only})
+        })
+        .collect();
+    let skipped: Vec<Value> = r
+        .skipped
+        .iter()
+        .map(|s| json!({"integration": s.integration, "reason": s.reason}))
+        .collect();
+    let boot = r.boot_image.as_ref().map(|b| {
+        json!({"image": b.image, "registry": b.registry,
+               "integration": b.served_by.as_ref().map(|(n, _)| n), "pull": b.pull})
+    });
+    json!({
         "project": project.name,
         "ref": reference,
         "integrations": applied,
         "skipped": skipped,
         "boot_image": boot,
-        "notes": yml.notes,
-    })))
+        "notes": notes,
+    })
 }
 
 #[derive(Deserialize)]
@@ -324,7 +269,7 @@ pub async fn resources(
     for (id, name) in used {
         state
             .store
-            .record_dependency(&id, "pipeline_resource", &name)
+            .record_dependency(&id, DependencyKind::PipelineResource, &name)
             .await?;
     }
     if body.with_secrets {
