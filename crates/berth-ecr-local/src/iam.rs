@@ -212,23 +212,9 @@ impl IamConfig {
     }
 }
 
+/// Writes a file atomically, readable by the owner only.
 pub fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp)?;
-    f.write_all(bytes.as_ref())?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    berth_files::write_atomically(path, bytes.as_ref(), berth_files::Access::Private)
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use berth_files::hex;
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as AWS request ids and upload ids look.
 pub fn request_id() -> String {

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::ids;
 use crate::oci::ParsedManifest;
 pub use crate::uploads::{UploadLimits, Uploads};
 
@@ -89,9 +87,7 @@ pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    ids::hex(&Sha256::digest(bytes))
-}
+pub use crate::sigv4::sha256_hex;
 
 fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {

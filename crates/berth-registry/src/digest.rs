@@ -13,15 +13,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
-    out
-}
+pub use berth_files::hex;
 
 /// The hex part of a `sha256:` digest, refusing anything else (it becomes a file name).
 pub fn digest_hex(digest: &str) -> Result<&str> {

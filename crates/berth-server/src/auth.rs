@@ -35,10 +35,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub fn mint() -> NewToken {
-    let id: String = random_bytes::<6>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = berth_files::hex(&random_bytes::<6>());
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     NewToken {
         secret_hash: Sha256::digest(secret.as_bytes()).to_vec(),

@@ -20,10 +20,7 @@ pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS berth_migratio
 )";
 
 pub(crate) fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    berth_files::hex(&Sha256::digest(sql.as_bytes()))
 }
 
 /// Checks what is applied against what this build ships and returns what remains to run.

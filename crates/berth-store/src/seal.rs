@@ -5,7 +5,6 @@
 //! The key id is derived from the key (first 16 hex digits of its SHA-256), so a wrong key is
 //! recognised by its id before anything is decrypted, and several keys can coexist during rotation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -71,7 +70,7 @@ impl MasterKey {
 
     fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         let digest = Sha256::digest(bytes);
-        let id = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let id = berth_files::hex(&digest[..8]);
         MasterKey {
             id,
             key: Key::from(bytes),
@@ -301,36 +300,9 @@ fn check_private(_: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` so that readers see the old or the new file, never half of one,
-/// and nobody but the owner can read it at any moment.
+/// Writes `bytes` to `path` atomically, readable by the owner only.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        file_name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    berth_files::write_atomically(path, bytes, berth_files::Access::Private)
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ pub(crate) fn page_rows(json: Option<String>) -> Result<Vec<berth_core::Integrat
 pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    berth_files::hex(&bytes)
 }
 
 /// Now, at the microsecond precision both backends keep, so what is written reads back equal.

@@ -32,10 +32,7 @@ impl TempDb {
     pub async fn create(admin_url: &str) -> TempDb {
         let mut bytes = [0u8; 6];
         getrandom::fill(&mut bytes).unwrap();
-        let name = format!(
-            "berth_t_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let name = format!("berth_t_{}", berth_files::hex(&bytes));
         let mut conn = PgConnection::connect(admin_url)
             .await
             .expect("connect to test PostgreSQL");

@@ -41,44 +41,16 @@ fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
 
 /// Writes to a temporary file in the same directory, then renames it over the target.
 fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().context("the config path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.berth-{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("config"),
-        std::process::id()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = options.open(&tmp)?;
-        f.write_all(
-            serde_json::to_string_pretty(value)
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    berth_files::write_atomically(path, text.as_bytes(), berth_files::Access::Private).with_context(
+        || {
             format!(
                 "cannot write {} (is the directory read-only?)",
                 path.display()
             )
-        });
-    }
-    Ok(())
+        },
+    )
 }
 
 /// What a Docker config holds for one registry host.
