@@ -303,31 +303,15 @@ async fn unauthenticated_bodies_are_refused_before_they_are_read() {
     assert_eq!(s, 200, "{v}");
 }
 
-async fn push_blob(e: &common::Ecr, pw: &str, repo: &str, bytes: &[u8]) -> String {
-    let d = sha256(bytes);
-    let r = e
-        .v2(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            pw,
-        )
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    d
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_urls_are_good_for_one_layer_only() {
     let e = start("download", HOUR).await;
     e.create_repo("team/app", "MUTABLE").await;
     e.create_repo("team/other", "MUTABLE").await;
     let pw = e.password(&e.admin).await;
-    let layer = push_blob(&e, &pw, "team/app", b"layer one").await;
-    let second = push_blob(&e, &pw, "team/app", b"layer two").await;
-    push_blob(&e, &pw, "team/other", b"layer one").await;
+    let layer = e.push_blob(&pw, "team/app", b"layer one").await;
+    let second = e.push_blob(&pw, "team/app", b"layer two").await;
+    e.push_blob(&pw, "team/other", b"layer one").await;
     let (s, v) = e
         .ecr(
             &e.admin,
@@ -454,8 +438,8 @@ async fn invalid_next_tokens_and_lying_manifests_are_refused() {
     }
     let pw = e.password(&e.admin).await;
     let blob = vec![7u8; 4096];
-    let digest = push_blob(&e, &pw, "team/app", &blob).await;
-    let config = push_blob(&e, &pw, "team/app", b"{}").await;
+    let digest = e.push_blob(&pw, "team/app", &blob).await;
+    let config = e.push_blob(&pw, "team/app", b"{}").await;
     let manifest = |layer_size: usize| {
         json!({
             "schemaVersion": 2,
@@ -580,7 +564,7 @@ async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
     assert!(r.text().await.unwrap().contains("BLOB_UPLOAD_UNKNOWN"));
     // Room again: a whole push works.
     let bytes = b"after expiry".to_vec();
-    let digest = push_blob(&e, &pw, "team/app", &bytes).await;
+    let digest = e.push_blob(&pw, "team/app", &bytes).await;
     let r = e
         .v2(Method::GET, &format!("/v2/team/app/blobs/{digest}"), &pw)
         .send()

@@ -12,22 +12,6 @@ use serde_json::{Value, json};
 
 const TWELVE_HOURS: Duration = Duration::from_secs(12 * 3600);
 
-async fn push_blob(e: &common::Ecr, pw: &str, repo: &str, bytes: &[u8]) -> String {
-    let d = sha256(bytes);
-    let r = e
-        .v2(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            pw,
-        )
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    d
-}
-
 fn image_manifest(
     config: &(String, usize),
     layers: &[(String, usize)],
@@ -351,8 +335,8 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
     let pw = e.password(&e.admin).await;
     let config = random_bytes(300);
     let layer = random_bytes(5000);
-    let c = (push_blob(&e, &pw, "team/app", &config).await, config.len());
-    let l = (push_blob(&e, &pw, "team/app", &layer).await, layer.len());
+    let c = (e.push_blob(&pw, "team/app", &config).await, config.len());
+    let l = (e.push_blob(&pw, "team/app", &layer).await, layer.len());
 
     // Refusals first: missing blob, not JSON, too large.
     let ghost = (sha256(b"ghost"), 5);
@@ -451,7 +435,7 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
 
     // Immutable tags cannot move.
     for b in [&config, &layer] {
-        push_blob(&e, &pw, "team/locked", b).await;
+        e.push_blob(&pw, "team/locked", b).await;
     }
     assert_eq!(
         put_manifest(&e, &pw, "team/locked", "v1", &body).await.0,
@@ -472,7 +456,7 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let stray = push_blob(&e, &pw, "team/app", &random_bytes(10)).await;
+    let stray = e.push_blob(&pw, "team/app", &random_bytes(10)).await;
     let r = e
         .v2(
             Method::POST,

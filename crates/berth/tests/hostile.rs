@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,22 +17,8 @@ use common::*;
 
 const IDLE_SECONDS: u64 = 2;
 
-struct Hub {
-    child: Child,
-    url: String,
-    ecr: String,
-    token: String,
-    _data: Dir,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_limited() -> Option<Hub> {
+/// `berth up` under a 256-file limit, with a short idle timeout.
+fn start_limited() -> Option<Up> {
     let Some(prlimit) = ["/usr/bin/prlimit", "/bin/prlimit"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -43,50 +29,15 @@ fn start_limited() -> Option<Hub> {
         eprintln!("\n*** SKIPPING hostile test: prlimit is not installed ***\n");
         return None;
     };
-    let data = Dir::new("hostile");
-    let mut child = Command::new(prlimit)
-        .args(["--nofile=256:256", "--"])
-        .arg(BIN)
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--local-ecr-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data.0)
-        .env("BERTH_LOG", "warn")
-        .env("BERTH_IDLE_TIMEOUT", IDLE_SECONDS.to_string())
-        .env_remove("BERTH_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (mut url, mut ecr) = (String::new(), String::new());
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(r) = line.trim().strip_prefix("export BERTH_URL=") {
-            url = r.to_owned();
-        }
-        if let Some(r) = line.trim().strip_prefix("local ECR:") {
-            ecr = r.split_whitespace().next().unwrap().to_owned();
-        }
-        if line.contains("export BERTH_TOKEN") {
-            break;
-        }
-    }
-    let token = std::fs::read_to_string(data.0.join("initial-admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    Some(Hub {
-        child,
-        url,
-        ecr,
-        token,
-        _data: data,
-    })
+    let mut launcher = Command::new(prlimit);
+    launcher.args(["--nofile=256:256", "--", BIN]);
+    let idle = IDLE_SECONDS.to_string();
+    Some(up_via(
+        launcher,
+        Dir::new("hostile"),
+        &[("BERTH_LOG", "warn"), ("BERTH_IDLE_TIMEOUT", &idle)],
+        None,
+    ))
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -164,7 +115,7 @@ async fn berth_up_survives_exhaustion_under_a_low_fd_limit() {
             .bearer_auth(&hub.token)
     };
     // An integration for the local ECR, its registry password and a repository.
-    let creds = std::fs::read_to_string(hub._data.0.join("local-ecr/credentials")).unwrap();
+    let creds = std::fs::read_to_string(hub.data.0.join("local-ecr/credentials")).unwrap();
     let field = |k: &str| {
         creds
             .lines()

@@ -289,6 +289,23 @@ impl Ecr {
         assert_eq!(s, 200, "{v}");
     }
 
+    /// A monolithic blob upload (`POST …/blobs/uploads/?digest=`); returns the digest.
+    pub async fn push_blob(&self, password: &str, repo: &str, bytes: &[u8]) -> String {
+        let d = sha256(bytes);
+        let r = self
+            .v2(
+                reqwest::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                password,
+            )
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        d
+    }
+
     /// The registry password from GetAuthorizationToken.
     pub async fn password(&self, keys: &Keys) -> String {
         let (s, v) = self.ecr(keys, "GetAuthorizationToken", json!({})).await;

@@ -79,11 +79,20 @@ pub fn up_logging(level: &str, log: Option<&Path>) -> Up {
 
 /// `berth up` with its data directory in `data`.
 pub fn up_at(data: Dir, level: &str, log: Option<&Path>) -> Up {
+    up_via(Command::new(BIN), data, &[("BERTH_LOG", level)], log)
+}
+
+/// `berth up` started through `launcher` (the binary itself, or e.g. `prlimit … -- berth`),
+/// with `env` set and its log written to `log` (else discarded).
+pub fn up_via(mut launcher: Command, data: Dir, env: &[(&str, &str)], log: Option<&Path>) -> Up {
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
     };
-    let mut child = Command::new(BIN)
+    for (k, v) in env {
+        launcher.env(k, v);
+    }
+    let mut child = launcher
         .args([
             "up",
             "--listen",
@@ -93,7 +102,6 @@ pub fn up_at(data: Dir, level: &str, log: Option<&Path>) -> Up {
             "--data-dir",
         ])
         .arg(&data.0)
-        .env("BERTH_LOG", level)
         .env_remove("BERTH_MASTER_KEY")
         .stdout(Stdio::piped())
         .stderr(stderr)
