@@ -241,19 +241,10 @@ async fn reap_uploads(state: Arc<State>) {
 }
 
 /// Tightens `path` to `mode` when it is more open (data of the local ECR is the owner's alone).
-#[cfg(unix)]
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    if current & !mode != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "restricted a local ECR data file's mode");
+    if let Some(was) = berth_files::restrict_mode(path, mode)? {
+        tracing::info!(path = %path.display(), from = format!("{was:o}"), to = format!("{mode:o}"), "restricted a local ECR data file's mode");
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 

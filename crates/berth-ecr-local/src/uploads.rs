@@ -123,7 +123,6 @@ impl Uploads {
     }
 
     pub async fn start(&self, repo_id: i64, owner: &str) -> Result<String, StorageError> {
-        self.reap().await;
         let id = ids::request_id();
         let path = self.dir.join(&id);
         let upload = Upload {

@@ -64,6 +64,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> std::io::R
     result
 }
 
+/// Narrows `path`'s permission bits to `mode` when they are wider (a data file made from the
+/// umask, or opened up by hand); returns the mode it had when it changed.
+pub fn restrict_mode(path: &Path, mode: u32) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if current & !mode != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            return Ok(Some(current));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(None)
+}
+
 /// Lower-case hexadecimal, two digits a byte.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -52,7 +52,7 @@ pub fn confine_list(caller: &Principal, asked: Option<String>) -> Result<Option<
 }
 
 /// Only "not found" means absent; any other store failure is that failure.
-fn found<T>(result: Result<T, StoreError>) -> Result<Option<T>, ApiError> {
+pub(crate) fn found<T>(result: Result<T, StoreError>) -> Result<Option<T>, ApiError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(StoreError::NotFound { .. }) => Ok(None),

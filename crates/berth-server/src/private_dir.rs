@@ -31,18 +31,9 @@ pub fn restrict_files(dir: &Path) {
     }
 }
 
-#[cfg(unix)]
 fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    if current & !mode != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "restricted a data file's mode");
+    if let Some(was) = berth_files::restrict_mode(path, mode)? {
+        tracing::info!(path = %path.display(), from = format!("{was:o}"), to = format!("{mode:o}"), "restricted a data file's mode");
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn tighten(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }

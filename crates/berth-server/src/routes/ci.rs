@@ -11,8 +11,6 @@ use berth_core::shippable;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use berth_store::StoreError;
-
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -117,11 +115,9 @@ async fn load_integrations(
 ) -> Result<Vec<berth_core::Integration>, ApiError> {
     let mut found = Vec::with_capacity(names.len());
     for name in names {
-        match state.store.get_integration(name).await {
-            Ok(i) => found.push(i),
-            Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        found.extend(crate::policy::found(
+            state.store.get_integration(name).await,
+        )?);
     }
     Ok(found)
 }
@@ -220,20 +216,13 @@ pub async fn resources(
     let mut env = serde_json::Map::new();
     let mut used = Vec::new();
     for r in wanted {
-        let integration = match state.store.get_integration(&r.integration).await {
-            Ok(i) => Some(i),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let integration = integration.filter(|i| i.is_assigned_to(&project.subscription));
+        let integration = crate::policy::found(state.store.get_integration(&r.integration).await)?
+            .filter(|i| i.is_assigned_to(&project.subscription));
         let integration = integration.ok_or_else(|| {
-            ApiError::invalid(
-                "shippable_yml",
-                format!(
-                    "Integration name specified in yml does not match integrations present in Subscription settings: {}",
-                    r.integration
-                ),
-            )
+            resolve_error(resolution::ResolveError::NotAssigned {
+                name: r.integration.clone(),
+                line: None,
+            })
         })?;
         let prefix = r.env_prefix();
         let IntegrationConfig::Ecr(ecr) = &integration.config;

@@ -48,18 +48,21 @@ fn options(headers: &HeaderMap, body: &Bytes) -> Result<Options, ApiError> {
     Ok(o)
 }
 
+/// The integration through the read cache; `None` when it does not exist.
 async fn integration(
     state: &AppState,
     generation: i64,
     name: &str,
-) -> Result<Integration, ApiError> {
+) -> Result<Option<Integration>, ApiError> {
     let key = name.to_ascii_lowercase();
     if let Some(i) = state.cache.integration(generation, &key) {
-        return Ok(i);
+        return Ok(Some(i));
     }
-    let i = state.store.get_integration(name).await?;
-    state.cache.put_integration(generation, i.clone());
-    Ok(i)
+    let found = crate::policy::found(state.store.get_integration(name).await)?;
+    if let Some(i) = &found {
+        state.cache.put_integration(generation, i.clone());
+    }
+    Ok(found)
 }
 
 /// The integration through the read cache, under the one policy: absent and "not yours" are
@@ -70,8 +73,8 @@ async fn visible(
     generation: i64,
     name: &str,
 ) -> Result<Integration, ApiError> {
-    let found = match integration(state, generation, name).await {
-        Ok(i) => {
+    let seen = match integration(state, generation, name).await? {
+        Some(i) => {
             let seen = crate::policy::seen_integration(caller, i);
             if seen.is_none() {
                 // The caller hears "does not exist"; the log keeps what happened.
@@ -79,10 +82,9 @@ async fn visible(
             }
             seen
         }
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => None,
-        Err(e) => return Err(e),
+        None => None,
     };
-    found.ok_or_else(|| crate::policy::absent("integration", name))
+    seen.ok_or_else(|| crate::policy::absent("integration", name))
 }
 
 pub async fn credentials(
@@ -133,8 +135,10 @@ async fn integration_for_host(
     let host = berth_core::normalize_host(host);
     let own = crate::policy::confine_list(caller, None)?;
     let key = format!("{host}|{own:?}");
-    if let Some((name, region)) = state.cache.host(generation, &key) {
-        return Ok((integration(state, generation, &name).await?, region));
+    if let Some((name, region)) = state.cache.host(generation, &key)
+        && let Some(i) = integration(state, generation, &name).await?
+    {
+        return Ok((i, region));
     }
     let mut query = berth_store::IntegrationQuery {
         limit: 500,
