@@ -31,12 +31,46 @@ pub enum Diagnosis {
     Other,
 }
 
+impl Diagnosis {
+    /// The stable code, as serialized.
+    pub fn code(self) -> &'static str {
+        match self {
+            Diagnosis::MissingSecret => "missing_secret",
+            Diagnosis::NoCredentials => "no_credentials",
+            Diagnosis::UnknownAccessKey => "unknown_access_key",
+            Diagnosis::WrongSecret => "wrong_secret",
+            Diagnosis::ClockSkew => "clock_skew",
+            Diagnosis::RoleNotAssumable => "role_not_assumable",
+            Diagnosis::AccessDenied => "access_denied",
+            Diagnosis::ExpiredSession => "expired_session",
+            Diagnosis::BadRegion => "bad_region",
+            Diagnosis::EndpointUnreachable => "endpoint_unreachable",
+            Diagnosis::SecretsUnavailable => "secrets_unavailable",
+            Diagnosis::NotExportable => "not_exportable",
+            Diagnosis::Registry => "registry",
+            Diagnosis::Throttled => "throttled",
+            Diagnosis::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Ok,
     Failed,
     Skipped,
+}
+
+impl StepStatus {
+    /// `ok`, `failed` or `skipped`, as serialized.
+    pub fn code(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -251,93 +251,14 @@ pub struct IntegrationDraft {
     pub clear_secrets: BTreeSet<SecretField>,
 }
 
-// ---- input: the JSON contract of DESIGN.md, as clients send it ----
+// ---- input: the JSON contract clients send, defined once in `berth-api` ----
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AuthInput {
-    AccessKeys {
-        access_key_id: Option<SecretString>,
-        secret_access_key: Option<SecretString>,
-    },
-    AssumeRole {
-        role_arn: String,
-        external_id: Option<String>,
-        session_name: Option<String>,
-        source: Option<RoleSourceInput>,
-    },
-    /// A struct variant, so that `deny_unknown_fields` refuses stray keys beside the mode.
-    Ambient {},
-}
+pub use berth_api::{
+    AccessKeysInput, AuthInput, IntegrationInput, IntegrationPatch, RoleSourceInput,
+    RuntimeScopeInput,
+};
 
 pub const AUTH_MODES: &[&str] = &["access_keys", "assume_role", "ambient"];
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RoleSourceInput {
-    Keyword(String),
-    AccessKeys(AccessKeysInput),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessKeysInput {
-    pub access_key_id: Option<SecretString>,
-    pub secret_access_key: Option<SecretString>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeScopeInput {
-    pub all: Option<bool>,
-    pub selected: Option<Vec<String>>,
-}
-
-/// A create request. `kind` is checked before the rest so an unknown type is its own error.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationInput {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub region: Option<String>,
-    pub auth: Option<AuthInput>,
-    pub registry_id: Option<String>,
-    pub endpoint: Option<String>,
-    #[serde(default)]
-    pub subscriptions: Vec<String>,
-    pub runtimes: Option<RuntimeScopeInput>,
-    pub export_long_lived_keys: Option<bool>,
-}
-
-/// A patch: every field optional; absent means unchanged, and absent secrets stay as they are.
-/// `registry_id` and `endpoint` can be cleared with an explicit `null`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationPatch {
-    pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub region: Option<String>,
-    pub auth: Option<AuthInput>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub registry_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub endpoint: Option<Option<String>>,
-    /// `null` is refused rather than read as "unchanged": `[]` removes every subscription.
-    #[serde(default, deserialize_with = "double_option")]
-    pub subscriptions: Option<Option<Vec<String>>>,
-    pub runtimes: Option<RuntimeScopeInput>,
-    pub export_long_lived_keys: Option<bool>,
-}
-
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 fn parse_names(field: &str, values: &[String]) -> Result<Vec<Name>, FieldError> {
     let mut seen = BTreeSet::new();

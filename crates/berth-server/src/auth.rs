@@ -52,9 +52,17 @@ fn split(token: &str) -> Option<(&str, &str)> {
         .then_some((id, secret))
 }
 
-/// Who is calling.
+/// Who is calling, and the store generation read while authenticating them (handlers that
+/// cache key their entries by it).
 #[derive(Debug, Clone)]
-pub enum Principal {
+pub struct Principal {
+    pub role: Role,
+    pub generation: i64,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone)]
+pub enum Role {
     Admin {
         token_id: String,
     },
@@ -67,9 +75,9 @@ pub enum Principal {
 impl Principal {
     /// How the caller is recorded in `created_by` / `updated_by`.
     pub fn actor(&self) -> String {
-        match self {
-            Principal::Admin { token_id } => format!("admin ({token_id})"),
-            Principal::Subscription {
+        match &self.role {
+            Role::Admin { token_id } => format!("admin ({token_id})"),
+            Role::Subscription {
                 token_id,
                 subscription,
             } => format!("subscription {subscription} ({token_id})"),
@@ -77,9 +85,9 @@ impl Principal {
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self {
-            Principal::Admin { .. } => Ok(()),
-            Principal::Subscription { subscription, .. } => Err(ApiError::forbidden(format!(
+        match &self.role {
+            Role::Admin { .. } => Ok(()),
+            Role::Subscription { subscription, .. } => Err(ApiError::forbidden(format!(
                 "this token belongs to subscription '{subscription}' and may only read what is assigned to it; an admin token is needed to change anything"
             ))),
         }
@@ -87,9 +95,9 @@ impl Principal {
 
     /// The subscription the caller is confined to, if any.
     pub fn subscription(&self) -> Option<&Name> {
-        match self {
-            Principal::Admin { .. } => None,
-            Principal::Subscription { subscription, .. } => Some(subscription),
+        match &self.role {
+            Role::Admin { .. } => None,
+            Role::Subscription { subscription, .. } => Some(subscription),
         }
     }
 }
@@ -117,7 +125,6 @@ impl FromRequestParts<AppState> for Principal {
             || ApiError::unauthorized("the token is not valid (revoked, rotated or mistyped)");
         let (id, secret) = split(token).ok_or_else(invalid)?;
         let generation = state.store.generation().await?;
-        parts.extensions.insert(Generation(generation));
         let record = match state.cache.token(generation, id) {
             Some(hit) => Some(hit),
             None => {
@@ -136,21 +143,18 @@ impl FromRequestParts<AppState> for Principal {
             .unwrap_or(&[0u8; 32]);
         let matches: bool = presented.as_slice().ct_eq(stored).into();
         let record = record.filter(|_| matches).ok_or_else(invalid)?;
-        Ok(match record.info.role {
-            TokenRole::Admin => Principal::Admin {
+        let role = match record.info.role {
+            TokenRole::Admin => Role::Admin {
                 token_id: record.info.id,
             },
-            TokenRole::Subscription(subscription) => Principal::Subscription {
+            TokenRole::Subscription(subscription) => Role::Subscription {
                 token_id: record.info.id,
                 subscription,
             },
-        })
+        };
+        Ok(Principal { role, generation })
     }
 }
-
-/// The store generation read while authenticating, reused by handlers that cache.
-#[derive(Clone, Copy)]
-pub struct Generation(pub i64);
 
 /// On first start: mints the admin token and writes it to `<data-dir>/initial-admin-token`
 /// (mode 0600). Returns the token when this call created it.

@@ -3,44 +3,57 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_api::{ErrorBody, ErrorObject};
 use berth_core::{DomainError, FieldError};
 use berth_store::StoreError;
-use serde_json::{Value, json};
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-    /// Extra members of the error object, such as the records that block a delete.
-    pub details: Vec<(&'static str, Value)>,
+    /// The body's `error` object, as `berth-api` defines it (boxed: errors travel in every
+    /// `Result` of the handlers).
+    pub body: Box<ErrorObject>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
-            message: message.into(),
-            field: None,
-            details: Vec::new(),
+            body: Box::new(ErrorObject {
+                code: code.to_owned(),
+                message: message.into(),
+                ..ErrorObject::default()
+            }),
         }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
-        let message = message.into();
-        ApiError {
-            message: format!("{field}: {message}"),
-            field: Some(field),
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", "")
-        }
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("{field}: {}", message.into()),
+        );
+        e.body.field = Some(field);
+        e
     }
 
-    /// Adds a member to the error object (beside `code`, `message` and `field`).
-    pub fn with_detail(mut self, key: &'static str, value: Value) -> Self {
-        self.details.push((key, value));
+    /// Names the request field the error is about.
+    pub fn on_field(mut self, field: impl Into<String>) -> Self {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    /// Names the line of the file sent that the error is about.
+    pub fn on_line(mut self, line: u64) -> Self {
+        self.body.line = Some(line);
+        self
+    }
+
+    /// A diagnosis code and what to try next.
+    fn diagnosed(mut self, diagnosis: String, hint: impl Into<String>) -> Self {
+        self.body.diagnosis = Some(diagnosis);
+        self.body.hint = Some(hint.into());
         self
     }
 
@@ -75,34 +88,30 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid(f) => f.into(),
-            DomainError::UnknownType(_) => ApiError {
-                field: Some("type".into()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_type",
-                    e.to_string(),
-                )
-            },
+            DomainError::UnknownType(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_type",
+                e.to_string(),
+            )
+            .on_field("type"),
         }
     }
 }
 
 impl From<berth_aws::BrokerError> for ApiError {
     fn from(e: berth_aws::BrokerError) -> Self {
-        let diagnosis = serde_json::to_value(e.diagnosis).unwrap_or(Value::Null);
         let (status, field) = match e.diagnosis {
-            berth_aws::Diagnosis::BadRegion => (StatusCode::BAD_REQUEST, Some("region".to_owned())),
-            berth_aws::Diagnosis::NotExportable => (StatusCode::CONFLICT, Some("auth".to_owned())),
+            berth_aws::Diagnosis::BadRegion => (StatusCode::BAD_REQUEST, Some("region")),
+            berth_aws::Diagnosis::NotExportable => (StatusCode::CONFLICT, Some("auth")),
             berth_aws::Diagnosis::SecretsUnavailable => {
                 return secrets_unavailable(e.message);
             }
             _ => (StatusCode::BAD_GATEWAY, None),
         };
-        ApiError {
-            field,
-            details: vec![("diagnosis", diagnosis), ("hint", json!(e.hint))],
-            ..ApiError::new(status, "registry_credentials_failed", e.message)
-        }
+        let mut err = ApiError::new(status, "registry_credentials_failed", e.message)
+            .diagnosed(e.diagnosis.code().to_owned(), e.hint);
+        err.body.field = field.map(str::to_owned);
+        err
     }
 }
 
@@ -110,24 +119,20 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
-            StoreError::Duplicate { .. } => ApiError {
-                field: Some("name".into()),
-                ..ApiError::new(StatusCode::CONFLICT, "duplicate_name", e.to_string())
-            },
+            StoreError::Duplicate { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_name", e.to_string())
+                    .on_field("name")
+            }
             StoreError::UnknownReference { ref field, .. } => {
                 let field = field.clone();
-                let message = e.to_string();
-                ApiError {
-                    field: Some(field),
-                    ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
-                }
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
+                    .on_field(field)
             }
             StoreError::InUse { ref users, .. } => {
-                let users = json!(users);
-                ApiError {
-                    details: vec![("used_by", users)],
-                    ..ApiError::new(StatusCode::CONFLICT, "in_use", e.to_string())
-                }
+                let users = users.clone();
+                let mut err = ApiError::new(StatusCode::CONFLICT, "in_use", e.to_string());
+                err.body.used_by = Some(users);
+                err
             }
             StoreError::Domain(d) => d.into(),
             StoreError::Seal(ref seal) => {
@@ -144,17 +149,13 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Database(ref cause) => {
                 tracing::error!(error = %cause, "the store is unavailable");
-                ApiError {
-                    details: vec![(
-                        "hint",
-                        json!("the database did not answer; retry in a few seconds"),
-                    )],
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "store_unavailable",
-                        "Berth's database is unavailable; nothing was changed",
-                    )
-                }
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "Berth's database is unavailable; nothing was changed",
+                );
+                err.body.hint = Some("the database did not answer; retry in a few seconds".into());
+                err
             }
             other => {
                 tracing::error!(error = %other, "store failure");
@@ -166,14 +167,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        for (key, value) in self.details {
-            error[key] = value;
-        }
-        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody { error: *self.body };
+        let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -226,15 +221,10 @@ pub async fn envelope(response: Response) -> Response {
 
 /// One diagnosis for secrets the running server cannot open, from whichever path met them.
 fn secrets_unavailable(message: String) -> ApiError {
-    ApiError {
-        details: vec![
-            ("diagnosis", json!("secrets_unavailable")),
-            ("hint", json!(berth_aws::SECRETS_HINT)),
-        ],
-        ..ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "secrets_unavailable",
-            message,
-        )
-    }
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "secrets_unavailable",
+        message,
+    )
+    .diagnosed("secrets_unavailable".to_owned(), berth_aws::SECRETS_HINT)
 }

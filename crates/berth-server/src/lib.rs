@@ -29,7 +29,7 @@ use secrecy::SecretString;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use routes::{OPENAPI, ROUTES};
+pub use routes::document as openapi;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,6 +51,7 @@ impl AppState {
 /// The whole HTTP surface as a router, for `serve` and for tests that drive it in-process.
 pub fn build_app(state: AppState) -> Router {
     routes::router()
+        .0
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(axum::middleware::map_response(error::envelope))
         .layer(TraceLayer::new_for_http())

@@ -3,8 +3,10 @@
 use std::fmt;
 
 use anyhow::anyhow;
+use berth_api::ErrorBody;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::cli::Global;
 
@@ -60,12 +62,37 @@ impl Api {
         })
     }
 
-    pub async fn call(
+    /// Sends a request and reads the answer as `T` (the `berth-api` type of that endpoint).
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<T> {
+        let text = self.send(method, path, body).await?;
+        serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "the server at {} answered {path} with a body this berth does not understand ({e}): is BERTH_URL a Berth server of the same version?",
+                self.base
+            )
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// A request whose answer has no body (`204 No Content`).
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.send(Method::DELETE, path, None::<&()>).await.map(drop)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<String> {
         let token = self.token.as_deref().ok_or_else(|| {
             anyhow!(
                 "no API token: set BERTH_TOKEN or pass --token (on a fresh `berth up`, the admin token is in berth-data/initial-admin-token)"
@@ -86,34 +113,19 @@ impl Api {
         })?;
         let status = resp.status();
         let text = resp.text().await?;
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|_| anyhow!("the server at {} answered HTTP {status} with a non-JSON body: is BERTH_URL a Berth server?", self.base))?
-        };
         if status.is_success() {
-            return Ok(value);
+            return Ok(text);
         }
-        let e = &value["error"];
+        let body: ErrorBody = serde_json::from_str(&text).map_err(|_| anyhow!("the server at {} answered HTTP {status} with a body that is not a Berth error: is BERTH_URL a Berth server?", self.base))?;
+        let e = body.error;
         Err(ApiFailure {
             status,
-            code: e["code"].as_str().unwrap_or("unknown").to_owned(),
-            message: e["message"].as_str().unwrap_or("request failed").to_owned(),
-            line: e["line"].as_u64(),
-            used_by: e["used_by"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|u| u.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            code: e.code,
+            message: e.message,
+            line: e.line,
+            used_by: e.used_by.unwrap_or_default(),
         }
         .into())
-    }
-
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.call(Method::GET, path, None).await
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 pub fn dir() -> anyhow::Result<PathBuf> {
@@ -39,8 +42,17 @@ fn read_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
     }
 }
 
+/// `berth-logins.json`; an entry Berth cannot read is left out rather than refused, since
+/// `berth logout` can only remove what it recognises.
+fn read_logins(path: &Path) -> anyhow::Result<BTreeMap<String, Login>> {
+    Ok(read_object(path)?
+        .into_iter()
+        .filter_map(|(host, v)| Some((host, serde_json::from_value(v).ok()?)))
+        .collect())
+}
+
 /// Writes to a temporary file in the same directory, then renames it over the target.
-fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     berth_files::write_atomically(path, text.as_bytes(), berth_files::Access::Private).with_context(
@@ -69,10 +81,64 @@ fn normalize(key: &str) -> String {
     }
 }
 
+/// What `berth login` added for one host, in `berth-logins.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Login {
+    integration: String,
+    kind: LoginKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LoginKind {
+    /// `auths[host]`.
+    Auth,
+    /// `credHelpers[host] = "berth"`.
+    Helper,
+}
+
+/// One `auths` entry as Docker and its peers write it.
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    username: Option<String>,
+    password: Option<String>,
+    /// base64 of `user:password`.
+    auth: Option<String>,
+}
+
+impl AuthEntry {
+    fn user_and_password(self) -> Option<(String, String)> {
+        if let (Some(u), Some(p)) = (self.username, self.password) {
+            return Some((u, p));
+        }
+        let decoded = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            self.auth?.trim(),
+        )
+        .ok()?;
+        let (u, p) = String::from_utf8(decoded)
+            .ok()?
+            .split_once(':')
+            .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+        Some((u, p))
+    }
+}
+
+/// The credential-helper protocol's answer to `get`, as `docker-credential-*` helpers print it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HelperAnswer {
+    #[serde(rename = "ServerURL", default)]
+    pub server_url: String,
+    pub username: String,
+    pub secret: String,
+}
+
 pub struct DockerConfig {
     dir: PathBuf,
+    /// Kept as a map: keys Berth does not know are written back as they were.
     config: Map<String, Value>,
-    logins: Map<String, Value>,
+    logins: BTreeMap<String, Login>,
 }
 
 impl DockerConfig {
@@ -80,7 +146,7 @@ impl DockerConfig {
         let dir = dir()?;
         Ok(DockerConfig {
             config: read_object(&dir.join("config.json"))?,
-            logins: read_object(&dir.join("berth-logins.json"))?,
+            logins: read_logins(&dir.join("berth-logins.json"))?,
             dir,
         })
     }
@@ -112,29 +178,36 @@ impl DockerConfig {
                     .insert(host.to_owned(), json!("berth"));
             }
         }
+        let kind = match auth {
+            Some(_) => LoginKind::Auth,
+            None => LoginKind::Helper,
+        };
         self.logins.insert(
             host.to_owned(),
-            json!({"integration": integration, "kind": if auth.is_some() { "auth" } else { "helper" }}),
+            Login {
+                integration: integration.to_owned(),
+                kind,
+            },
         );
     }
 
     /// Removes what `add` wrote for the integration; returns the hosts removed.
     pub fn remove(&mut self, integration: &str) -> Vec<String> {
-        let hosts: Vec<(String, String)> = self
+        let hosts: Vec<(String, LoginKind)> = self
             .logins
             .iter()
-            .filter(|(_, v)| v["integration"] == integration)
-            .map(|(h, v)| (h.clone(), v["kind"].as_str().unwrap_or("").to_owned()))
+            .filter(|(_, l)| l.integration == integration)
+            .map(|(h, l)| (h.clone(), l.kind))
             .collect();
         for (host, kind) in &hosts {
-            match kind.as_str() {
-                "helper" => {
+            match kind {
+                LoginKind::Helper => {
                     let helpers = self.section("credHelpers");
                     if helpers.get(host) == Some(&json!("berth")) {
                         helpers.remove(host);
                     }
                 }
-                _ => {
+                LoginKind::Auth => {
                     self.section("auths").remove(host);
                 }
             }
@@ -158,7 +231,7 @@ impl DockerConfig {
         let mut v: Vec<String> = self
             .logins
             .values()
-            .filter_map(|v| v["integration"].as_str().map(str::to_owned))
+            .map(|l| l.integration.clone())
             .collect();
         v.sort();
         v.dedup();
@@ -180,18 +253,9 @@ impl DockerConfig {
             if crate::docker_config::normalize(key) != host {
                 continue;
             }
-            if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
-                return Some(StoredAuth::Basic(u.to_owned(), p.to_owned()));
-            }
-            let decoded = entry["auth"]
-                .as_str()
-                .and_then(|a| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, a.trim())
-                        .ok()
-                })
-                .and_then(|b| String::from_utf8(b).ok());
-            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
-                return Some(StoredAuth::Basic(u.to_owned(), p.to_owned()));
+            let entry: AuthEntry = serde_json::from_value(entry.clone()).unwrap_or_default();
+            if let Some((u, p)) = entry.user_and_password() {
+                return Some(StoredAuth::Basic(u, p));
             }
         }
         self.config
@@ -201,13 +265,7 @@ impl DockerConfig {
     }
 
     pub fn save(&self) -> anyhow::Result<()> {
-        write_atomically(
-            &self.dir.join("config.json"),
-            &Value::Object(self.config.clone()),
-        )?;
-        write_atomically(
-            &self.dir.join("berth-logins.json"),
-            &Value::Object(self.logins.clone()),
-        )
+        write_atomically(&self.dir.join("config.json"), &self.config)?;
+        write_atomically(&self.dir.join("berth-logins.json"), &self.logins)
     }
 }

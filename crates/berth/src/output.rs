@@ -1,6 +1,6 @@
 //! Human tables and `--output json`.
 
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::cli::Output;
 
@@ -29,7 +29,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-pub fn print(output: Output, value: &Value, human: impl FnOnce(&Value)) {
+/// The answer as JSON for `--output json`, else as `human` prints it.
+pub fn print<T: Serialize>(output: Output, value: &T, human: impl FnOnce(&T)) {
     match output {
         Output::Json => println!(
             "{}",
@@ -39,19 +40,15 @@ pub fn print(output: Output, value: &Value, human: impl FnOnce(&Value)) {
     }
 }
 
-/// A string field, or "-" when absent or null.
-pub fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// An optional text, or "-".
+pub fn or_dash(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_owned()
 }
 
-/// A list of strings, comma-joined.
-pub fn list(v: &Value) -> String {
-    match v.as_array() {
-        Some(a) if !a.is_empty() => a.iter().map(s).collect::<Vec<_>>().join(","),
-        _ => "-".into(),
+/// A list, comma-joined, or "-" when empty.
+pub fn list(items: &[String]) -> String {
+    match items {
+        [] => "-".into(),
+        items => items.join(","),
     }
 }

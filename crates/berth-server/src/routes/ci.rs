@@ -3,14 +3,19 @@
 //! rules live here, on the server, so every CI job gets the same answer; each resolution records
 //! the project's dependency on the integration.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
+use berth_api::{
+    AppliedEntry, BootImage, Dependencies, Dependency, Resolution, ResolveRequest, ResourceEnv,
+    ResourcesRequest, SkippedEntry,
+};
 use berth_core::IntegrationConfig;
 use berth_core::resolution::{self, DependencyKind};
 use berth_core::shippable;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::Refusals;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -53,21 +58,17 @@ async fn check_dependency_room(
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveRequest {
-    project: String,
-    branch: Option<String>,
-    tag: Option<String>,
-    shippable_yml: String,
-}
-
+/// Which hub entries of the build's `shippable.yml` apply, with their registries; records the
+/// project's dependency on each integration it uses.
 /// Load → confine → resolve (`berth_core::resolution`) → record → render.
+#[utoipa::path(post, path = "/api/v1/ci/resolve", tag = "ci",
+    request_body = ResolveRequest,
+    responses((status = 200, body = Resolution), Refusals))]
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<ResolveRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resolution>, ApiError> {
     let project = visible_project(&state, &caller, &body.project).await?;
     let reference = match (&body.branch, &body.tag) {
         (Some(b), None) => b.clone(),
@@ -127,7 +128,7 @@ fn resolve_error(e: resolution::ResolveError) -> ApiError {
     let line = e.line();
     let err = ApiError::invalid("shippable_yml", e.to_string());
     match line {
-        Some(line) => err.with_detail("line", json!(line)),
+        Some(line) => err.on_line(line as u64),
         None => err,
     }
 }
@@ -137,54 +138,50 @@ fn resolution_view(
     reference: &str,
     r: &resolution::Resolution,
     notes: &[String],
-) -> Value {
-    let applied: Vec<Value> = r
-        .applied
-        .iter()
-        .map(|a| {
-            json!({"integration": a.integration, "type": a.kind.as_str(), "region": a.region,
-                   "registry": a.registry, "agent_only": a.agent_only})
-        })
-        .collect();
-    let skipped: Vec<Value> = r
-        .skipped
-        .iter()
-        .map(|s| json!({"integration": s.integration, "reason": s.reason}))
-        .collect();
-    let boot = r.boot_image.as_ref().map(|b| {
-        json!({"image": b.image, "registry": b.registry,
-               "integration": b.served_by.as_ref().map(|(n, _)| n), "pull": b.pull})
-    });
-    json!({
-        "project": project.name,
-        "ref": reference,
-        "integrations": applied,
-        "skipped": skipped,
-        "boot_image": boot,
-        "notes": notes,
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcesRequest {
-    project: String,
-    shippable_yml: String,
-    /// Resource names; all integration-backed resources of the file when empty.
-    #[serde(default)]
-    resources: Vec<String>,
-    #[serde(default)]
-    with_secrets: bool,
+) -> Resolution {
+    Resolution {
+        project: project.name.to_string(),
+        reference: reference.to_owned(),
+        integrations: r
+            .applied
+            .iter()
+            .map(|a| AppliedEntry {
+                integration: a.integration.to_string(),
+                kind: a.kind.as_str().into(),
+                region: a.region.clone(),
+                registry: a.registry.clone(),
+                agent_only: a.agent_only,
+            })
+            .collect(),
+        skipped: r
+            .skipped
+            .iter()
+            .map(|s| SkippedEntry {
+                integration: s.integration.to_string(),
+                reason: s.reason.to_string(),
+            })
+            .collect(),
+        boot_image: r.boot_image.as_ref().map(|b| BootImage {
+            image: b.image.to_string(),
+            registry: b.registry.clone(),
+            integration: b.served_by.as_ref().map(|(n, _)| n.to_string()),
+            pull: b.pull,
+        }),
+        notes: notes.to_vec(),
+    }
 }
 
 /// `POST /api/v1/ci/resources`: the environment a pipeline job sees for its resources —
 /// `<NAME>_SOURCENAME`/`_VERSIONNAME` for images, `<NAME>_INTEGRATION_AWS_*` for integration and
 /// cliConfig resources (secrets only with `with_secrets`). Records pipeline-resource dependencies.
+#[utoipa::path(post, path = "/api/v1/ci/resources", tag = "ci",
+    request_body = ResourcesRequest,
+    responses((status = 200, body = ResourceEnv), Refusals))]
 pub async fn resources(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<ResourcesRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResourceEnv>, ApiError> {
     let project = visible_project(&state, &caller, &body.project).await?;
     let yml = shippable::parse(&body.shippable_yml)
         .map_err(|e| ApiError::invalid("shippable_yml", format!("shippable.yml {e}")))?;
@@ -213,7 +210,7 @@ pub async fn resources(
     if !wanted.is_empty() {
         check_dependency_room(&state, &project).await?;
     }
-    let mut env = serde_json::Map::new();
+    let mut env = BTreeMap::new();
     let mut used = Vec::new();
     for r in wanted {
         let integration = crate::policy::found(state.store.get_integration(&r.integration).await)?
@@ -231,15 +228,15 @@ pub async fn resources(
                 source_name,
                 version_name,
             } => {
-                env.insert(format!("{prefix}_SOURCENAME"), json!(source_name));
-                env.insert(format!("{prefix}_VERSIONNAME"), json!(version_name));
+                env.insert(format!("{prefix}_SOURCENAME"), source_name.clone());
+                env.insert(format!("{prefix}_VERSIONNAME"), version_name.clone());
             }
             shippable::ResourceKind::Integration | shippable::ResourceKind::CliConfig { .. } => {
                 let region = match &r.kind {
                     shippable::ResourceKind::CliConfig { region: Some(r) } => r.clone(),
                     _ => ecr.region.clone(),
                 };
-                env.insert(format!("{prefix}_INTEGRATION_AWS_REGION"), json!(region));
+                env.insert(format!("{prefix}_INTEGRATION_AWS_REGION"), region);
                 if body.with_secrets {
                     let secrets = state.store.open_secrets(&integration.id).await?;
                     let job = state.broker.job_credentials(&integration, &secrets).await?;
@@ -264,7 +261,7 @@ pub async fn resources(
     if body.with_secrets {
         tracing::info!(target: "berth::audit", project = %project.name, actor = %caller.actor(), "pipeline resource secrets issued");
     }
-    Ok(Json(json!({ "env": env })))
+    Ok(Json(ResourceEnv { env }))
 }
 
 /// The build's project: absent and "not yours" are one answer (`policy`), phrased for the
@@ -286,7 +283,7 @@ async fn visible_project(
 
 /// `<PREFIX>_INTEGRATION_AWS_*`: keys, and for sessions their token and expiry (RFC 3339).
 fn insert_job_credentials(
-    env: &mut serde_json::Map<String, Value>,
+    env: &mut BTreeMap<String, String>,
     prefix: &str,
     job: &berth_aws::JobCredentials,
 ) {
@@ -294,16 +291,16 @@ fn insert_job_credentials(
     let keys = &job.keys;
     env.insert(
         format!("{prefix}_INTEGRATION_AWS_ACCESS_KEY_ID"),
-        json!(keys.access_key_id),
+        keys.access_key_id.clone(),
     );
     env.insert(
         format!("{prefix}_INTEGRATION_AWS_SECRET_ACCESS_KEY"),
-        json!(keys.secret_access_key.expose_secret()),
+        keys.secret_access_key.expose_secret().to_owned(),
     );
     if let Some(t) = &keys.session_token {
         env.insert(
             format!("{prefix}_INTEGRATION_AWS_SESSION_TOKEN"),
-            json!(t.expose_secret()),
+            t.expose_secret().to_owned(),
         );
     }
     if let Some(at) = job
@@ -314,21 +311,25 @@ fn insert_job_credentials(
                 .ok()
         })
     {
-        env.insert(
-            format!("{prefix}_INTEGRATION_AWS_SESSION_EXPIRATION"),
-            json!(at),
-        );
+        env.insert(format!("{prefix}_INTEGRATION_AWS_SESSION_EXPIRATION"), at);
     }
 }
 
+/// What uses an integration and keeps it from being deleted.
+#[utoipa::path(get, path = "/api/v1/integrations/{name}/dependencies", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 200, body = Dependencies), Refusals))]
 pub async fn dependencies(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dependencies>, ApiError> {
     let integration = crate::policy::visible_integration(&state, &caller, &name).await?;
     let deps = state.store.dependencies(integration.name.as_str()).await?;
-    Ok(Json(json!({
-        "dependencies": deps.iter().map(|(kind, name)| json!({"kind": kind, "name": name})).collect::<Vec<_>>()
-    })))
+    Ok(Json(Dependencies {
+        dependencies: deps
+            .into_iter()
+            .map(|(kind, name)| Dependency { kind, name })
+            .collect(),
+    }))
 }

@@ -3,32 +3,29 @@
 //! not yet saved). Credentials go to admins and to tokens of subscriptions the integration is
 //! assigned to; every issue and refusal is audited, never with the password.
 
-use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
+use berth_api::{
+    ConnectionTest, HostRequest, RegionOptions, RegistryCredentials, RepositoryEnsured,
+    RepositoryRequest, TestStep,
+};
 use berth_core::{Integration, IntegrationConfig, IntegrationDraft, IntegrationInput};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::Refusals;
 use crate::AppState;
-use crate::auth::{Generation, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::{ApiJson, from_value, parse};
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    region: Option<String>,
-}
-
 /// The optional `{"region"}` body: absent or empty means the integration's own region.
-fn options(headers: &HeaderMap, body: &Bytes) -> Result<Options, ApiError> {
+fn options(headers: &HeaderMap, body: &Bytes) -> Result<RegionOptions, ApiError> {
     if body.is_empty() {
-        return Ok(Options::default());
+        return Ok(RegionOptions::default());
     }
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -41,7 +38,7 @@ fn options(headers: &HeaderMap, body: &Bytes) -> Result<Options, ApiError> {
             "Content-Type must be application/json",
         ));
     }
-    let o: Options = parse(body)?;
+    let o: RegionOptions = parse(body)?;
     if let Some(r) = &o.region {
         berth_core::validate_region("region", r)?;
     }
@@ -87,16 +84,21 @@ async fn visible(
     seen.ok_or_else(|| crate::policy::absent("integration", name))
 }
 
+/// Short-lived registry credentials through an integration (admins, and tokens of subscriptions
+/// it is assigned to).
+#[utoipa::path(post, path = "/api/v1/integrations/{name}/credentials", tag = "credentials",
+    params(("name" = String, Path)),
+    request_body(content = Option<RegionOptions>, description = "Optional: another region"),
+    responses((status = 200, body = RegistryCredentials), Refusals))]
 pub async fn credentials(
     State(state): State<AppState>,
     caller: Principal,
-    Extension(Generation(generation)): Extension<Generation>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let options = options(&headers, &body)?;
-    let integration = visible(&state, &caller, generation, &name).await?;
+    let integration = visible(&state, &caller, caller.generation, &name).await?;
     let store = state.store.clone();
     let id = integration.id.clone();
     let creds = state
@@ -108,21 +110,15 @@ pub async fn credentials(
     tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), registry = %creds.registry, "registry credentials issued");
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "integration": integration.name,
-            "registry": creds.registry,
-            "proxy_endpoint": creds.proxy_endpoint,
-            "username": creds.username,
-            "password": creds.password.expose_secret(),
-            "expires_at": creds.expires_at,
-        })),
+        Json(RegistryCredentials {
+            integration: integration.name.to_string(),
+            registry: creds.registry.clone(),
+            proxy_endpoint: Some(creds.proxy_endpoint.clone()),
+            username: creds.username.clone(),
+            password: creds.password.expose_secret().to_owned(),
+            expires_at: creds.expires_at,
+        }),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostRequest {
-    host: String,
 }
 
 /// The integration (visible to the caller) that serves a registry host, by name.
@@ -167,21 +163,16 @@ async fn integration_for_host(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepositoryRequest {
-    integration: Option<String>,
-    host: Option<String>,
-    repository: String,
-}
-
 /// Creates an ECR repository through an integration named directly or by a host it serves.
+#[utoipa::path(post, path = "/api/v1/repositories", tag = "credentials",
+    request_body = RepositoryRequest,
+    responses((status = 200, body = RepositoryEnsured), Refusals))]
 pub async fn create_repository(
     State(state): State<AppState>,
     caller: Principal,
-    Extension(Generation(generation)): Extension<Generation>,
     ApiJson(body): ApiJson<RepositoryRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RepositoryEnsured>, ApiError> {
+    let generation = caller.generation;
     berth_core::validate_repository(&body.repository)
         .map_err(|rule| ApiError::invalid("repository", rule))?;
     let (integration, region) = match (&body.integration, &body.host) {
@@ -205,23 +196,25 @@ pub async fn create_repository(
         .create_repository(&integration, &secrets, &region, &body.repository)
         .await?;
     tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), repository = %body.repository, created, "repository ensured");
-    Ok(Json(json!({
-        "integration": integration.name,
-        "region": region,
-        "repository": body.repository,
-        "created": created,
-    })))
+    Ok(Json(RepositoryEnsured {
+        integration: integration.name.to_string(),
+        region,
+        repository: body.repository,
+        created,
+    }))
 }
 
 /// Credentials by registry host, for `docker-credential-berth`.
+#[utoipa::path(post, path = "/api/v1/registry-credentials", tag = "credentials",
+    request_body = HostRequest,
+    responses((status = 200, body = RegistryCredentials), Refusals))]
 pub async fn by_host(
     State(state): State<AppState>,
     caller: Principal,
-    Extension(Generation(generation)): Extension<Generation>,
     ApiJson(body): ApiJson<HostRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (integration, region) =
-        integration_for_host(&state, &caller, generation, &body.host).await?;
+        integration_for_host(&state, &caller, caller.generation, &body.host).await?;
     let store = state.store.clone();
     let id = integration.id.clone();
     let creds = state
@@ -233,23 +226,29 @@ pub async fn by_host(
     tracing::info!(target: "berth::audit", integration = %integration.name, actor = %caller.actor(), registry = %creds.registry, "registry credentials issued by host");
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "integration": integration.name,
-            "registry": berth_core::normalize_host(&body.host),
-            "username": creds.username,
-            "password": creds.password.expose_secret(),
-            "expires_at": creds.expires_at,
-        })),
+        Json(RegistryCredentials {
+            integration: integration.name.to_string(),
+            registry: berth_core::normalize_host(&body.host),
+            proxy_endpoint: None,
+            username: creds.username.clone(),
+            password: creds.password.expose_secret().to_owned(),
+            expires_at: creds.expires_at,
+        }),
     ))
 }
 
+/// Test connection of a saved integration (admin): each step, what failed and what to do.
+#[utoipa::path(post, path = "/api/v1/integrations/{name}/test", tag = "credentials",
+    params(("name" = String, Path)),
+    request_body(content = Option<RegionOptions>, description = "Optional: another region"),
+    responses((status = 200, body = ConnectionTest), Refusals))]
 pub async fn test(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionTest>, ApiError> {
     caller.require_admin()?;
     let options = options(&headers, &body)?;
     let integration = state.store.get_integration(&name).await?;
@@ -264,15 +263,36 @@ pub async fn test(
             options.region.as_deref(),
         )
         .await;
-    Ok(Json(json!(report)))
+    Ok(Json(report_view(&report)))
 }
 
-/// Test before commit: the integration as it would be created, tested, and not stored.
+fn report_view(report: &berth_aws::TestReport) -> ConnectionTest {
+    ConnectionTest {
+        ok: report.ok,
+        steps: report
+            .steps
+            .iter()
+            .map(|s| TestStep {
+                step: s.step.into(),
+                status: s.status.code().into(),
+                detail: s.detail.clone(),
+                diagnosis: s.diagnosis.map(|d| d.code().into()),
+                hint: s.hint.clone(),
+                millis: s.millis,
+            })
+            .collect(),
+    }
+}
+
+/// Test before commit: the integration as it would be created, tested, and not stored (admin).
+#[utoipa::path(post, path = "/api/v1/connection-tests", tag = "credentials",
+    request_body = berth_api::IntegrationInput,
+    responses((status = 200, body = ConnectionTest), Refusals))]
 pub async fn test_unsaved(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionTest>, ApiError> {
     caller.require_admin()?;
     super::integrations::precheck(&body, true)?;
     let input: IntegrationInput = from_value(body)?;
@@ -282,5 +302,5 @@ pub async fn test_unsaved(
         .broker
         .test_connection(draft.name.as_str(), ecr, &draft.set_secrets, None)
         .await;
-    Ok(Json(json!(report)))
+    Ok(Json(report_view(&report)))
 }

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::Extension;
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -11,74 +12,83 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use berth_api::{
+    AmbientWord, AuthView, IntegrationPage, IntegrationView, KeyView, RoleSourceView, RuntimesView,
+};
 use berth_core::{
     AUTH_MODES, AwsAuth, Integration, IntegrationConfig, IntegrationDraft, IntegrationInput,
     IntegrationPatch, IntegrationType, RoleSource, RuntimeScope, SecretField, masked_key_id,
 };
 use berth_store::IntegrationQuery;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::with_meta;
+use super::{Refusals, meta_view};
 use crate::AppState;
-use crate::auth::{Generation, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::{ApiJson, from_value};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
-fn key_view(hint: &str, secrets: &std::collections::BTreeSet<SecretField>) -> Value {
-    json!({
-        "access_key_id": masked_key_id(hint),
-        "secret_access_key_set": secrets.contains(&SecretField::AwsSecretAccessKey),
-    })
+fn key_view(hint: &str, secrets: &BTreeSet<SecretField>) -> KeyView {
+    KeyView {
+        access_key_id: masked_key_id(hint),
+        secret_access_key_set: secrets.contains(&SecretField::AwsSecretAccessKey),
+    }
 }
 
-pub fn view(i: &Integration) -> Value {
-    let IntegrationConfig::Ecr(ecr) = &i.config;
-    let auth = match &ecr.auth {
+fn auth_view(auth: &AwsAuth, secrets: &BTreeSet<SecretField>) -> AuthView {
+    match auth {
         AwsAuth::AccessKeys { access_key_hint } => {
-            let mut v = key_view(access_key_hint, &i.secrets_set);
-            v["mode"] = json!("access_keys");
-            v
+            let keys = key_view(access_key_hint, secrets);
+            AuthView::AccessKeys {
+                access_key_id: keys.access_key_id,
+                secret_access_key_set: keys.secret_access_key_set,
+            }
         }
         AwsAuth::AssumeRole {
             role_arn,
             external_id,
             session_name,
             source,
-        } => json!({
-            "mode": "assume_role",
-            "role_arn": role_arn,
-            "external_id": external_id,
-            "session_name": session_name,
-            "source": match source {
-                RoleSource::Ambient => json!("ambient"),
-                RoleSource::AccessKeys { access_key_hint } => key_view(access_key_hint, &i.secrets_set),
+        } => AuthView::AssumeRole {
+            role_arn: role_arn.clone(),
+            external_id: external_id.clone(),
+            session_name: session_name.clone(),
+            source: match source {
+                RoleSource::Ambient => RoleSourceView::Ambient(AmbientWord::Ambient),
+                RoleSource::AccessKeys { access_key_hint } => {
+                    RoleSourceView::AccessKeys(key_view(access_key_hint, secrets))
+                }
             },
-        }),
-        AwsAuth::Ambient => json!({"mode": "ambient"}),
-    };
+        },
+        AwsAuth::Ambient => AuthView::Ambient {},
+    }
+}
+
+pub fn view(i: &Integration) -> IntegrationView {
+    let IntegrationConfig::Ecr(ecr) = &i.config;
     let kind = i.config.kind();
-    with_meta(
-        json!({
-            "id": i.id,
-            "name": i.name,
-            "type": kind.as_str(),
-            "master_type": kind.master_type().as_str(),
-            "region": ecr.region,
-            "auth": auth,
-            "registry_id": ecr.registry_id,
-            "endpoint": ecr.endpoint,
-            "export_long_lived_keys": ecr.export_long_lived_keys,
-            "subscriptions": i.subscriptions,
-            "runtimes": match &i.runtimes {
-                RuntimeScope::All => json!({"all": true}),
-                RuntimeScope::Selected(list) => json!({"selected": list}),
+    IntegrationView {
+        id: i.id.clone(),
+        name: i.name.to_string(),
+        kind: kind.as_str().into(),
+        master_type: kind.master_type().as_str().into(),
+        region: ecr.region.clone(),
+        auth: auth_view(&ecr.auth, &i.secrets_set),
+        registry_id: ecr.registry_id.clone(),
+        endpoint: ecr.endpoint.clone(),
+        export_long_lived_keys: ecr.export_long_lived_keys,
+        subscriptions: i.subscriptions.iter().map(ToString::to_string).collect(),
+        runtimes: match &i.runtimes {
+            RuntimeScope::All => RuntimesView::All { all: true },
+            RuntimeScope::Selected(list) => RuntimesView::Selected {
+                selected: list.iter().map(ToString::to_string).collect(),
             },
-        }),
-        &i.meta,
-    )
+        },
+        meta: meta_view(&i.meta),
+    }
 }
 
 /// Checks `type` and `auth.mode` before the full parse, so an unknown type answers 422 and an
@@ -142,10 +152,19 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         })
 }
 
+/// A page of integrations, filtered; a subscription token sees those assigned to it.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations",
+    params(
+        ("type" = Option<String>, Query, description = "Only this type (`ecr`)"),
+        ("name" = Option<String>, Query, description = "Names containing this text"),
+        ("subscription" = Option<String>, Query, description = "Only those assigned to this subscription"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = IntegrationPage), Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-    Extension(Generation(generation)): Extension<Generation>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut query = IntegrationQuery {
@@ -193,15 +212,16 @@ pub async fn list(
         "{:?}|{:?}|{:?}|{:?}|{}",
         query.kind, query.name_contains, query.subscription, query.after, query.limit
     );
+    let generation = caller.generation;
     let body = match state.cache.page(generation, &key) {
         Some(body) => body,
         None => {
             let page = state.store.list_integrations(&query).await?;
             let body = Bytes::from(
-                serde_json::to_vec(&json!({
-                    "items": page.items.iter().map(view).collect::<Vec<_>>(),
-                    "next_cursor": page.next_after.as_deref().map(encode_cursor),
-                }))
+                serde_json::to_vec(&IntegrationPage {
+                    items: page.items.iter().map(view).collect(),
+                    next_cursor: page.next_after.as_deref().map(encode_cursor),
+                })
                 .map_err(|e| ApiError::from(berth_store::StoreError::Corrupt(e.to_string())))?,
             );
             state.cache.put_page(generation, key, body.clone());
@@ -211,16 +231,24 @@ pub async fn list(
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
+/// One integration; 404 for one that is not assigned to the token's subscription.
+#[utoipa::path(get, path = "/api/v1/integrations/{name}", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 200, body = IntegrationView), Refusals))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IntegrationView>, ApiError> {
     Ok(Json(view(
         &crate::policy::visible_integration(&state, &caller, &name).await?,
     )))
 }
 
+/// Creates an integration (admin). Secrets are sealed and never shown again.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations",
+    request_body = berth_api::IntegrationInput,
+    responses((status = 201, body = IntegrationView, headers(("Location" = String))), Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
@@ -243,12 +271,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, headers, Json(view(&created))))
 }
 
+/// Changes an integration (admin): absent fields and secrets stay as they are.
+#[utoipa::path(patch, path = "/api/v1/integrations/{name}", tag = "integrations",
+    params(("name" = String, Path)),
+    request_body = berth_api::IntegrationPatch,
+    responses((status = 200, body = IntegrationView), Refusals))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IntegrationView>, ApiError> {
     caller.require_admin()?;
     precheck(&body, false)?;
     let patch: IntegrationPatch = from_value(body)?;
@@ -287,6 +320,10 @@ fn audit_export_switch(i: &Integration, before: bool, caller: &Principal) {
     }
 }
 
+/// Deletes an integration (admin); refused with the list of users while anything uses it.
+#[utoipa::path(delete, path = "/api/v1/integrations/{name}", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), Refusals))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Principal,

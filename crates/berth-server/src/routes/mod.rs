@@ -1,12 +1,21 @@
-//! One file per endpoint family; `router()` wires them and is the single list of API paths
-//! (checked against the OpenAPI document by a test).
+//! One file per endpoint family. Each handler carries its `#[utoipa::path]`, and `router()`
+//! registers handlers through `utoipa-axum`, so the route table and the OpenAPI document come
+//! from one source. The one exception is the project routes: project names contain `/`, which
+//! needs axum's `{*name}` wildcard, so they are routed by hand and documented from their
+//! attributes (a test checks every documented path reaches its handler).
+
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use serde_json::{Value, json};
+use axum::routing::get;
+use berth_api::{ErrorBody, MetaView};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -22,96 +31,82 @@ mod runtimes;
 mod subscriptions;
 mod tokens;
 
-pub use openapi::DOCUMENT as OPENAPI;
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Berth API",
+        version = "1",
+        description = "Registry integrations for CI/CD. All endpoints but /healthz need 'Authorization: Bearer <token>'. Secrets are write-only: responses mask access key ids to their last 4 characters and report secrets only as *_set flags. Errors: {\"error\": {\"code\", \"message\", \"field\"?}}."
+    ),
+    paths(projects::show, projects::remove, projects::release_dependencies),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
 
-/// Every route as (axum path, methods). The OpenAPI test walks this list.
-pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/healthz", &["get"]),
-    ("/api/v1/openapi.json", &["get"]),
-    ("/api/v1/integrations", &["get", "post"]),
-    ("/api/v1/integrations/{name}", &["get", "patch", "delete"]),
-    ("/api/v1/integrations/{name}/credentials", &["post"]),
-    ("/api/v1/integrations/{name}/test", &["post"]),
-    ("/api/v1/connection-tests", &["post"]),
-    ("/api/v1/registry-credentials", &["post"]),
-    ("/api/v1/repositories", &["post"]),
-    ("/api/v1/integrations/{name}/dependencies", &["get"]),
-    ("/api/v1/ci/resolve", &["post"]),
-    ("/api/v1/ci/resources", &["post"]),
-    ("/api/v1/environments", &["get", "post"]),
-    ("/api/v1/environments/{name}", &["delete"]),
-    ("/api/v1/subscriptions", &["get", "post"]),
-    ("/api/v1/subscriptions/{name}", &["get", "delete"]),
-    ("/api/v1/projects", &["get", "post"]),
-    ("/api/v1/projects/{*name}", &["get", "delete"]),
-    ("/api/v1/projects/{*name}/release-dependencies", &["post"]),
-    ("/api/v1/runtimes", &["get", "post"]),
-    ("/api/v1/runtimes/{name}", &["get", "delete"]),
-    ("/api/v1/tokens", &["get", "post"]),
-    ("/api/v1/tokens/{id}", &["delete"]),
-];
+/// Declares the `bearer` scheme the document's `security` names.
+struct BearerAuth;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route(
-            "/api/v1/integrations",
-            get(integrations::list).post(integrations::create),
-        )
-        .route(
-            "/api/v1/integrations/{name}",
-            get(integrations::show)
-                .patch(integrations::update)
-                .delete(integrations::remove),
-        )
-        .route(
-            "/api/v1/integrations/{name}/credentials",
-            post(credentials::credentials),
-        )
-        .route("/api/v1/integrations/{name}/test", post(credentials::test))
-        .route("/api/v1/connection-tests", post(credentials::test_unsaved))
-        .route("/api/v1/registry-credentials", post(credentials::by_host))
-        .route("/api/v1/repositories", post(credentials::create_repository))
-        .route(
-            "/api/v1/integrations/{name}/dependencies",
-            get(ci::dependencies),
-        )
-        .route("/api/v1/ci/resolve", post(ci::resolve))
-        .route("/api/v1/ci/resources", post(ci::resources))
-        .route(
-            "/api/v1/environments",
-            get(environments::list).post(environments::create),
-        )
-        .route("/api/v1/environments/{name}", delete(environments::remove))
-        .route(
-            "/api/v1/subscriptions",
-            get(subscriptions::list).post(subscriptions::create),
-        )
-        .route(
-            "/api/v1/subscriptions/{name}",
-            get(subscriptions::show).delete(subscriptions::remove),
-        )
-        .route(
-            "/api/v1/projects",
-            get(projects::list).post(projects::create),
-        )
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The error answers every endpoint may give, each with the one error body.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) enum Refusals {
+    /// Refused: the body says why, and which field.
+    #[response(status = "4XX")]
+    Client(ErrorBody),
+    /// The server or something it depends on failed; retry later.
+    #[response(status = "5XX")]
+    Server(ErrorBody),
+}
+
+/// The API's routes and their OpenAPI document, from the handlers' declarations.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(openapi::document))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(
+            integrations::show,
+            integrations::update,
+            integrations::remove
+        ))
+        .routes(routes!(credentials::credentials))
+        .routes(routes!(credentials::test))
+        .routes(routes!(credentials::test_unsaved))
+        .routes(routes!(credentials::by_host))
+        .routes(routes!(credentials::create_repository))
+        .routes(routes!(ci::dependencies))
+        .routes(routes!(ci::resolve))
+        .routes(routes!(ci::resources))
+        .routes(routes!(environments::list, environments::create))
+        .routes(routes!(environments::remove))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::show, subscriptions::remove))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(runtimes::list, runtimes::create))
+        .routes(routes!(runtimes::show, runtimes::remove))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::remove))
+        .split_for_parts();
+    let router = router
         .route(
             "/api/v1/projects/{*name}",
             get(projects::show)
                 .delete(projects::remove)
                 .post(projects::release_dependencies),
         )
-        .route(
-            "/api/v1/runtimes",
-            get(runtimes::list).post(runtimes::create),
-        )
-        .route(
-            "/api/v1/runtimes/{name}",
-            get(runtimes::show).delete(runtimes::remove),
-        )
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", delete(tokens::remove))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -125,27 +120,26 @@ pub fn router() -> Router<AppState> {
                 "method_not_allowed",
                 "this endpoint does not accept that method; see /api/v1/openapi.json",
             )
-        })
+        });
+    (router, doc)
 }
 
-pub(crate) fn timestamp(t: OffsetDateTime) -> Value {
-    json!(t.format(&Rfc3339).unwrap_or_default())
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| router().1);
+    &DOCUMENT
 }
 
-pub(crate) fn meta_json(m: &berth_core::Meta) -> Value {
-    json!({
-        "created_at": timestamp(m.created_at),
-        "updated_at": timestamp(m.updated_at),
-        "created_by": m.created_by,
-        "updated_by": m.updated_by,
-        "version": m.version,
-    })
+pub(crate) fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Merges record fields with its metadata into one object.
-pub(crate) fn with_meta(mut fields: Value, m: &berth_core::Meta) -> Value {
-    if let (Some(obj), Value::Object(meta)) = (fields.as_object_mut(), meta_json(m)) {
-        obj.extend(meta);
+pub(crate) fn meta_view(m: &berth_core::Meta) -> MetaView {
+    MetaView {
+        created_at: timestamp(m.created_at),
+        updated_at: timestamp(m.updated_at),
+        created_by: m.created_by.clone(),
+        updated_by: m.updated_by.clone(),
+        version: m.version,
     }
-    fields
 }

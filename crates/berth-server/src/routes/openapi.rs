@@ -1,12 +1,18 @@
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+//! `GET /api/v1/openapi.json`: the document generated from the handlers.
 
+use axum::Json;
+use axum::extract::State;
+
+use super::Refusals;
 use crate::AppState;
 use crate::auth::Principal;
 
-pub const DOCUMENT: &str = include_str!("../openapi.json");
-
-pub async fn document(_: State<AppState>, _caller: Principal) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT)
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"), Refusals))]
+pub async fn document(
+    _: State<AppState>,
+    _caller: Principal,
+) -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(super::document())
 }

@@ -1,40 +1,39 @@
-//! `/api/v1/projects`: CI repositories (`org/repo`), each in one subscription.
+//! `/api/v1/projects`: CI repositories (`org/repo`), each in one subscription. A project's name
+//! contains `/`, so its own routes take the rest of the path (see `routes::router`).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use berth_api::{NewProject, ProjectList, ProjectView, ReleasedDependencies};
 use berth_core::ProjectName;
 use berth_store::Project;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::with_meta;
+use super::{Refusals, meta_view};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProject {
-    name: String,
-    subscription: String,
+fn view(p: &Project) -> ProjectView {
+    ProjectView {
+        id: p.id.clone(),
+        name: p.name.to_string(),
+        subscription: p.subscription.to_string(),
+        meta: meta_view(&p.meta),
+    }
 }
 
-fn view(p: &Project) -> Value {
-    with_meta(
-        json!({"id": p.id, "name": p.name, "subscription": p.subscription}),
-        &p.meta,
-    )
-}
-
+/// Adds a project to a subscription (admin).
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects",
+    request_body = NewProject,
+    responses((status = 201, body = ProjectView), Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<NewProject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     caller.require_admin()?;
     let name = ProjectName::parse("name", &body.name)?;
     let created = state
@@ -44,15 +43,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&created))))
 }
 
+/// Lists projects; a subscription token sees its own subscription's only.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+    params(("subscription" = Option<String>, Query, description = "Only this subscription's projects")),
+    responses((status = 200, body = ProjectList), Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut subscription = None;
+) -> Result<Json<ProjectList>, ApiError> {
+    let asked = subscription_filter(params)?;
+    let subscription = crate::policy::confine_list(&caller, asked)?;
+    let items = state.store.list_projects(subscription.as_deref()).await?;
+    Ok(Json(ProjectList {
+        items: items.iter().map(view).collect(),
+    }))
+}
+
+/// The `subscription` filter, the only one project and environment lists take.
+pub(crate) fn subscription_filter(
+    params: HashMap<String, String>,
+) -> Result<Option<String>, ApiError> {
+    let mut asked = None;
     for (key, value) in params {
         match key.as_str() {
-            "subscription" => subscription = Some(value),
+            "subscription" => asked = Some(value),
             other => {
                 return Err(ApiError::invalid(
                     other,
@@ -61,22 +76,26 @@ pub async fn list(
             }
         }
     }
-    let subscription = crate::policy::confine_list(&caller, subscription)?;
-    let items = state.store.list_projects(subscription.as_deref()).await?;
-    Ok(Json(
-        json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(asked)
 }
 
+/// One project; 404 for one the token may not see.
+#[utoipa::path(get, path = "/api/v1/projects/{name}", tag = "projects",
+    params(("name" = String, Path, description = "`org/repo`; its `/` is not encoded")),
+    responses((status = 200, body = ProjectView), Refusals))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectView>, ApiError> {
     let project = crate::policy::visible_project(&state, &caller, &name).await?;
     Ok(Json(view(&project)))
 }
 
+/// Deletes a project (admin), releasing what its builds recorded.
+#[utoipa::path(delete, path = "/api/v1/projects/{name}", tag = "projects",
+    params(("name" = String, Path, description = "`org/repo`; its `/` is not encoded")),
+    responses((status = 204, description = "Deleted"), Refusals))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Principal,
@@ -87,13 +106,15 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/projects/{org}/{repo}/release-dependencies` (admin): forgets what the
-/// project's builds recorded, without deleting the project.
+/// Forgets what the project's builds recorded, without deleting the project (admin).
+#[utoipa::path(post, path = "/api/v1/projects/{name}/release-dependencies", tag = "projects",
+    params(("name" = String, Path, description = "`org/repo`; its `/` is not encoded")),
+    responses((status = 200, body = ReleasedDependencies), Refusals))]
 pub async fn release_dependencies(
     State(state): State<AppState>,
     caller: Principal,
     Path(path): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReleasedDependencies>, ApiError> {
     let name = path.strip_suffix(RELEASE_SUFFIX).ok_or_else(|| {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -108,7 +129,10 @@ pub async fn release_dependencies(
         .release_project_dependencies(project.name.as_str())
         .await?;
     tracing::info!(target: "berth::audit", project = %project.name, released, actor = %caller.actor(), "project dependencies released");
-    Ok(Json(json!({"project": project.name, "released": released})))
+    Ok(Json(ReleasedDependencies {
+        project: project.name.to_string(),
+        released,
+    }))
 }
 
 const RELEASE_SUFFIX: &str = "/release-dependencies";

@@ -3,37 +3,34 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use berth_api::{NewRuntime, RuntimeList, RuntimeView};
 use berth_core::Name;
 use berth_store::Runtime;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::with_meta;
+use super::{Refusals, meta_view};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRuntime {
-    name: String,
-    /// The cluster's sealed-secrets public certificate (PEM), for GitOps resources.
-    sealing_cert: Option<String>,
+fn view(r: &Runtime) -> RuntimeView {
+    RuntimeView {
+        id: r.id.clone(),
+        name: r.name.to_string(),
+        sealing_cert: r.sealing_cert.clone(),
+        meta: meta_view(&r.meta),
+    }
 }
 
-fn view(r: &Runtime) -> Value {
-    with_meta(
-        json!({"id": r.id, "name": r.name, "sealing_cert": r.sealing_cert}),
-        &r.meta,
-    )
-}
-
+/// Adds a runtime (admin), with the cluster's sealing certificate when it has one.
+#[utoipa::path(post, path = "/api/v1/runtimes", tag = "runtimes",
+    request_body = NewRuntime,
+    responses((status = 201, body = RuntimeView), Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<NewRuntime>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RuntimeView>), ApiError> {
     caller.require_admin()?;
     let name = Name::parse("name", &body.name)?;
     if let Some(cert) = &body.sealing_cert
@@ -51,26 +48,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&created))))
 }
 
+/// Lists runtimes (admin).
+#[utoipa::path(get, path = "/api/v1/runtimes", tag = "runtimes",
+    responses((status = 200, body = RuntimeList), Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuntimeList>, ApiError> {
     caller.require_admin()?;
     let items = state.store.list_runtimes().await?;
-    Ok(Json(
-        json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(RuntimeList {
+        items: items.iter().map(view).collect(),
+    }))
 }
 
+/// One runtime (admin).
+#[utoipa::path(get, path = "/api/v1/runtimes/{name}", tag = "runtimes",
+    params(("name" = String, Path)),
+    responses((status = 200, body = RuntimeView), Refusals))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuntimeView>, ApiError> {
     caller.require_admin()?;
     Ok(Json(view(&state.store.get_runtime(&name).await?)))
 }
 
+/// Deletes a runtime (admin); refused while integrations are shared with it.
+#[utoipa::path(delete, path = "/api/v1/runtimes/{name}", tag = "runtimes",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), Refusals))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Principal,

@@ -4,46 +4,41 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use berth_api::{CreatedToken, NewToken, TokenList, TokenView};
 use berth_core::Name;
 use berth_store::{TokenInfo, TokenRole};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::timestamp;
+use super::{Refusals, timestamp};
 use crate::AppState;
 use crate::auth::{Principal, mint};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    subscription: String,
-    #[serde(default)]
-    description: String,
-}
-
-fn view(t: &TokenInfo) -> Value {
+fn view(t: &TokenInfo) -> TokenView {
     let (role, subscription) = match &t.role {
         TokenRole::Admin => ("admin", None),
-        TokenRole::Subscription(s) => ("subscription", Some(s)),
+        TokenRole::Subscription(s) => ("subscription", Some(s.to_string())),
     };
-    json!({
-        "id": t.id,
-        "role": role,
-        "subscription": subscription,
-        "description": t.description,
-        "created_at": timestamp(t.created_at),
-        "created_by": t.created_by,
-    })
+    TokenView {
+        id: t.id.clone(),
+        role: role.into(),
+        subscription,
+        description: t.description.clone(),
+        created_at: timestamp(t.created_at),
+        created_by: t.created_by.clone(),
+    }
 }
 
+/// Mints a token for one subscription (admin). Its text is shown in this answer only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
+    request_body = NewToken,
+    responses((status = 201, body = CreatedToken), Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
     ApiJson(body): ApiJson<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require_admin()?;
     let subscription = Name::parse("subscription", &body.subscription)?;
     if body.description.len() > 200 {
@@ -64,22 +59,33 @@ pub async fn create(
         )
         .await?;
     tracing::info!(token = %info.id, actor = %caller.actor(), "subscription token created");
-    let mut out = view(&info);
-    out["token"] = json!(token.text.expose_secret());
-    Ok((StatusCode::CREATED, Json(out)))
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Principal,
-) -> Result<Json<Value>, ApiError> {
-    caller.require_admin()?;
-    let items = state.store.list_tokens().await?;
-    Ok(Json(
-        json!({ "items": items.iter().map(view).collect::<Vec<_>>() }),
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            info: view(&info),
+            token: token.text.expose_secret().to_owned(),
+        }),
     ))
 }
 
+/// Lists tokens, without their text (admin).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = TokenList), Refusals))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<TokenList>, ApiError> {
+    caller.require_admin()?;
+    let items = state.store.list_tokens().await?;
+    Ok(Json(TokenList {
+        items: items.iter().map(view).collect(),
+    }))
+}
+
+/// Revokes a subscription token (admin); the admin token is rotated instead.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), Refusals))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Principal,

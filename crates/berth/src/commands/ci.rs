@@ -4,11 +4,14 @@
 
 use anyhow::{Context, bail};
 use base64::Engine;
+use berth_api::{
+    AppliedEntry, Resolution, ResolveRequest, ResourceEnv, ResourcesRequest, SkippedEntry,
+};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::{BootImageArgs, CheckDockerfileArgs, CiLoginArgs, CiTarget, Global};
-use crate::client::{Api, ApiFailure, encode};
+use crate::client::{Api, ApiFailure};
 use crate::commands::transfer::Opener;
 use crate::docker_config::DockerConfig;
 use crate::output;
@@ -58,7 +61,7 @@ fn env_name(integration: &str) -> String {
 }
 
 /// Asks the server which hub entries apply to this build (and records the dependencies).
-async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Value> {
+async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Resolution> {
     let yml = std::fs::read_to_string(&target.file)
         .with_context(|| format!("cannot read {}", target.file.display()))?;
     let project = target
@@ -67,64 +70,79 @@ async fn resolve(api: &Api, target: &CiTarget) -> anyhow::Result<Value> {
         .or_else(|| env(&["GITHUB_REPOSITORY", "CI_PROJECT_PATH", "REPO_FULL_NAME"]))
         .context("no project: pass --project ORG/REPO (or set BERTH_PROJECT)")?;
     let (branch, tag) = reference(target)?;
-    api.call(
-        Method::POST,
-        "/api/v1/ci/resolve",
-        Some(&json!({"project": project, "branch": branch, "tag": tag, "shippable_yml": yml})),
-    )
-    .await
-    .map_err(|e| match e.downcast_ref::<ApiFailure>() {
-        // As compilers do: FILE:LINE: message (the file stands for the field name).
-        Some(f) if f.line.is_some() => anyhow::anyhow!(
-            "{}:{}: {} (HTTP {}, {})",
-            target.file.display(),
-            f.line.unwrap_or_default(),
-            f.message.trim_start_matches("shippable_yml: "),
-            f.status.as_u16(),
-            f.code
-        ),
-        _ => e,
-    })
+    let body = ResolveRequest {
+        project,
+        branch,
+        tag,
+        shippable_yml: yml,
+    };
+    api.call(Method::POST, "/api/v1/ci/resolve", Some(&body))
+        .await
+        .map_err(|e| match e.downcast_ref::<ApiFailure>() {
+            // As compilers do: FILE:LINE: message (the file stands for the field name).
+            Some(f) if f.line.is_some() => anyhow::anyhow!(
+                "{}:{}: {} (HTTP {}, {})",
+                target.file.display(),
+                f.line.unwrap_or_default(),
+                f.message.trim_start_matches("shippable_yml: "),
+                f.status.as_u16(),
+                f.code
+            ),
+            _ => e,
+        })
+}
+
+fn applied_row(e: &AppliedEntry, registry: Option<&str>, done: &str) -> Vec<String> {
+    vec![
+        e.integration.clone(),
+        e.region.clone(),
+        output::or_dash(registry),
+        if e.agent_only {
+            // Shippable's agent_only: meant for the build agent, not the job's containers.
+            format!("{done} (agent_only)")
+        } else {
+            done.to_owned()
+        },
+    ]
+}
+
+fn skipped_row(s: &SkippedEntry) -> Vec<String> {
+    vec![
+        s.integration.clone(),
+        "-".into(),
+        "-".into(),
+        format!("skipped: {}", s.reason),
+    ]
+}
+
+fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("note: {note}");
+    }
 }
 
 pub async fn show_resolution(global: &Global, target: &CiTarget) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     let resolved = resolve(&api, target).await?;
     output::print(global.output, &resolved, |v| {
-        let mut rows = Vec::new();
-        for e in v["integrations"].as_array().into_iter().flatten() {
-            rows.push(vec![
-                output::s(&e["integration"]),
-                output::s(&e["region"]),
-                output::s(&e["registry"]),
-                if e["agent_only"] == json!(true) {
-                    "applies (agent_only)".to_owned()
-                } else {
-                    "applies".to_owned()
-                },
-            ]);
-        }
-        for e in v["skipped"].as_array().into_iter().flatten() {
-            rows.push(vec![
-                output::s(&e["integration"]),
-                "-".into(),
-                "-".into(),
-                format!("skipped: {}", output::s(&e["reason"])),
-            ]);
-        }
+        let mut rows: Vec<Vec<String>> = v
+            .integrations
+            .iter()
+            .map(|e| applied_row(e, e.registry.as_deref(), "applies"))
+            .collect();
+        rows.extend(v.skipped.iter().map(skipped_row));
         output::table(&["INTEGRATION", "REGION", "REGISTRY", "RESULT"], &rows);
-        if let Some(image) = v["boot_image"]["image"].as_str() {
+        if let Some(boot) = &v.boot_image {
             println!(
-                "pre_ci_boot image: {image} ({})",
-                v["boot_image"]["integration"]
-                    .as_str()
+                "pre_ci_boot image: {} ({})",
+                boot.image,
+                boot.integration
+                    .as_deref()
                     .map(|i| format!("through integration {i}"))
                     .unwrap_or_else(|| "no applied integration serves its registry".into())
             );
         }
-        for note in v["notes"].as_array().into_iter().flatten() {
-            eprintln!("note: {}", output::s(note));
-        }
+        print_notes(&v.notes);
     });
     Ok(())
 }
@@ -135,59 +153,26 @@ pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
     let mut config = DockerConfig::load()?;
     let mut rows = Vec::new();
     let mut env_lines = Vec::new();
-    let entries: Vec<&Value> = resolved["integrations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
     // All credentials at once: a file with many hub entries costs one round trip, not many.
-    let fetched = futures_util::future::join_all(entries.iter().map(|entry| {
-        let name = entry["integration"].as_str().unwrap_or_default();
-        let body = json!({"region": entry["region"].as_str()});
+    let fetched = futures_util::future::join_all(resolved.integrations.iter().map(|entry| {
         let api = &api;
         async move {
-            api.call(
-                Method::POST,
-                &format!("/api/v1/integrations/{}/credentials", encode(name)),
-                Some(&body),
-            )
-            .await
-            .with_context(|| format!("credentials for {name}"))
+            super::login::credentials(api, &entry.integration, Some(&entry.region))
+                .await
+                .with_context(|| format!("credentials for {}", entry.integration))
         }
     }))
     .await;
-    for (entry, c) in entries.iter().zip(fetched) {
+    for (entry, c) in resolved.integrations.iter().zip(fetched) {
         let c = c?;
-        let name = entry["integration"].as_str().unwrap_or_default();
-        let region = entry["region"].as_str();
-        let host = c["registry"].as_str().unwrap_or_default().to_owned();
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            c["username"].as_str().unwrap_or("AWS"),
-            c["password"].as_str().unwrap_or_default()
-        ));
-        config.add(&host, name, (!args.helper).then_some(auth.as_str()));
-        env_lines.push(format!("BERTH_REGISTRY_{}={host}", env_name(name)));
-        rows.push(vec![
-            name.to_owned(),
-            region.unwrap_or("-").to_owned(),
-            host,
-            if entry["agent_only"] == json!(true) {
-                // Shippable's agent_only: meant for the build agent, not the job's containers.
-                "logged in (agent_only)".to_owned()
-            } else {
-                "logged in".to_owned()
-            },
-        ]);
+        let name = &entry.integration;
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.username, c.password));
+        config.add(&c.registry, name, (!args.helper).then_some(auth.as_str()));
+        env_lines.push(format!("BERTH_REGISTRY_{}={}", env_name(name), c.registry));
+        rows.push(applied_row(entry, Some(&c.registry), "logged in"));
     }
-    for s in resolved["skipped"].as_array().into_iter().flatten() {
-        rows.push(vec![
-            output::s(&s["integration"]),
-            "-".into(),
-            "-".into(),
-            format!("skipped: {}", output::s(&s["reason"])),
-        ]);
-    }
+    rows.extend(resolved.skipped.iter().map(skipped_row));
     if !env_lines.is_empty() {
         config.save()?;
     }
@@ -199,12 +184,10 @@ pub async fn login(global: &Global, args: &CiLoginArgs) -> anyhow::Result<()> {
             .collect::<String>(),
     )
     .with_context(|| format!("cannot write {}", args.env_file.display()))?;
-    let summary = json!({"project": resolved["project"], "ref": resolved["ref"], "logged_in": env_lines, "skipped": resolved["skipped"], "notes": resolved["notes"]});
-    output::print(global.output, &summary, |_: &Value| {
+    let summary = json!({"project": resolved.project, "ref": resolved.reference, "logged_in": env_lines, "skipped": resolved.skipped, "notes": resolved.notes});
+    output::print(global.output, &summary, |_| {
         output::table(&["INTEGRATION", "REGION", "REGISTRY", "RESULT"], &rows);
-        for note in resolved["notes"].as_array().into_iter().flatten() {
-            eprintln!("note: {}", output::s(note));
-        }
+        print_notes(&resolved.notes);
     });
     Ok(())
 }
@@ -241,16 +224,18 @@ pub async fn resource_env(
     let yml =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let api = Api::new(global)?;
-    let v = api
-        .call(
-            Method::POST,
-            "/api/v1/ci/resources",
-            Some(&json!({"project": project, "shippable_yml": yml, "resources": resources, "with_secrets": with_secrets})),
-        )
+    let body = ResourcesRequest {
+        project: project.to_owned(),
+        shippable_yml: yml,
+        resources: resources.to_vec(),
+        with_secrets,
+    };
+    let v: ResourceEnv = api
+        .call(Method::POST, "/api/v1/ci/resources", Some(&body))
         .await?;
     output::print(global.output, &v, |v| {
-        for (k, val) in v["env"].as_object().into_iter().flatten() {
-            println!("{k}={}", shell_quote(val.as_str().unwrap_or_default()));
+        for (k, val) in &v.env {
+            println!("{k}={}", shell_quote(val));
         }
     });
     Ok(())
@@ -320,14 +305,14 @@ pub async fn check_dockerfile(global: &Global, args: &CheckDockerfileArgs) -> an
 pub async fn boot_image(global: &Global, args: &BootImageArgs) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     let resolved = resolve(&api, &args.target).await?;
-    let boot = &resolved["boot_image"];
-    let image = boot["image"].as_str().with_context(|| {
+    let boot = resolved.boot_image.with_context(|| {
         format!(
             "{} has no build.pre_ci_boot image",
             args.target.file.display()
         )
     })?;
-    let location = match boot["integration"].as_str() {
+    let image = boot.image.as_str();
+    let location = match boot.integration.as_deref() {
         Some(integration) => {
             let r = berth_core::ImageRef::parse(image)?;
             format!("ecr://{integration}/{}:{}", r.repository, r.reference())
@@ -344,12 +329,12 @@ pub async fn boot_image(global: &Global, args: &BootImageArgs) -> anyhow::Result
         .map_err(|why| anyhow::anyhow!("the pre_ci_boot image {image} is not pullable: {why}"))?;
     eprintln!(
         "pre_ci_boot image {image} is pullable ({digest}){}",
-        boot["integration"]
-            .as_str()
+        boot.integration
+            .as_deref()
             .map(|i| format!(" through integration {i}"))
             .unwrap_or_default()
     );
-    if boot["pull"] == json!(true) {
+    if boot.pull {
         let tag = berth_core::ImageRef::parse(image)?
             .tag
             .unwrap_or_else(|| "latest".into());

@@ -3,12 +3,18 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, bail};
+use berth_api::{
+    AccessKeysInput, AuthInput, AuthView, Dependencies, IntegrationInput, IntegrationPage,
+    IntegrationPatch, IntegrationView, RoleSourceInput, RoleSourceView, RuntimeScopeInput,
+    RuntimesView,
+};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use secrecy::SecretString;
+use serde_json::json;
 
 use crate::cli::{AuthMode, Global, IntegrationCmd, IntegrationFields, RoleSource};
 use crate::client::{Api, encode};
-use crate::output::{self, list, s};
+use crate::output::{self, list, or_dash};
 
 /// Reads the secret access key from a file, stdin, a prompt or (discouraged) the argument.
 /// `needed` says whether to ask when no source was given.
@@ -43,25 +49,37 @@ fn secret(fields: &IntegrationFields, needed: bool) -> anyhow::Result<Option<Str
     Ok(None)
 }
 
-fn keys(fields: &IntegrationFields, secret: Option<String>) -> Map<String, Value> {
-    let mut m = Map::new();
-    if let Some(id) = &fields.access_key_id {
-        m.insert("access_key_id".into(), json!(id));
-    }
-    if let Some(secret) = secret {
-        m.insert("secret_access_key".into(), json!(secret));
-    }
-    m
+fn secret_text(value: Option<String>) -> Option<SecretString> {
+    value.map(SecretString::from)
 }
 
-/// Builds the `auth` object. `current` is the stored auth when editing, so flags not given keep
-/// their stored values.
-fn auth(
-    fields: &IntegrationFields,
-    current: Option<&Value>,
-    adding: bool,
-) -> anyhow::Result<Option<Value>> {
-    let touches_auth = fields.auth.is_some()
+/// The role settings stored now, when editing an `assume_role` integration.
+struct CurrentRole<'a> {
+    role_arn: &'a str,
+    external_id: Option<&'a str>,
+    session_name: Option<&'a str>,
+    from_keys: bool,
+}
+
+fn current_role(current: Option<&AuthView>) -> Option<CurrentRole<'_>> {
+    match current? {
+        AuthView::AssumeRole {
+            role_arn,
+            external_id,
+            session_name,
+            source,
+        } => Some(CurrentRole {
+            role_arn,
+            external_id: external_id.as_deref(),
+            session_name: session_name.as_deref(),
+            from_keys: matches!(source, RoleSourceView::AccessKeys(_)),
+        }),
+        _ => None,
+    }
+}
+
+fn touches_auth(fields: &IntegrationFields) -> bool {
+    fields.auth.is_some()
         || fields.access_key_id.is_some()
         || fields.secret_access_key_file.is_some()
         || fields.secret_access_key_stdin
@@ -69,11 +87,28 @@ fn auth(
         || fields.role_arn.is_some()
         || fields.external_id.is_some()
         || fields.session_name.is_some()
-        || fields.role_source.is_some();
-    if !adding && !touches_auth {
+        || fields.role_source.is_some()
+}
+
+fn mode_name(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::AccessKeys => "access_keys",
+        AuthMode::AssumeRole => "assume_role",
+        AuthMode::Ambient => "ambient",
+    }
+}
+
+/// Builds the `auth` object. `current` is the stored auth when editing, so flags not given keep
+/// their stored values.
+fn auth(
+    fields: &IntegrationFields,
+    current: Option<&AuthView>,
+    adding: bool,
+) -> anyhow::Result<Option<AuthInput>> {
+    if !adding && !touches_auth(fields) {
         return Ok(None);
     }
-    let current_mode = current.and_then(|c| c["mode"].as_str());
+    let current_mode = current.map(AuthView::mode);
     let mode = match (fields.auth, current_mode) {
         (Some(m), _) => m,
         (None, Some("assume_role")) => AuthMode::AssumeRole,
@@ -82,45 +117,32 @@ fn auth(
         (None, _) if fields.role_arn.is_some() => AuthMode::AssumeRole,
         (None, _) => AuthMode::AccessKeys,
     };
-    let mode_changed = current_mode.is_some_and(|m| {
-        m != match mode {
-            AuthMode::AccessKeys => "access_keys",
-            AuthMode::AssumeRole => "assume_role",
-            AuthMode::Ambient => "ambient",
-        }
-    });
+    let mode_changed = current_mode.is_some_and(|m| m != mode_name(mode));
     // A secret is asked for when new keys are being set up, not when other fields change.
     let needs_secret = |keys_before: bool| adding || fields.access_key_id.is_some() || !keys_before;
+    let key_id = || secret_text(fields.access_key_id.clone());
     Ok(Some(match mode {
         AuthMode::AccessKeys => {
             let had_keys = current_mode == Some("access_keys");
-            let secret = secret(fields, needs_secret(had_keys && !mode_changed))?;
-            let mut m = keys(fields, secret);
-            m.insert("mode".into(), json!("access_keys"));
-            Value::Object(m)
+            AuthInput::AccessKeys {
+                access_key_id: key_id(),
+                secret_access_key: secret_text(secret(
+                    fields,
+                    needs_secret(had_keys && !mode_changed),
+                )?),
+            }
         }
         AuthMode::AssumeRole => {
-            let cur = current.filter(|c| c["mode"] == "assume_role");
+            let cur = current_role(current);
             let role_arn = fields
                 .role_arn
                 .clone()
-                .or_else(|| cur.and_then(|c| c["role_arn"].as_str().map(str::to_owned)))
+                .or_else(|| cur.as_ref().map(|c| c.role_arn.to_owned()))
                 .context("--role-arn is required with --auth assume-role")?;
-            let mut m = Map::new();
-            m.insert("mode".into(), json!("assume_role"));
-            m.insert("role_arn".into(), json!(role_arn));
-            for (key, flag) in [
-                ("external_id", &fields.external_id),
-                ("session_name", &fields.session_name),
-            ] {
-                let value = flag
-                    .clone()
-                    .or_else(|| cur.and_then(|c| c[key].as_str().map(str::to_owned)));
-                if let Some(v) = value {
-                    m.insert(key.into(), json!(v));
-                }
-            }
-            let cur_source_keys = cur.is_some_and(|c| c["source"].is_object());
+            let keep = |flag: &Option<String>, stored: Option<&str>| {
+                flag.clone().or_else(|| stored.map(str::to_owned))
+            };
+            let cur_source_keys = cur.as_ref().is_some_and(|c| c.from_keys);
             let source = fields.role_source.unwrap_or(
                 if cur_source_keys || fields.access_key_id.is_some() {
                     RoleSource::AccessKeys
@@ -129,110 +151,114 @@ fn auth(
                 },
             );
             let source = match source {
-                RoleSource::Ambient => json!("ambient"),
-                RoleSource::AccessKeys => {
-                    let secret = secret(fields, needs_secret(cur_source_keys))?;
-                    Value::Object(keys(fields, secret))
-                }
+                RoleSource::Ambient => RoleSourceInput::Keyword("ambient".into()),
+                RoleSource::AccessKeys => RoleSourceInput::AccessKeys(AccessKeysInput {
+                    access_key_id: key_id(),
+                    secret_access_key: secret_text(secret(fields, needs_secret(cur_source_keys))?),
+                }),
             };
-            m.insert("source".into(), source);
-            Value::Object(m)
+            AuthInput::AssumeRole {
+                external_id: keep(
+                    &fields.external_id,
+                    cur.as_ref().and_then(|c| c.external_id),
+                ),
+                session_name: keep(
+                    &fields.session_name,
+                    cur.as_ref().and_then(|c| c.session_name),
+                ),
+                role_arn,
+                source: Some(source),
+            }
         }
-        AuthMode::Ambient => json!({"mode": "ambient"}),
+        AuthMode::Ambient => AuthInput::Ambient {},
     }))
 }
 
-fn common(fields: &IntegrationFields, body: &mut Map<String, Value>) {
-    if let Some(r) = &fields.region {
-        body.insert("region".into(), json!(r));
-    }
-    if let Some(r) = &fields.registry_id {
-        body.insert("registry_id".into(), json!(r));
-    }
-    if let Some(e) = &fields.endpoint {
-        body.insert("endpoint".into(), json!(e));
-    }
-    if let Some(on) = fields.export_long_lived_keys {
-        body.insert("export_long_lived_keys".into(), json!(on));
-    }
-    if !fields.subscriptions.is_empty() {
-        body.insert("subscriptions".into(), json!(fields.subscriptions));
-    }
+fn runtimes_input(fields: &IntegrationFields) -> Option<RuntimeScopeInput> {
     if fields.all_runtimes {
-        body.insert("runtimes".into(), json!({"all": true}));
+        Some(RuntimeScopeInput {
+            all: Some(true),
+            selected: None,
+        })
     } else if !fields.runtimes.is_empty() {
-        body.insert("runtimes".into(), json!({"selected": fields.runtimes}));
+        Some(RuntimeScopeInput {
+            all: None,
+            selected: Some(fields.runtimes.clone()),
+        })
+    } else {
+        None
     }
 }
 
-fn auth_summary(auth: &Value) -> String {
-    let keys = |k: &Value| {
-        format!(
-            "key {}, secret {}",
-            s(&k["access_key_id"]),
-            if k["secret_access_key_set"] == true {
-                "set"
-            } else {
-                "missing"
-            }
-        )
-    };
-    match auth["mode"].as_str() {
-        Some("access_keys") => format!("access_keys ({})", keys(auth)),
-        Some("assume_role") => format!(
-            "assume_role {} from {}{}",
-            s(&auth["role_arn"]),
-            if auth["source"].is_object() {
-                keys(&auth["source"])
-            } else {
-                "ambient credentials".into()
+fn key_summary(access_key_id: &str, secret_set: bool) -> String {
+    format!(
+        "key {access_key_id}, secret {}",
+        if secret_set { "set" } else { "missing" }
+    )
+}
+
+fn auth_summary(auth: &AuthView) -> String {
+    match auth {
+        AuthView::AccessKeys {
+            access_key_id,
+            secret_access_key_set,
+        } => format!(
+            "access_keys ({})",
+            key_summary(access_key_id, *secret_access_key_set)
+        ),
+        AuthView::AssumeRole {
+            role_arn,
+            external_id,
+            source,
+            ..
+        } => format!(
+            "assume_role {role_arn} from {}{}",
+            match source {
+                RoleSourceView::AccessKeys(k) =>
+                    key_summary(&k.access_key_id, k.secret_access_key_set),
+                RoleSourceView::Ambient(_) => "ambient credentials".into(),
             },
-            auth["external_id"]
-                .as_str()
+            external_id
+                .as_deref()
                 .map(|e| format!(", external id {e}"))
                 .unwrap_or_default()
         ),
-        Some(other) => other.to_owned(),
-        None => "-".into(),
+        AuthView::Ambient {} => "ambient".into(),
     }
 }
 
-fn runtimes(v: &Value) -> String {
-    if v["all"] == true {
-        "all".into()
-    } else {
-        list(&v["selected"])
+fn runtimes(v: &RuntimesView) -> String {
+    match v {
+        RuntimesView::All { .. } => "all".into(),
+        RuntimesView::Selected { selected } => list(selected),
     }
 }
 
-fn show_one(i: &Value) {
+fn show_one(i: &IntegrationView) {
     let rows = [
-        ("Name", s(&i["name"])),
-        (
-            "Type",
-            format!("{} ({})", s(&i["type"]), s(&i["master_type"])),
-        ),
-        ("Region", s(&i["region"])),
-        ("Auth", auth_summary(&i["auth"])),
-        ("Registry id", s(&i["registry_id"])),
-        ("Endpoint", s(&i["endpoint"])),
+        ("Name", i.name.clone()),
+        ("Type", format!("{} ({})", i.kind, i.master_type)),
+        ("Region", i.region.clone()),
+        ("Auth", auth_summary(&i.auth)),
+        ("Registry id", or_dash(i.registry_id.as_deref())),
+        ("Endpoint", or_dash(i.endpoint.as_deref())),
         (
             "Jobs get",
-            if i["export_long_lived_keys"] == json!(true) {
+            if i.export_long_lived_keys {
                 "the long-lived access keys (export_long_lived_keys on)".to_owned()
             } else {
                 "short-lived STS sessions".to_owned()
             },
         ),
-        ("Subscriptions", list(&i["subscriptions"])),
-        ("Runtimes", runtimes(&i["runtimes"])),
+        ("Subscriptions", list(&i.subscriptions)),
+        ("Runtimes", runtimes(&i.runtimes)),
         (
             "Created",
-            format!("{} by {}", s(&i["created_at"]), s(&i["created_by"])),
+            format!("{} by {}", i.meta.created_at, i.meta.created_by),
         ),
         (
             "Updated",
-            format!("{} by {}", s(&i["updated_at"]), s(&i["updated_by"])),
+            format!("{} by {}", i.meta.updated_at, i.meta.updated_by),
         ),
     ];
     for (k, v) in rows {
@@ -240,23 +266,72 @@ fn show_one(i: &Value) {
     }
 }
 
+fn list_rows(items: &[IntegrationView]) {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            vec![
+                i.kind.clone(),
+                i.name.clone(),
+                i.master_type.clone(),
+                i.region.clone(),
+                i.auth.mode().to_owned(),
+                list(&i.subscriptions),
+                i.meta.updated_at.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "TYPE",
+            "NAME",
+            "MASTER TYPE",
+            "REGION",
+            "AUTH",
+            "SUBSCRIPTIONS",
+            "UPDATED AT",
+        ],
+        &rows,
+    );
+}
+
+/// Every page of the list, following `next_cursor`.
+async fn list_all(api: &Api, query: Vec<String>) -> anyhow::Result<Vec<IntegrationView>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = query.clone();
+        if let Some(c) = &cursor {
+            q.push(format!("cursor={}", encode(c)));
+        }
+        let page: IntegrationPage = api
+            .get(&format!("/api/v1/integrations?{}", q.join("&")))
+            .await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(items),
+        }
+    }
+}
+
 pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
         IntegrationCmd::Add { name, kind, fields } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            body.insert("type".into(), json!(kind));
-            common(&fields, &mut body);
-            if let Some(a) = auth(&fields, None, true)? {
-                body.insert("auth".into(), a);
-            }
-            let created = api
-                .call(
-                    Method::POST,
-                    "/api/v1/integrations",
-                    Some(&Value::Object(body)),
-                )
+            let body = IntegrationInput {
+                name,
+                kind,
+                region: fields.region.clone(),
+                auth: auth(&fields, None, true)?,
+                registry_id: fields.registry_id.clone(),
+                endpoint: fields.endpoint.clone(),
+                subscriptions: fields.subscriptions.clone(),
+                runtimes: runtimes_input(&fields),
+                export_long_lived_keys: fields.export_long_lived_keys,
+            };
+            let created: IntegrationView = api
+                .call(Method::POST, "/api/v1/integrations", Some(&body))
                 .await?;
             output::print(global.output, &created, show_one);
         }
@@ -276,56 +351,14 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
                     query.push(format!("{k}={}", encode(&v)));
                 }
             }
-            let mut items = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut q = query.clone();
-                if let Some(c) = &cursor {
-                    q.push(format!("cursor={}", encode(c)));
-                }
-                let page = api
-                    .get(&format!("/api/v1/integrations?{}", q.join("&")))
-                    .await?;
-                items.extend(page["items"].as_array().cloned().unwrap_or_default());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
-            }
-            let all = json!({ "items": items });
-            output::print(global.output, &all, |v| {
-                let rows: Vec<Vec<String>> = v["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|i| {
-                        vec![
-                            s(&i["type"]),
-                            s(&i["name"]),
-                            s(&i["master_type"]),
-                            s(&i["region"]),
-                            s(&i["auth"]["mode"]),
-                            list(&i["subscriptions"]),
-                            s(&i["updated_at"]),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &[
-                        "TYPE",
-                        "NAME",
-                        "MASTER TYPE",
-                        "REGION",
-                        "AUTH",
-                        "SUBSCRIPTIONS",
-                        "UPDATED AT",
-                    ],
-                    &rows,
-                );
-            });
+            let all = IntegrationPage {
+                items: list_all(&api, query).await?,
+                next_cursor: None,
+            };
+            output::print(global.output, &all, |v| list_rows(&v.items));
         }
         IntegrationCmd::Show { name } => {
-            let i = api
+            let i: IntegrationView = api
                 .get(&format!("/api/v1/integrations/{}", encode(&name)))
                 .await?;
             output::print(global.output, &i, show_one);
@@ -339,62 +372,65 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
             fields,
         } => {
             let path = format!("/api/v1/integrations/{}", encode(&name));
-            let mut body = Map::new();
-            if let Some(n) = rename {
-                body.insert("name".into(), json!(n));
-            }
-            common(&fields, &mut body);
-            if clear_endpoint {
-                body.insert("endpoint".into(), Value::Null);
-            }
-            if clear_registry_id {
-                body.insert("registry_id".into(), Value::Null);
-            }
-            if no_subscriptions {
-                body.insert("subscriptions".into(), json!([]));
-            }
-            let current = api.get(&path).await?;
-            if let Some(a) = auth(&fields, Some(&current["auth"]), false)? {
-                body.insert("auth".into(), a);
-            }
-            if body.is_empty() {
+            let current: IntegrationView = api.get(&path).await?;
+            let body = IntegrationPatch {
+                name: rename,
+                kind: None,
+                region: fields.region.clone(),
+                auth: auth(&fields, Some(&current.auth), false)?,
+                registry_id: cleared(clear_registry_id, &fields.registry_id),
+                endpoint: cleared(clear_endpoint, &fields.endpoint),
+                subscriptions: if no_subscriptions {
+                    Some(Some(Vec::new()))
+                } else {
+                    (!fields.subscriptions.is_empty()).then(|| Some(fields.subscriptions.clone()))
+                },
+                runtimes: runtimes_input(&fields),
+                export_long_lived_keys: fields.export_long_lived_keys,
+            };
+            if serde_json::to_value(&body)?
+                .as_object()
+                .is_none_or(|o| o.is_empty())
+            {
                 bail!(
                     "nothing to change: give at least one setting (see berth integration edit --help)"
                 );
             }
-            let updated = api
-                .call(Method::PATCH, &path, Some(&Value::Object(body)))
-                .await?;
+            let updated: IntegrationView = api.call(Method::PATCH, &path, Some(&body)).await?;
             output::print(global.output, &updated, show_one);
         }
         IntegrationCmd::Delete { name } => {
-            api.call(
-                Method::DELETE,
-                &format!("/api/v1/integrations/{}", encode(&name)),
-                None,
-            )
-            .await?;
+            api.delete(&format!("/api/v1/integrations/{}", encode(&name)))
+                .await?;
             output::print(global.output, &json!({"deleted": name}), |_| {
                 println!("No dependency: deleted integration {name}")
             });
         }
         IntegrationCmd::Dependencies { name } => {
-            let v = api
+            let v: Dependencies = api
                 .get(&format!(
                     "/api/v1/integrations/{}/dependencies",
                     encode(&name)
                 ))
                 .await?;
             output::print(global.output, &v, |v| {
-                let deps = v["dependencies"].as_array().cloned().unwrap_or_default();
-                if deps.is_empty() {
+                if v.dependencies.is_empty() {
                     println!("No dependency");
                 }
-                for d in deps {
-                    println!("{}\t{}", output::s(&d["kind"]), output::s(&d["name"]));
+                for d in &v.dependencies {
+                    println!("{}\t{}", d.kind, d.name);
                 }
             });
         }
     }
     Ok(())
+}
+
+/// A patch field: `null` to clear, the new value, or absent.
+fn cleared(clear: bool, value: &Option<String>) -> Option<Option<String>> {
+    match (clear, value) {
+        (true, _) => Some(None),
+        (false, Some(v)) => Some(Some(v.clone())),
+        (false, None) => None,
+    }
 }

@@ -5,12 +5,13 @@ use std::io::Read;
 use anyhow::bail;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use berth_api::{HostRequest, IntegrationPage, RegionOptions, RegistryCredentials};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::{Global, LoginFormat};
 use crate::client::{Api, ApiFailure, encode};
-use crate::docker_config::DockerConfig;
+use crate::docker_config::{DockerConfig, HelperAnswer};
 
 pub struct LoginOptions {
     pub integration: String,
@@ -22,14 +23,30 @@ pub struct LoginOptions {
     pub namespace: Option<String>,
 }
 
-async fn credentials(api: &Api, integration: &str, region: Option<&str>) -> anyhow::Result<Value> {
-    let body = region.map(|r| json!({"region": r}));
+/// Registry credentials through an integration, in its own region or `region`.
+pub async fn credentials(
+    api: &Api,
+    integration: &str,
+    region: Option<&str>,
+) -> anyhow::Result<RegistryCredentials> {
+    let body = RegionOptions {
+        region: region.map(str::to_owned),
+    };
     api.call(
         Method::POST,
         &format!("/api/v1/integrations/{}/credentials", encode(integration)),
-        body.as_ref(),
+        Some(&body),
     )
     .await
+}
+
+/// Registry credentials by registry host, through whichever integration serves it.
+pub async fn credentials_by_host(api: &Api, host: &str) -> anyhow::Result<RegistryCredentials> {
+    let body = HostRequest {
+        host: host.to_owned(),
+    };
+    api.call(Method::POST, "/api/v1/registry-credentials", Some(&body))
+        .await
 }
 
 fn k8s_secret(
@@ -57,14 +74,9 @@ fn k8s_secret(
 pub async fn login(global: &Global, o: LoginOptions) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     let c = credentials(&api, &o.integration, o.region.as_deref()).await?;
-    let host = c["registry"].as_str().unwrap_or_default().to_owned();
-    let user = c["username"].as_str().unwrap_or("AWS").to_owned();
-    let password = c["password"].as_str().unwrap_or_default().to_owned();
+    let (host, user, password) = (c.registry, c.username, c.password);
     if o.print {
-        eprintln!(
-            "username {user} for {host} (expires at {})",
-            c["expires_at"]
-        );
+        eprintln!("username {user} for {host} (expires at {})", c.expires_at);
         println!("{password}");
         return Ok(());
     }
@@ -123,19 +135,14 @@ pub async fn helper(global: &Global, action: &str) -> anyhow::Result<u8> {
         "get" => {
             let server_url = input.trim();
             let api = Api::new(global)?;
-            match api
-                .call(
-                    Method::POST,
-                    "/api/v1/registry-credentials",
-                    Some(&json!({"host": server_url})),
-                )
-                .await
-            {
+            match credentials_by_host(&api, server_url).await {
                 Ok(c) => {
-                    println!(
-                        "{}",
-                        json!({"ServerURL": server_url, "Username": c["username"], "Secret": c["password"]})
-                    );
+                    let answer = HelperAnswer {
+                        server_url: server_url.to_owned(),
+                        username: c.username,
+                        secret: c.password,
+                    };
+                    println!("{}", serde_json::to_string(&answer)?);
                     Ok(0)
                 }
                 Err(e)
@@ -151,31 +158,28 @@ pub async fn helper(global: &Global, action: &str) -> anyhow::Result<u8> {
         }
         "list" => {
             let api = Api::new(global)?;
-            let mut hosts = serde_json::Map::new();
+            let mut hosts = std::collections::BTreeMap::new();
             let mut cursor: Option<String> = None;
             loop {
                 let path = match &cursor {
                     Some(c) => format!("/api/v1/integrations?limit=500&cursor={}", encode(c)),
                     None => "/api/v1/integrations?limit=500".into(),
                 };
-                let page = api.get(&path).await?;
-                for i in page["items"].as_array().into_iter().flatten() {
-                    let host = match (i["endpoint"].as_str(), i["registry_id"].as_str()) {
+                let page: IntegrationPage = api.get(&path).await?;
+                for i in page.items {
+                    let host = match (&i.endpoint, &i.registry_id) {
                         (Some(e), _) => berth_core::normalize_host(e),
-                        (None, Some(id)) => format!(
-                            "{id}.dkr.ecr.{}.amazonaws.com",
-                            i["region"].as_str().unwrap_or("us-east-1")
-                        ),
+                        (None, Some(id)) => format!("{id}.dkr.ecr.{}.amazonaws.com", i.region),
                         _ => continue,
                     };
-                    hosts.insert(host, json!("AWS"));
+                    hosts.insert(host, "AWS");
                 }
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
                     None => break,
                 }
             }
-            println!("{}", Value::Object(hosts));
+            println!("{}", serde_json::to_string(&hosts)?);
             Ok(0)
         }
         "store" | "erase" => {

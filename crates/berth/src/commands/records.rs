@@ -1,44 +1,44 @@
 //! `berth subscription|project|runtime|token` commands.
 
 use anyhow::Context;
+use berth_api::{
+    CreatedToken, NewProject, NewRuntime, NewSubscription, NewToken, ProjectList, ProjectView,
+    ReleasedDependencies, RuntimeList, RuntimeView, SubscriptionList, SubscriptionView,
+};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::{Global, ProjectCmd, RuntimeCmd, SubscriptionCmd, TokenCmd};
 use crate::client::{Api, encode};
-use crate::output::{self, s};
-
-fn rows(v: &Value, cols: &[&str]) -> Vec<Vec<String>> {
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| cols.iter().map(|c| s(&i[*c])).collect())
-        .collect()
-}
+use crate::output;
 
 pub async fn subscription(global: &Global, cmd: SubscriptionCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
         SubscriptionCmd::Add { name } => {
-            let v = api
-                .call(
-                    Method::POST,
-                    "/api/v1/subscriptions",
-                    Some(&json!({"name": name})),
-                )
+            let body = NewSubscription { name };
+            let v: SubscriptionView = api
+                .call(Method::POST, "/api/v1/subscriptions", Some(&body))
                 .await?;
             output::print(global.output, &v, |v| {
-                println!("added subscription {}", s(&v["name"]))
+                println!("added subscription {}", v.name)
             });
         }
         SubscriptionCmd::List => {
-            let v = api.get("/api/v1/subscriptions").await?;
+            let v: SubscriptionList = api.get("/api/v1/subscriptions").await?;
             output::print(global.output, &v, |v| {
-                output::table(
-                    &["NAME", "CREATED AT", "CREATED BY"],
-                    &rows(v, &["name", "created_at", "created_by"]),
-                )
+                let rows: Vec<Vec<String>> = v
+                    .items
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.meta.created_at.clone(),
+                            s.meta.created_by.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "CREATED AT", "CREATED BY"], &rows)
             });
         }
     }
@@ -49,35 +49,33 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
         ProjectCmd::Add { name, subscription } => {
-            let body = json!({"name": name, "subscription": subscription});
-            let v = api
+            let body = NewProject { name, subscription };
+            let v: ProjectView = api
                 .call(Method::POST, "/api/v1/projects", Some(&body))
                 .await?;
             output::print(global.output, &v, |v| {
                 println!(
                     "added project {} to subscription {}",
-                    s(&v["name"]),
-                    s(&v["subscription"])
+                    v.name, v.subscription
                 )
             });
         }
         ProjectCmd::Delete { name } => {
-            api.call(Method::DELETE, &format!("/api/v1/projects/{name}"), None)
-                .await?;
+            api.delete(&format!("/api/v1/projects/{name}")).await?;
             output::print(global.output, &json!({"deleted": name}), |_| {
                 println!("deleted project {name}")
             });
         }
         ProjectCmd::ReleaseDependencies { name } => {
-            let v = api
+            let v: ReleasedDependencies = api
                 .call(
                     Method::POST,
                     &format!("/api/v1/projects/{name}/release-dependencies"),
-                    Some(&json!({})),
+                    None::<&()>,
                 )
                 .await?;
             output::print(global.output, &v, |v| {
-                println!("released {} dependencies of project {name}", v["released"])
+                println!("released {} dependencies of project {name}", v.released)
             });
         }
         ProjectCmd::List { subscription } => {
@@ -85,12 +83,20 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
                 Some(sub) => format!("/api/v1/projects?subscription={}", encode(&sub)),
                 None => "/api/v1/projects".into(),
             };
-            let v = api.get(&path).await?;
+            let v: ProjectList = api.get(&path).await?;
             output::print(global.output, &v, |v| {
-                output::table(
-                    &["NAME", "SUBSCRIPTION", "CREATED AT"],
-                    &rows(v, &["name", "subscription", "created_at"]),
-                )
+                let rows: Vec<Vec<String>> = v
+                    .items
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.subscription.clone(),
+                            p.meta.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "SUBSCRIPTION", "CREATED AT"], &rows)
             });
         }
     }
@@ -101,28 +107,34 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
         RuntimeCmd::Add { name, sealing_cert } => {
-            let cert = match sealing_cert {
+            let sealing_cert = match sealing_cert {
                 Some(p) => Some(
                     std::fs::read_to_string(&p)
                         .with_context(|| format!("cannot read {}", p.display()))?,
                 ),
                 None => None,
             };
-            let body = json!({"name": name, "sealing_cert": cert});
-            let v = api
+            let body = NewRuntime { name, sealing_cert };
+            let v: RuntimeView = api
                 .call(Method::POST, "/api/v1/runtimes", Some(&body))
                 .await?;
-            output::print(global.output, &v, |v| {
-                println!("added runtime {}", s(&v["name"]))
-            });
+            output::print(global.output, &v, |v| println!("added runtime {}", v.name));
         }
         RuntimeCmd::List => {
-            let v = api.get("/api/v1/runtimes").await?;
+            let v: RuntimeList = api.get("/api/v1/runtimes").await?;
             output::print(global.output, &v, |v| {
-                output::table(
-                    &["NAME", "CREATED AT", "CREATED BY"],
-                    &rows(v, &["name", "created_at", "created_by"]),
-                )
+                let rows: Vec<Vec<String>> = v
+                    .items
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.meta.created_at.clone(),
+                            r.meta.created_by.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "CREATED AT", "CREATED BY"], &rows)
             });
         }
     }
@@ -136,17 +148,20 @@ pub async fn token(global: &Global, cmd: TokenCmd) -> anyhow::Result<()> {
             description,
         } => {
             let api = Api::new(global)?;
-            let body = json!({"subscription": subscription, "description": description});
-            let v = api
+            let body = NewToken {
+                subscription,
+                description,
+            };
+            let v: CreatedToken = api
                 .call(Method::POST, "/api/v1/tokens", Some(&body))
                 .await?;
             output::print(global.output, &v, |v| {
                 eprintln!(
                     "token {} for subscription {} (shown once; store it as a CI secret):",
-                    s(&v["id"]),
-                    s(&v["subscription"])
+                    v.info.id,
+                    output::or_dash(v.info.subscription.as_deref())
                 );
-                println!("{}", s(&v["token"]));
+                println!("{}", v.token);
             });
         }
         TokenCmd::RotateAdmin(args) => super::admin::rotate_admin(global, &args).await?,

@@ -8,17 +8,19 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use berth_api::{RegistryCredentials, RepositoryEnsured, RepositoryRequest};
 use berth_registry::{
     CredentialSource, Credentials, Destination, Event, Location, OciLayout, Platform, Progress,
     RegistryClient, RemoteImage, SharedProgress, Source, Summary,
 };
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::cli::{Global, Output, ProgressMode, RegistryOptions, TagsArgs, TransferArgs};
-use crate::client::{Api, ApiFailure, encode};
-use crate::docker_config::{DockerConfig, StoredAuth};
+use crate::client::{Api, ApiFailure};
+use crate::docker_config::{DockerConfig, HelperAnswer, StoredAuth};
 
 /// Credentials for one registry host, found once and kept for the transfer.
 struct CliCredentials {
@@ -43,10 +45,10 @@ fn split_creds(text: &str) -> anyhow::Result<Credentials> {
     })
 }
 
-fn from_api(v: &Value) -> Credentials {
+fn from_api(c: RegistryCredentials) -> Credentials {
     Credentials {
-        username: v["username"].as_str().unwrap_or("AWS").to_owned(),
-        password: SecretString::from(v["password"].as_str().unwrap_or_default().to_owned()),
+        username: c.username,
+        password: SecretString::from(c.password),
     }
 }
 
@@ -78,11 +80,12 @@ async fn run_helper(helper: &str, host: &str) -> anyhow::Result<Option<Credentia
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{program} answered with something that is not JSON"))?;
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!("{program} answered with something that is not the helper protocol's JSON")
+    })?;
     Ok(Some(Credentials {
-        username: v["Username"].as_str().unwrap_or_default().to_owned(),
-        password: SecretString::from(v["Secret"].as_str().unwrap_or_default().to_owned()),
+        username: answer.username,
+        password: SecretString::from(answer.secret),
     }))
 }
 
@@ -96,28 +99,15 @@ impl CliCredentials {
         }
         if let Some(name) = &self.integration {
             let api = Api::new(&self.global)?;
-            let v = api
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/integrations/{}/credentials", encode(name)),
-                    None,
-                )
-                .await?;
-            return Ok((Some(from_api(&v)), format!("integration {name}")));
+            let c = super::login::credentials(&api, name, None).await?;
+            return Ok((Some(from_api(c)), format!("integration {name}")));
         }
         if self.global.token.is_some() && !self.docker_config_only {
             let api = Api::new(&self.global)?;
-            match api
-                .call(
-                    Method::POST,
-                    "/api/v1/registry-credentials",
-                    Some(&json!({"host": host})),
-                )
-                .await
-            {
-                Ok(v) => {
-                    let name = v["integration"].as_str().unwrap_or("?").to_owned();
-                    return Ok((Some(from_api(&v)), format!("integration {name}")));
+            match super::login::credentials_by_host(&api, host).await {
+                Ok(c) => {
+                    let from = format!("integration {}", c.integration);
+                    return Ok((Some(from_api(c)), from));
                 }
                 Err(e)
                     if e.downcast_ref::<ApiFailure>()
@@ -136,14 +126,8 @@ impl CliCredentials {
             )),
             Some(StoredAuth::Helper(helper)) if helper == "berth" => {
                 let api = Api::new(&self.global)?;
-                let v = api
-                    .call(
-                        Method::POST,
-                        "/api/v1/registry-credentials",
-                        Some(&json!({"host": host})),
-                    )
-                    .await?;
-                Ok((Some(from_api(&v)), "docker-credential-berth".into()))
+                let c = super::login::credentials_by_host(&api, host).await?;
+                Ok((Some(from_api(c)), "docker-credential-berth".into()))
             }
             Some(StoredAuth::Helper(helper)) => Ok((
                 run_helper(&helper, host).await?,
@@ -252,15 +236,10 @@ impl Opener<'_> {
     /// Resolves `ecr://` through the server: the integration's registry host.
     async fn ecr_host(&self, integration: &str) -> anyhow::Result<String> {
         let api = Api::new(self.global)?;
-        let v = api
-            .call(
-                Method::POST,
-                &format!("/api/v1/integrations/{}/credentials", encode(integration)),
-                None,
-            )
+        let c = super::login::credentials(&api, integration, None)
             .await
             .with_context(|| format!("cannot resolve ecr://{integration}"))?;
-        Ok(v["registry"].as_str().unwrap_or_default().to_owned())
+        Ok(c.registry)
     }
 
     pub async fn open(&self, text: &str, as_source: bool) -> anyhow::Result<Side> {
@@ -531,21 +510,41 @@ pub async fn create_repo(global: &Global, destination: &str) -> anyhow::Result<(
         _ => bail!("--create-repo applies to registry destinations only"),
     };
     let api = Api::new(global)?;
-    let v = api
-        .call(
-            Method::POST,
-            "/api/v1/repositories",
-            Some(&json!({"integration": integration, "host": host, "repository": repository})),
-        )
+    let body = RepositoryRequest {
+        integration,
+        host,
+        repository,
+    };
+    let v: RepositoryEnsured = api
+        .call(Method::POST, "/api/v1/repositories", Some(&body))
         .await
         .context("--create-repo")?;
-    if v["created"] == json!(true) {
+    if v.created {
         eprintln!(
-            "created repository {repository} through integration {}",
-            v["integration"].as_str().unwrap_or("")
+            "created repository {} through integration {}",
+            v.repository, v.integration
         );
     }
     Ok(())
+}
+
+/// The parts of an OCI image configuration `berth inspect` shows; the rest is ignored.
+#[derive(Debug, Default, Deserialize)]
+struct ImageConfig {
+    created: Option<String>,
+    architecture: Option<String>,
+    os: Option<String>,
+    config: Option<RunConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RunConfig {
+    env: Option<Vec<String>>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    working_dir: Option<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub async fn inspect(global: &Global, args: &crate::cli::InspectArgs) -> anyhow::Result<()> {
@@ -565,24 +564,26 @@ pub async fn inspect(global: &Global, args: &crate::cli::InspectArgs) -> anyhow:
     let root = source.root().await?;
     let plan = berth_registry::plan(source, platform.as_ref()).await?;
     let image = &plan.images[0];
-    let config = match &image.config {
-        Some(d) => berth_registry::read_config(source, d).await?,
-        None => Value::Null,
+    let config: ImageConfig = match &image.config {
+        Some(d) => serde_json::from_value(berth_registry::read_config(source, d).await?)
+            .context("the image's config blob is not an OCI image configuration")?,
+        None => ImageConfig::default(),
     };
+    let run = config.config.unwrap_or_default();
     let out = json!({
         "Name": source.name(),
         "Digest": root.digest,
         "MediaType": root.media_type,
         "Platforms": root.manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect::<Vec<_>>(),
         "ImageDigest": image.digest,
-        "Created": config["created"],
-        "Architecture": config["architecture"],
-        "Os": config["os"],
-        "Env": config["config"]["Env"],
-        "Entrypoint": config["config"]["Entrypoint"],
-        "Cmd": config["config"]["Cmd"],
-        "WorkingDir": config["config"]["WorkingDir"],
-        "Labels": config["config"]["Labels"],
+        "Created": config.created,
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Env": run.env,
+        "Entrypoint": run.entrypoint,
+        "Cmd": run.cmd,
+        "WorkingDir": run.working_dir,
+        "Labels": run.labels,
         "Layers": image.layers.iter().map(|l| json!({"Digest": l.digest, "Size": l.size, "MediaType": l.media_type})).collect::<Vec<_>>(),
         "Size": image.blobs().map(|d| d.size).sum::<u64>(),
     });
