@@ -385,6 +385,16 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     })
 }
 
+/// The parts of a request every endpoint may read.
+#[derive(Clone, Copy)]
+struct Req<'a> {
+    state: &'a State,
+    access: &'a Access,
+    method: &'a Method,
+    query: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+}
+
 async fn run(
     state: &State,
     method: &Method,
@@ -401,7 +411,13 @@ async fn run(
         )
     })?;
     let access = authenticate(state, method, &target, headers, query)?;
-    let st = &state.storage;
+    let req = Req {
+        state,
+        access: &access,
+        method,
+        query,
+        headers,
+    };
     let get_or_head = method == Method::GET || method == Method::HEAD;
     match target {
         Target::Base if get_or_head => Ok(Response::builder()
@@ -409,210 +425,271 @@ async fn run(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("{}"))
             .expect("static response")),
-        Target::Catalog if method == Method::GET => {
-            let n = page_size(query)?;
-            let repos = st
-                .repositories(
-                    &access.registry_id,
-                    &access.region,
-                    query.get("last").map(String::as_str),
-                    n + 1,
-                )
-                .await
-                .map_err(OciError::server)?;
-            let page: Vec<&str> = repos
-                .iter()
-                .take(n as usize)
-                .map(|r| r.name.as_str())
-                .collect();
-            // The link continues after the page's last name, listed or not.
-            let last = page.last().copied();
-            let names: Vec<&str> = page
-                .into_iter()
-                .filter(|name| access.policy.covers_repository(name))
-                .collect();
-            let mut r =
-                (StatusCode::OK, axum::Json(json!({"repositories": names}))).into_response();
-            if repos.len() as i64 > n
-                && let Some(last) = last
-            {
-                header(
-                    &mut r,
-                    "link",
-                    &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
-                );
-            }
-            Ok(r)
-        }
-        Target::Tags(name) if method == Method::GET => {
-            access.require("ecr:ListImages", name)?;
-            let repo = repo_for(state, &access, name, false).await?;
-            let n = page_size(query)?;
-            let tags = st
-                .tags(repo.id, query.get("last").map(String::as_str), n + 1)
-                .await
-                .map_err(OciError::server)?;
-            let page: Vec<&String> = tags.iter().take(n as usize).collect();
-            let mut r = (
-                StatusCode::OK,
-                axum::Json(json!({"name": name, "tags": page})),
-            )
-                .into_response();
-            if tags.len() as i64 > n
-                && let Some(last) = page.last()
-            {
-                header(
-                    &mut r,
-                    "link",
-                    &format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
-                );
-            }
-            Ok(r)
-        }
+        Target::Catalog if method == Method::GET => catalog(req).await,
+        Target::Tags(name) if method == Method::GET => tags(req, name).await,
         Target::Manifest(name, reference) => {
             manifest(state, &access, method, name, reference, headers, body).await
         }
-        Target::Uploads(name) if method == Method::POST => {
-            access.require("ecr:InitiateLayerUpload", name)?;
-            let repo = repo_for(state, &access, name, true).await?;
-            if let (Some(digest), Some(from)) = (query.get("mount"), query.get("from")) {
-                let digest = digest_arg(digest)?;
-                if access.policy.allows("ecr:BatchGetImage", Some(from))
-                    && let Some(source) = st
-                        .repository(&access.registry_id, &access.region, from)
-                        .await
-                        .map_err(OciError::server)?
-                    && st
-                        .mount(source.id, repo.id, digest)
-                        .await
-                        .map_err(OciError::server)?
-                        .is_some()
-                {
-                    return Ok(created_blob(name, digest));
-                }
-            }
-            let id = st
-                .uploads
-                .start(repo.id, &access.principal)
-                .await
-                .map_err(|e| map_upload_error(e, name, ""))?;
-            if let Some(digest) = query.get("digest") {
-                let digest = digest_arg(digest)?.to_owned();
-                st.uploads
-                    .append(repo.id, &id, Some(0), body.into_data_stream())
-                    .await
-                    .map_err(|e| map_upload_error(e, name, &id))?;
-                st.finish_upload(repo.id, &id, &digest)
-                    .await
-                    .map_err(|e| map_upload_error(e, name, &id))?;
-                return Ok(created_blob(name, &digest));
-            }
-            Ok(accepted_upload(name, &id, 0, StatusCode::ACCEPTED))
-        }
-        Target::Upload(name, id) => {
-            access.require("ecr:UploadLayerPart", name)?;
-            let repo = repo_for(state, &access, name, false).await?;
-            match *method {
-                Method::GET => {
-                    let offset = st
-                        .uploads
-                        .offset(repo.id, id)
-                        .await
-                        .map_err(|e| map_upload_error(e, name, id))?;
-                    Ok(accepted_upload(name, id, offset, StatusCode::NO_CONTENT))
-                }
-                Method::PATCH => {
-                    let start = content_range_start(headers)?;
-                    let offset = st
-                        .uploads
-                        .append(repo.id, id, start, body.into_data_stream())
-                        .await
-                        .map_err(|e| map_upload_error(e, name, id))?;
-                    Ok(accepted_upload(name, id, offset, StatusCode::ACCEPTED))
-                }
-                Method::PUT => {
-                    let digest = digest_arg(query.get("digest").map(String::as_str).unwrap_or(""))?
-                        .to_owned();
-                    let start = content_range_start(headers)?;
-                    st.uploads
-                        .append(repo.id, id, start, body.into_data_stream())
-                        .await
-                        .map_err(|e| map_upload_error(e, name, id))?;
-                    st.finish_upload(repo.id, id, &digest)
-                        .await
-                        .map_err(|e| map_upload_error(e, name, id))?;
-                    Ok(created_blob(name, &digest))
-                }
-                Method::DELETE => {
-                    st.uploads
-                        .cancel(repo.id, id)
-                        .await
-                        .map_err(|e| map_upload_error(e, name, id))?;
-                    Ok(empty(StatusCode::NO_CONTENT))
-                }
-                _ => Err(unsupported()),
-            }
-        }
-        Target::Blob(name, digest) if get_or_head => {
-            access.require(
-                if method == Method::HEAD {
-                    "ecr:BatchCheckLayerAvailability"
-                } else {
-                    "ecr:GetDownloadUrlForLayer"
-                },
-                name,
-            )?;
-            let digest = digest_arg(digest)?;
-            let repo = repo_for(state, &access, name, false).await?;
-            let size = st
-                .blob_in_repo(repo.id, digest)
-                .await
-                .map_err(OciError::server)?
-                .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
-            blob(state, method, digest, size, headers).await
-        }
+        Target::Uploads(name) if method == Method::POST => start_upload(req, name, body).await,
+        Target::Upload(name, id) => upload(req, name, id, body).await,
+        Target::Blob(name, digest) if get_or_head => get_blob(req, name, digest).await,
         Target::Referrers(name, digest) if method == Method::GET => {
-            access.require("ecr:BatchGetImage", name)?;
-            let digest = digest_arg(digest)?;
-            let repo = repo_for(state, &access, name, false).await?;
-            let filter = query.get("artifactType");
-            let mut manifests = Vec::new();
-            for m in st
-                .referrers(repo.id, digest)
-                .await
-                .map_err(OciError::server)?
-            {
-                if filter.is_some_and(|f| m.artifact_type.as_ref() != Some(f)) {
-                    continue;
-                }
-                let annotations = serde_json::from_slice::<serde_json::Value>(&m.body)
-                    .ok()
-                    .and_then(|v| v.get("annotations").cloned());
-                let mut d =
-                    json!({"mediaType": m.media_type, "digest": m.digest, "size": m.body.len()});
-                if let Some(a) = &m.artifact_type {
-                    d["artifactType"] = json!(a);
-                }
-                if let Some(a) = annotations {
-                    d["annotations"] = a;
-                }
-                manifests.push(d);
-            }
-            let body =
-                json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": manifests});
-            let mut r = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, oci::OCI_INDEX)],
-                body.to_string(),
-            )
-                .into_response();
-            if filter.is_some() {
-                header(&mut r, "oci-filters-applied", "artifactType");
-            }
-            Ok(r)
+            referrers(req, name, digest).await
         }
         _ => Err(unsupported()),
     }
+}
+
+/// Catalog: the repositories the policy covers, a page at a time.
+async fn catalog(req: Req<'_>) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        query,
+        ..
+    } = req;
+    let st = &state.storage;
+    let n = page_size(query)?;
+    let repos = st
+        .repositories(
+            &access.registry_id,
+            &access.region,
+            query.get("last").map(String::as_str),
+            n + 1,
+        )
+        .await
+        .map_err(OciError::server)?;
+    let page: Vec<&str> = repos
+        .iter()
+        .take(n as usize)
+        .map(|r| r.name.as_str())
+        .collect();
+    // The link continues after the page's last name, listed or not.
+    let last = page.last().copied();
+    let names: Vec<&str> = page
+        .into_iter()
+        .filter(|name| access.policy.covers_repository(name))
+        .collect();
+    let mut r = (StatusCode::OK, axum::Json(json!({"repositories": names}))).into_response();
+    if repos.len() as i64 > n
+        && let Some(last) = last
+    {
+        header(
+            &mut r,
+            "link",
+            &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
+        );
+    }
+    Ok(r)
+}
+
+/// A repository's tags, a page at a time.
+async fn tags(req: Req<'_>, name: &str) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        query,
+        ..
+    } = req;
+    let st = &state.storage;
+    access.require("ecr:ListImages", name)?;
+    let repo = repo_for(state, access, name, false).await?;
+    let n = page_size(query)?;
+    let tags = st
+        .tags(repo.id, query.get("last").map(String::as_str), n + 1)
+        .await
+        .map_err(OciError::server)?;
+    let page: Vec<&String> = tags.iter().take(n as usize).collect();
+    let mut r = (
+        StatusCode::OK,
+        axum::Json(json!({"name": name, "tags": page})),
+    )
+        .into_response();
+    if tags.len() as i64 > n
+        && let Some(last) = page.last()
+    {
+        header(
+            &mut r,
+            "link",
+            &format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+        );
+    }
+    Ok(r)
+}
+
+/// POST: a cross-repository mount, a monolithic upload, or a new session.
+async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        query,
+        ..
+    } = req;
+    let st = &state.storage;
+    access.require("ecr:InitiateLayerUpload", name)?;
+    let repo = repo_for(state, access, name, true).await?;
+    if let (Some(digest), Some(from)) = (query.get("mount"), query.get("from")) {
+        let digest = digest_arg(digest)?;
+        if access.policy.allows("ecr:BatchGetImage", Some(from))
+            && let Some(source) = st
+                .repository(&access.registry_id, &access.region, from)
+                .await
+                .map_err(OciError::server)?
+            && st
+                .mount(source.id, repo.id, digest)
+                .await
+                .map_err(OciError::server)?
+                .is_some()
+        {
+            return Ok(created_blob(name, digest));
+        }
+    }
+    let id = st
+        .uploads
+        .start(repo.id, &access.principal)
+        .await
+        .map_err(|e| map_upload_error(e, name, ""))?;
+    if let Some(digest) = query.get("digest") {
+        let digest = digest_arg(digest)?.to_owned();
+        st.uploads
+            .append(repo.id, &id, Some(0), body.into_data_stream())
+            .await
+            .map_err(|e| map_upload_error(e, name, &id))?;
+        st.finish_upload(repo.id, &id, &digest)
+            .await
+            .map_err(|e| map_upload_error(e, name, &id))?;
+        return Ok(created_blob(name, &digest));
+    }
+    Ok(accepted_upload(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// An upload session: its offset (GET), a chunk (PATCH), the last chunk (PUT), cancel (DELETE).
+async fn upload(req: Req<'_>, name: &str, id: &str, body: Body) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        method,
+        query,
+        headers,
+    } = req;
+    let st = &state.storage;
+    access.require("ecr:UploadLayerPart", name)?;
+    let repo = repo_for(state, access, name, false).await?;
+    match *method {
+        Method::GET => {
+            let offset = st
+                .uploads
+                .offset(repo.id, id)
+                .await
+                .map_err(|e| map_upload_error(e, name, id))?;
+            Ok(accepted_upload(name, id, offset, StatusCode::NO_CONTENT))
+        }
+        Method::PATCH => {
+            let start = content_range_start(headers)?;
+            let offset = st
+                .uploads
+                .append(repo.id, id, start, body.into_data_stream())
+                .await
+                .map_err(|e| map_upload_error(e, name, id))?;
+            Ok(accepted_upload(name, id, offset, StatusCode::ACCEPTED))
+        }
+        Method::PUT => {
+            let digest =
+                digest_arg(query.get("digest").map(String::as_str).unwrap_or(""))?.to_owned();
+            let start = content_range_start(headers)?;
+            st.uploads
+                .append(repo.id, id, start, body.into_data_stream())
+                .await
+                .map_err(|e| map_upload_error(e, name, id))?;
+            st.finish_upload(repo.id, id, &digest)
+                .await
+                .map_err(|e| map_upload_error(e, name, id))?;
+            Ok(created_blob(name, &digest))
+        }
+        Method::DELETE => {
+            st.uploads
+                .cancel(repo.id, id)
+                .await
+                .map_err(|e| map_upload_error(e, name, id))?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+/// GET or HEAD of a blob the repository holds.
+async fn get_blob(req: Req<'_>, name: &str, digest: &str) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        method,
+        headers,
+        ..
+    } = req;
+    let st = &state.storage;
+    access.require(
+        if method == Method::HEAD {
+            "ecr:BatchCheckLayerAvailability"
+        } else {
+            "ecr:GetDownloadUrlForLayer"
+        },
+        name,
+    )?;
+    let digest = digest_arg(digest)?;
+    let repo = repo_for(state, access, name, false).await?;
+    let size = st
+        .blob_in_repo(repo.id, digest)
+        .await
+        .map_err(OciError::server)?
+        .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
+    blob(state, method, digest, size, headers).await
+}
+
+/// The referrers API: an index of the manifests whose `subject` is `digest`.
+async fn referrers(req: Req<'_>, name: &str, digest: &str) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        query,
+        ..
+    } = req;
+    let st = &state.storage;
+    access.require("ecr:BatchGetImage", name)?;
+    let digest = digest_arg(digest)?;
+    let repo = repo_for(state, access, name, false).await?;
+    let filter = query.get("artifactType");
+    let mut manifests = Vec::new();
+    for m in st
+        .referrers(repo.id, digest)
+        .await
+        .map_err(OciError::server)?
+    {
+        if filter.is_some_and(|f| m.artifact_type.as_ref() != Some(f)) {
+            continue;
+        }
+        let annotations = serde_json::from_slice::<serde_json::Value>(&m.body)
+            .ok()
+            .and_then(|v| v.get("annotations").cloned());
+        let mut d = json!({"mediaType": m.media_type, "digest": m.digest, "size": m.body.len()});
+        if let Some(a) = &m.artifact_type {
+            d["artifactType"] = json!(a);
+        }
+        if let Some(a) = annotations {
+            d["annotations"] = a;
+        }
+        manifests.push(d);
+    }
+    let body = json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": manifests});
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, oci::OCI_INDEX)],
+        body.to_string(),
+    )
+        .into_response();
+    if filter.is_some() {
+        header(&mut r, "oci-filters-applied", "artifactType");
+    }
+    Ok(r)
 }
 
 fn unsupported() -> OciError {
