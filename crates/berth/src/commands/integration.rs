@@ -371,32 +371,13 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
             no_subscriptions,
             fields,
         } => {
-            let path = format!("/api/v1/integrations/{}", encode(&name));
-            let current: IntegrationView = api.get(&path).await?;
-            let body = IntegrationPatch {
-                name: rename,
-                kind: None,
-                region: fields.region.clone(),
-                auth: auth(&fields, Some(&current.auth), false)?,
-                registry_id: cleared(clear_registry_id, &fields.registry_id),
-                endpoint: cleared(clear_endpoint, &fields.endpoint),
-                subscriptions: if no_subscriptions {
-                    Some(Some(Vec::new()))
-                } else {
-                    (!fields.subscriptions.is_empty()).then(|| Some(fields.subscriptions.clone()))
-                },
-                runtimes: runtimes_input(&fields),
-                export_long_lived_keys: fields.export_long_lived_keys,
+            let changes = Changes {
+                rename,
+                clear_endpoint,
+                clear_registry_id,
+                no_subscriptions,
             };
-            if serde_json::to_value(&body)?
-                .as_object()
-                .is_none_or(|o| o.is_empty())
-            {
-                bail!(
-                    "nothing to change: give at least one setting (see berth integration edit --help)"
-                );
-            }
-            let updated: IntegrationView = api.call(Method::PATCH, &path, Some(&body)).await?;
+            let updated = edit(&api, &name, changes, &fields).await?;
             output::print(global.output, &updated, show_one);
         }
         IntegrationCmd::Delete { name } => {
@@ -424,6 +405,47 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `berth integration edit`'s flags that are not integration settings.
+struct Changes {
+    rename: Option<String>,
+    clear_endpoint: bool,
+    clear_registry_id: bool,
+    no_subscriptions: bool,
+}
+
+/// Patches the integration with what the flags change, keeping the stored auth's other parts.
+async fn edit(
+    api: &Api,
+    name: &str,
+    changes: Changes,
+    fields: &IntegrationFields,
+) -> anyhow::Result<IntegrationView> {
+    let path = format!("/api/v1/integrations/{}", encode(name));
+    let current: IntegrationView = api.get(&path).await?;
+    let body = IntegrationPatch {
+        name: changes.rename,
+        kind: None,
+        region: fields.region.clone(),
+        auth: auth(fields, Some(&current.auth), false)?,
+        registry_id: cleared(changes.clear_registry_id, &fields.registry_id),
+        endpoint: cleared(changes.clear_endpoint, &fields.endpoint),
+        subscriptions: if changes.no_subscriptions {
+            Some(Some(Vec::new()))
+        } else {
+            (!fields.subscriptions.is_empty()).then(|| Some(fields.subscriptions.clone()))
+        },
+        runtimes: runtimes_input(fields),
+        export_long_lived_keys: fields.export_long_lived_keys,
+    };
+    if serde_json::to_value(&body)?
+        .as_object()
+        .is_none_or(|o| o.is_empty())
+    {
+        bail!("nothing to change: give at least one setting (see berth integration edit --help)");
+    }
+    api.call(Method::PATCH, &path, Some(&body)).await
 }
 
 /// A patch field: `null` to clear, the new value, or absent.
