@@ -427,9 +427,7 @@ async fn run(
             .expect("static response")),
         Target::Catalog if method == Method::GET => catalog(req).await,
         Target::Tags(name) if method == Method::GET => tags(req, name).await,
-        Target::Manifest(name, reference) => {
-            manifest(state, &access, method, name, reference, headers, body).await
-        }
+        Target::Manifest(name, reference) => manifest(req, name, reference, body).await,
         Target::Uploads(name) if method == Method::POST => start_upload(req, name, body).await,
         Target::Upload(name, id) => upload(req, name, id, body).await,
         Target::Blob(name, digest) if get_or_head => get_blob(req, name, digest).await,
@@ -766,16 +764,14 @@ async fn blob(
     Ok(r)
 }
 
+/// Manifests: GET/HEAD by tag or digest, PUT (ECR's rules: existing blobs, immutable tags),
+/// DELETE.
 async fn manifest(
-    state: &State,
-    access: &Access,
-    method: &Method,
+    req: Req<'_>,
     name: &str,
     reference: &str,
-    headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let st = &state.storage;
     let by_digest = oci::is_digest(reference);
     if !by_digest && !oci::valid_tag(reference) {
         return Err(OciError::new(
@@ -784,105 +780,134 @@ async fn manifest(
             format!("invalid tag '{reference}'"),
         ));
     }
-    match *method {
-        Method::GET | Method::HEAD => {
-            access.require("ecr:BatchGetImage", name)?;
-            let repo = repo_for(state, access, name, false).await?;
-            let m = st
-                .manifest(repo.id, reference)
-                .await
-                .map_err(OciError::server)?
-                .ok_or_else(|| OciError::manifest_unknown(reference))?;
-            let length = m.body.len();
-            let body = if *method == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(m.body)
-            };
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, &m.media_type)
-                .header(header::CONTENT_LENGTH, length)
-                .header("docker-content-digest", &m.digest)
-                .body(body)
-                .map_err(OciError::server)
-        }
-        Method::PUT => {
-            access.require("ecr:PutImage", name)?;
-            let repo = repo_for(state, access, name, true).await?;
-            let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-                .await
-                .map_err(|_| {
-                    OciError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "SIZE_INVALID",
-                        "manifest exceeds the 4 MiB limit",
-                    )
-                })?;
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            let parsed = oci::parse_manifest(&bytes, content_type)
-                .map_err(|e| OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", e))?;
-            let digest = format!("sha256:{}", crate::storage::sha256_hex(&bytes));
-            if by_digest && reference != digest {
-                return Err(OciError::digest_invalid(format!(
-                    "manifest digest {digest} does not match the reference {reference}"
-                )));
-            }
-            let tag = (!by_digest).then_some(reference);
-            match st.put_manifest(&repo, &bytes, &parsed, tag).await {
-                Ok(digest) => {
-                    let mut r = empty(StatusCode::CREATED);
-                    header(
-                        &mut r,
-                        "location",
-                        &format!("/v2/{name}/manifests/{digest}"),
-                    );
-                    header(&mut r, "docker-content-digest", &digest);
-                    if let Some(subject) = &parsed.subject {
-                        header(&mut r, "oci-subject", subject);
-                    }
-                    Ok(r)
-                }
-                Err(StorageError::BlobsMissing(missing)) => Err(OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MANIFEST_BLOB_UNKNOWN",
-                    format!("blob unknown to registry: {}", missing.join(", ")),
-                )),
-                Err(e @ StorageError::SizeMismatch { .. }) => Err(OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "SIZE_INVALID",
-                    e.to_string(),
-                )),
-                Err(StorageError::ManifestsMissing(missing)) => Err(OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MANIFEST_UNKNOWN",
-                    format!("manifest unknown to registry: {}", missing.join(", ")),
-                )),
-                Err(StorageError::TagImmutable(t)) => Err(OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "TAG_INVALID",
-                    format!(
-                        "The image tag '{t}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable."
-                    ),
-                )),
-                Err(e) => Err(OciError::server(e)),
-            }
-        }
-        Method::DELETE => {
-            access.require("ecr:BatchDeleteImage", name)?;
-            let repo = repo_for(state, access, name, false).await?;
-            if st
-                .delete_manifest(repo.id, reference)
-                .await
-                .map_err(OciError::server)?
-            {
-                Ok(empty(StatusCode::ACCEPTED))
-            } else {
-                Err(OciError::manifest_unknown(reference))
-            }
-        }
+    match *req.method {
+        Method::GET | Method::HEAD => get_manifest(req, name, reference).await,
+        Method::PUT => put_manifest(req, name, reference, body).await,
+        Method::DELETE => delete_manifest(req, name, reference).await,
         _ => Err(unsupported()),
+    }
+}
+
+async fn get_manifest(req: Req<'_>, name: &str, reference: &str) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        method,
+        ..
+    } = req;
+    let st = &state.storage;
+    access.require("ecr:BatchGetImage", name)?;
+    let repo = repo_for(state, access, name, false).await?;
+    let m = st
+        .manifest(repo.id, reference)
+        .await
+        .map_err(OciError::server)?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let length = m.body.len();
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(m.body)
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, &m.media_type)
+        .header(header::CONTENT_LENGTH, length)
+        .header("docker-content-digest", &m.digest)
+        .body(body)
+        .map_err(OciError::server)
+}
+
+async fn put_manifest(
+    req: Req<'_>,
+    name: &str,
+    reference: &str,
+    body: Body,
+) -> Result<Response, OciError> {
+    let Req {
+        state,
+        access,
+        headers,
+        ..
+    } = req;
+    let st = &state.storage;
+    let by_digest = oci::is_digest(reference);
+    access.require("ecr:PutImage", name)?;
+    let repo = repo_for(state, access, name, true).await?;
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|_| {
+            OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                "manifest exceeds the 4 MiB limit",
+            )
+        })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let parsed = oci::parse_manifest(&bytes, content_type)
+        .map_err(|e| OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", e))?;
+    let digest = format!("sha256:{}", crate::storage::sha256_hex(&bytes));
+    if by_digest && reference != digest {
+        return Err(OciError::digest_invalid(format!(
+            "manifest digest {digest} does not match the reference {reference}"
+        )));
+    }
+    let tag = (!by_digest).then_some(reference);
+    match st.put_manifest(&repo, &bytes, &parsed, tag).await {
+        Ok(digest) => {
+            let mut r = empty(StatusCode::CREATED);
+            header(
+                &mut r,
+                "location",
+                &format!("/v2/{name}/manifests/{digest}"),
+            );
+            header(&mut r, "docker-content-digest", &digest);
+            if let Some(subject) = &parsed.subject {
+                header(&mut r, "oci-subject", subject);
+            }
+            Ok(r)
+        }
+        Err(e) => Err(manifest_refused(e, name)),
+    }
+}
+
+/// ECR's and the distribution spec's words for a manifest the store refused.
+fn manifest_refused(e: StorageError, name: &str) -> OciError {
+    let bad = |code, message: String| OciError::new(StatusCode::BAD_REQUEST, code, message);
+    match e {
+        StorageError::BlobsMissing(missing) => bad(
+            "MANIFEST_BLOB_UNKNOWN",
+            format!("blob unknown to registry: {}", missing.join(", ")),
+        ),
+        e @ StorageError::SizeMismatch { .. } => bad("SIZE_INVALID", e.to_string()),
+        StorageError::ManifestsMissing(missing) => bad(
+            "MANIFEST_UNKNOWN",
+            format!("manifest unknown to registry: {}", missing.join(", ")),
+        ),
+        StorageError::TagImmutable(t) => bad(
+            "TAG_INVALID",
+            format!(
+                "The image tag '{t}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable."
+            ),
+        ),
+        e => OciError::server(e),
+    }
+}
+
+async fn delete_manifest(req: Req<'_>, name: &str, reference: &str) -> Result<Response, OciError> {
+    let Req { state, access, .. } = req;
+    let st = &state.storage;
+    access.require("ecr:BatchDeleteImage", name)?;
+    let repo = repo_for(state, access, name, false).await?;
+    if st
+        .delete_manifest(repo.id, reference)
+        .await
+        .map_err(OciError::server)?
+    {
+        Ok(empty(StatusCode::ACCEPTED))
+    } else {
+        Err(OciError::manifest_unknown(reference))
     }
 }
