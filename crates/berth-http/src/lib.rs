@@ -6,6 +6,8 @@
 //! storage or AWS.
 
 #![forbid(unsafe_code)]
+// No function over 100 lines in `src/`: a longer one is doing two jobs.
+#![deny(clippy::too_many_lines)]
 
 use std::future::Future;
 use std::io;

@@ -314,49 +314,58 @@ struct Shared(Mutex<Render>);
 impl Progress for Shared {
     fn event(&self, event: Event) {
         let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match (&event, r.mode) {
-            (_, ProgressMode::None) => {}
-            (Event::Plan { blobs, bytes }, ProgressMode::Plain) => {
-                eprintln!("plan: {blobs} blobs, {}", mib(*bytes));
-            }
-            (
-                Event::BlobDone {
-                    digest,
-                    size,
-                    outcome,
-                },
-                ProgressMode::Plain,
-            ) => {
-                eprintln!(
-                    "blob {} {} {}",
-                    short(digest),
-                    mib(*size),
-                    serde_json::to_value(outcome)
-                        .unwrap_or_default()
-                        .as_str()
-                        .unwrap_or("")
-                );
-            }
-            (
-                Event::Retry {
-                    what,
-                    attempt,
-                    reason,
-                },
-                _,
-            ) => {
-                let line = format!("retry {attempt} {what}: {reason}");
-                match &r.bars {
-                    Some(b) => {
-                        let _ = b.println(line);
-                    }
-                    None => eprintln!("{line}"),
-                }
-            }
-            (Event::ManifestPushed { digest, reference }, ProgressMode::Plain) => {
-                eprintln!("manifest {digest} written as {reference}");
-            }
-            (Event::Plan { bytes, .. }, ProgressMode::Bars) => {
+        match r.mode {
+            ProgressMode::Plain => plain_line(&event),
+            ProgressMode::Bars => r.draw(&event),
+            _ => {}
+        }
+        if let Event::ManifestPushed { .. } = event
+            && let Some(o) = r.overall.take()
+        {
+            o.finish_and_clear();
+        }
+    }
+}
+
+/// `--progress plain`: one parseable line per event worth a line in a CI log.
+fn plain_line(event: &Event) {
+    match event {
+        Event::Plan { blobs, bytes } => {
+            eprintln!("plan: {blobs} blobs, {}", mib(*bytes));
+        }
+        Event::BlobDone {
+            digest,
+            size,
+            outcome,
+        } => {
+            eprintln!(
+                "blob {} {} {}",
+                short(digest),
+                mib(*size),
+                serde_json::to_value(outcome)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            );
+        }
+        Event::Retry {
+            what,
+            attempt,
+            reason,
+        } => eprintln!("retry {attempt} {what}: {reason}"),
+        Event::ManifestPushed { digest, reference } => {
+            eprintln!("manifest {digest} written as {reference}");
+        }
+        _ => {}
+    }
+}
+
+impl Render {
+    /// `--progress bars`: one bar per blob in flight under a total.
+    fn draw(&mut self, event: &Event) {
+        let r = self;
+        match event {
+            Event::Plan { bytes, .. } => {
                 let bar = indicatif::ProgressBar::new(*bytes).with_style(
                     indicatif::ProgressStyle::with_template(
                         "{msg:>12} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
@@ -368,7 +377,7 @@ impl Progress for Shared {
                 let bar = r.bars.as_ref().map(|m| m.add(bar.clone())).unwrap_or(bar);
                 r.overall = Some(bar);
             }
-            (Event::BlobStarted { digest, size }, ProgressMode::Bars) => {
+            Event::BlobStarted { digest, size } => {
                 let bar = indicatif::ProgressBar::new(*size).with_style(
                     indicatif::ProgressStyle::with_template(
                         "{msg:>12} [{bar:40}] {bytes}/{total_bytes}",
@@ -383,7 +392,7 @@ impl Progress for Shared {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(digest.clone(), bar);
             }
-            (Event::BlobProgress { digest, bytes }, ProgressMode::Bars) => {
+            Event::BlobProgress { digest, bytes } => {
                 if let Some(b) = r
                     .blobs
                     .lock()
@@ -396,7 +405,7 @@ impl Progress for Shared {
                     o.inc(*bytes);
                 }
             }
-            (Event::BlobRestarted { digest, offset }, ProgressMode::Bars) => {
+            Event::BlobRestarted { digest, offset } => {
                 if let Some(b) = r
                     .blobs
                     .lock()
@@ -406,14 +415,11 @@ impl Progress for Shared {
                     b.set_position(*offset);
                 }
             }
-            (
-                Event::BlobDone {
-                    digest,
-                    size,
-                    outcome,
-                },
-                ProgressMode::Bars,
-            ) => {
+            Event::BlobDone {
+                digest,
+                size,
+                outcome,
+            } => {
                 let bar = r
                     .blobs
                     .lock()
@@ -431,12 +437,16 @@ impl Progress for Shared {
                     }
                 }
             }
+            Event::Retry {
+                what,
+                attempt,
+                reason,
+            } => {
+                if let Some(b) = &r.bars {
+                    let _ = b.println(format!("retry {attempt} {what}: {reason}"));
+                }
+            }
             _ => {}
-        }
-        if let Event::ManifestPushed { .. } = event
-            && let Some(o) = r.overall.take()
-        {
-            o.finish_and_clear();
         }
     }
 }
