@@ -395,6 +395,19 @@ struct Req<'a> {
     headers: &'a HeaderMap,
 }
 
+impl Req<'_> {
+    /// The repository `name` once the caller's policy allows `action` on it.
+    async fn repository(
+        &self,
+        action: &str,
+        name: &str,
+        create: bool,
+    ) -> Result<Repository, OciError> {
+        self.access.require(action, name)?;
+        repo_for(self.state, self.access, name, create).await
+    }
+}
+
 async fn run(
     state: &State,
     method: &Method,
@@ -483,15 +496,9 @@ async fn catalog(req: Req<'_>) -> Result<Response, OciError> {
 
 /// A repository's tags, a page at a time.
 async fn tags(req: Req<'_>, name: &str) -> Result<Response, OciError> {
-    let Req {
-        state,
-        access,
-        query,
-        ..
-    } = req;
+    let Req { state, query, .. } = req;
     let st = &state.storage;
-    access.require("ecr:ListImages", name)?;
-    let repo = repo_for(state, access, name, false).await?;
+    let repo = req.repository("ecr:ListImages", name, false).await?;
     let n = page_size(query)?;
     let tags = st
         .tags(repo.id, query.get("last").map(String::as_str), n + 1)
@@ -524,8 +531,9 @@ async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, 
         ..
     } = req;
     let st = &state.storage;
-    access.require("ecr:InitiateLayerUpload", name)?;
-    let repo = repo_for(state, access, name, true).await?;
+    let repo = req
+        .repository("ecr:InitiateLayerUpload", name, true)
+        .await?;
     if let (Some(digest), Some(from)) = (query.get("mount"), query.get("from")) {
         let digest = digest_arg(digest)?;
         if access.policy.allows("ecr:BatchGetImage", Some(from))
@@ -565,14 +573,13 @@ async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, 
 async fn upload(req: Req<'_>, name: &str, id: &str, body: Body) -> Result<Response, OciError> {
     let Req {
         state,
-        access,
         method,
         query,
         headers,
+        ..
     } = req;
     let st = &state.storage;
-    access.require("ecr:UploadLayerPart", name)?;
-    let repo = repo_for(state, access, name, false).await?;
+    let repo = req.repository("ecr:UploadLayerPart", name, false).await?;
     match *method {
         Method::GET => {
             let offset = st
@@ -789,15 +796,9 @@ async fn manifest(
 }
 
 async fn get_manifest(req: Req<'_>, name: &str, reference: &str) -> Result<Response, OciError> {
-    let Req {
-        state,
-        access,
-        method,
-        ..
-    } = req;
+    let Req { state, method, .. } = req;
     let st = &state.storage;
-    access.require("ecr:BatchGetImage", name)?;
-    let repo = repo_for(state, access, name, false).await?;
+    let repo = req.repository("ecr:BatchGetImage", name, false).await?;
     let m = st
         .manifest(repo.id, reference)
         .await
@@ -824,16 +825,10 @@ async fn put_manifest(
     reference: &str,
     body: Body,
 ) -> Result<Response, OciError> {
-    let Req {
-        state,
-        access,
-        headers,
-        ..
-    } = req;
+    let Req { state, headers, .. } = req;
     let st = &state.storage;
     let by_digest = oci::is_digest(reference);
-    access.require("ecr:PutImage", name)?;
-    let repo = repo_for(state, access, name, true).await?;
+    let repo = req.repository("ecr:PutImage", name, true).await?;
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| {
@@ -897,10 +892,9 @@ fn manifest_refused(e: StorageError, name: &str) -> OciError {
 }
 
 async fn delete_manifest(req: Req<'_>, name: &str, reference: &str) -> Result<Response, OciError> {
-    let Req { state, access, .. } = req;
+    let Req { state, .. } = req;
     let st = &state.storage;
-    access.require("ecr:BatchDeleteImage", name)?;
-    let repo = repo_for(state, access, name, false).await?;
+    let repo = req.repository("ecr:BatchDeleteImage", name, false).await?;
     if st
         .delete_manifest(repo.id, reference)
         .await

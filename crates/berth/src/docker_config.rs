@@ -116,11 +116,9 @@ impl AuthEntry {
             self.auth?.trim(),
         )
         .ok()?;
-        let (u, p) = String::from_utf8(decoded)
-            .ok()?
-            .split_once(':')
-            .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
-        Some((u, p))
+        let text = String::from_utf8(decoded).ok()?;
+        let (u, p) = text.split_once(':')?;
+        Some((u.to_owned(), p.to_owned()))
     }
 }
 

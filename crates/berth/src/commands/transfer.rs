@@ -363,7 +363,6 @@ fn plain_line(event: &Event) {
 impl Render {
     /// `--progress bars`: one bar per blob in flight under a total.
     fn draw(&mut self, event: &Event) {
-        let r = self;
         match event {
             Event::Plan { bytes, .. } => {
                 let bar = indicatif::ProgressBar::new(*bytes).with_style(
@@ -374,8 +373,12 @@ impl Render {
                     .progress_chars("=> "),
                 );
                 bar.set_message("total");
-                let bar = r.bars.as_ref().map(|m| m.add(bar.clone())).unwrap_or(bar);
-                r.overall = Some(bar);
+                let bar = self
+                    .bars
+                    .as_ref()
+                    .map(|m| m.add(bar.clone()))
+                    .unwrap_or(bar);
+                self.overall = Some(bar);
             }
             Event::BlobStarted { digest, size } => {
                 let bar = indicatif::ProgressBar::new(*size).with_style(
@@ -386,14 +389,18 @@ impl Render {
                     .progress_chars("=> "),
                 );
                 bar.set_message(short(digest).to_owned());
-                let bar = r.bars.as_ref().map(|m| m.add(bar.clone())).unwrap_or(bar);
-                r.blobs
+                let bar = self
+                    .bars
+                    .as_ref()
+                    .map(|m| m.add(bar.clone()))
+                    .unwrap_or(bar);
+                self.blobs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(digest.clone(), bar);
             }
             Event::BlobProgress { digest, bytes } => {
-                if let Some(b) = r
+                if let Some(b) = self
                     .blobs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -401,12 +408,12 @@ impl Render {
                 {
                     b.inc(*bytes);
                 }
-                if let Some(o) = &r.overall {
+                if let Some(o) = &self.overall {
                     o.inc(*bytes);
                 }
             }
             Event::BlobRestarted { digest, offset } => {
-                if let Some(b) = r
+                if let Some(b) = self
                     .blobs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -420,19 +427,19 @@ impl Render {
                 size,
                 outcome,
             } => {
-                let bar = r
+                let bar = self
                     .blobs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(digest);
                 if let Some(b) = bar {
-                    if let Some(o) = &r.overall
+                    if let Some(o) = &self.overall
                         && *outcome != berth_registry::BlobOutcome::Copied
                     {
                         o.inc(*size);
                     }
                     b.finish_and_clear();
-                    if let Some(m) = &r.bars {
+                    if let Some(m) = &self.bars {
                         m.remove(&b);
                     }
                 }
@@ -442,7 +449,7 @@ impl Render {
                 attempt,
                 reason,
             } => {
-                if let Some(b) = &r.bars {
+                if let Some(b) = &self.bars {
                     let _ = b.println(format!("retry {attempt} {what}: {reason}"));
                 }
             }
