@@ -50,12 +50,47 @@ impl DependencyKind {
     }
 }
 
-/// One dependency to record: `name` says who depends, in the form its kind uses.
+/// One dependency a project's build records: `name` says who depends, in the form its kind uses
+/// (the form `GET …/dependencies` shows). The store keeps the project itself as the owner, so
+/// deleting the project deletes these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
     pub integration_id: String,
     pub kind: DependencyKind,
     pub name: String,
+}
+
+impl Dependency {
+    /// The project's build names the integration in `integrations: hub:`.
+    pub fn project(integration_id: &str, project: &str) -> Self {
+        Self::of(integration_id, DependencyKind::Project, project.to_owned())
+    }
+
+    /// The project's custom CI image is pulled through the integration.
+    pub fn boot_image(integration_id: &str, project: &str, image: &str) -> Self {
+        Self::of(
+            integration_id,
+            DependencyKind::SubscriptionImage,
+            format!("{project} pre_ci_boot {image}"),
+        )
+    }
+
+    /// One of the project's pipeline resources uses the integration.
+    pub fn pipeline_resource(integration_id: &str, project: &str, resource: &str) -> Self {
+        Self::of(
+            integration_id,
+            DependencyKind::PipelineResource,
+            format!("{project}:{resource}"),
+        )
+    }
+
+    fn of(integration_id: &str, kind: DependencyKind, name: String) -> Self {
+        Dependency {
+            integration_id: integration_id.to_owned(),
+            kind,
+            name,
+        }
+    }
 }
 
 /// A hub entry that applies to the build.
@@ -100,11 +135,7 @@ impl Resolution {
         let mut out: Vec<Dependency> = self
             .applied
             .iter()
-            .map(|a| Dependency {
-                integration_id: a.integration_id.clone(),
-                kind: DependencyKind::Project,
-                name: project.to_owned(),
-            })
+            .map(|a| Dependency::project(&a.integration_id, project))
             .collect();
         if let Some(BootImage {
             image,
@@ -112,11 +143,7 @@ impl Resolution {
             ..
         }) = &self.boot_image
         {
-            out.push(Dependency {
-                integration_id: id.clone(),
-                kind: DependencyKind::SubscriptionImage,
-                name: format!("{project} pre_ci_boot {image}"),
-            });
+            out.push(Dependency::boot_image(id, project, image));
         }
         out
     }

@@ -181,18 +181,20 @@ pub trait Store: Send + Sync + 'static {
         change: IntegrationChange<'_>,
     ) -> Result<Integration, StoreError>;
     async fn delete_integration(&self, name: &str) -> Result<(), StoreError>;
-    /// Records that `kind`/`name` (a project, a pipeline resource…) uses the integration.
-    async fn record_dependency(
+    /// Records, in one transaction, what a project's build uses (its hub entries, pipeline
+    /// resources, custom CI image). They belong to the project: deleting it deletes them.
+    /// Recording one again is a no-op; an integration deleted meanwhile fails the call.
+    async fn record_project_dependencies(
         &self,
-        integration_id: &str,
-        kind: berth_core::resolution::DependencyKind,
-        name: &str,
+        project: &str,
+        dependencies: &[berth_core::resolution::Dependency],
     ) -> Result<(), StoreError>;
-    /// What uses the integration, as (kind, name), sorted.
+    /// What uses the integration, as (kind, name), sorted: recorded dependencies, environments
+    /// and the runtimes it is shared with.
     async fn dependencies(
         &self,
         integration_name: &str,
-    ) -> Result<Vec<(String, String)>, StoreError>;
+    ) -> Result<Vec<(berth_core::resolution::DependencyKind, String)>, StoreError>;
     /// Opens the integration's sealed secrets; for the credential broker only.
     async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError>;
 

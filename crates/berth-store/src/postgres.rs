@@ -20,6 +20,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dependencies",
         sql: include_str!("../migrations/postgres/0002_dependencies.sql"),
     },
+    Migration {
+        version: 3,
+        name: "dependency_owners",
+        sql: include_str!("../migrations/postgres/0003_dependency_owners.sql"),
+    },
 ];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.

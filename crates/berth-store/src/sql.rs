@@ -3,6 +3,7 @@
 //! [`sql_store!`], keeps them from drifting apart. Backend differences live in `sqlite.rs` and
 //! `postgres.rs`: connecting, the write transaction, row locking and the string aggregate.
 
+use berth_core::resolution::DependencyKind;
 use berth_core::{IntegrationConfig, Meta, Name, SecretField};
 use time::OffsetDateTime;
 
@@ -154,26 +155,32 @@ pub(crate) fn meta(
     }
 }
 
-/// What a project's builds recorded: the project itself (hub entries), its pipeline resources
-/// (`<project>:<resource>`) and its custom CI image (`<project> pre_ci_boot <image>`); `$1` is the
-/// project's stored name.
-macro_rules! project_dependencies {
-    () => {
-        "(kind = 'project' AND name = $1) \
-         OR (kind = 'pipeline_resource' AND substr(name, 1, length($1) + 1) = $1 || ':') \
-         OR (kind = 'subscription_image' AND substr(name, 1, length($1) + 13) = $1 || ' pre_ci_boot ')"
-    };
+/// What a project's builds recorded (hub entries, pipeline resources, its custom CI image) is
+/// owned by the project's row; `$1` is the project's id.
+pub(crate) const RELEASE_PROJECT_DEPENDENCIES: &str =
+    "DELETE FROM integration_dependencies WHERE project_id = $1";
+
+/// `$1` is the project's name key.
+pub(crate) const COUNT_PROJECT_DEPENDENCIES: &str = "SELECT COUNT(*) FROM integration_dependencies d \
+     JOIN projects p ON p.id = d.project_id WHERE p.name_key = $1";
+
+/// One dependency of a project's build; a repeat is a no-op.
+pub(crate) const RECORD_PROJECT_DEPENDENCY: &str = "INSERT INTO integration_dependencies \
+     (integration_id, kind, name, project_id, recorded_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT DO NOTHING";
+
+/// What uses an integration (`$1`, its id), as (kind, name): recorded dependencies and the
+/// runtimes it is shared with.
+pub(crate) const INTEGRATION_USERS: &str = "SELECT kind, name FROM integration_dependencies \
+     WHERE integration_id = $1 \
+     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x \
+     JOIN runtimes r ON r.id = x.runtime_id WHERE x.integration_id = $1 ORDER BY 1, 2";
+
+/// A dependency's kind as stored, back into the type.
+pub(crate) fn dependency_kind(value: &str) -> Result<DependencyKind, StoreError> {
+    DependencyKind::parse(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("dependency kind '{value}'")))
 }
-
-pub(crate) const RELEASE_PROJECT_DEPENDENCIES: &str = concat!(
-    "DELETE FROM integration_dependencies WHERE ",
-    project_dependencies!()
-);
-
-pub(crate) const COUNT_PROJECT_DEPENDENCIES: &str = concat!(
-    "SELECT COUNT(*) FROM integration_dependencies WHERE ",
-    project_dependencies!()
-);
 
 /// Implements [`crate::Store`] for a backend type that provides `reader()`, `begin_write()`,
 /// `lock_integration()` and the `INTEGRATION_SELECT` constant.
@@ -638,44 +645,53 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn record_dependency(
+            async fn record_project_dependencies(
                 &self,
-                integration_id: &str,
-                kind: berth_core::resolution::DependencyKind,
-                name: &str,
+                project: &str,
+                dependencies: &[berth_core::resolution::Dependency],
             ) -> Result<(), StoreError> {
+                if dependencies.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query(
-                    "INSERT INTO integration_dependencies (integration_id, kind, name, recorded_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(integration_id)
-                .bind(kind.as_str())
-                .bind(name)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() > 0 {
+                let project_id = id_of(&mut tx, "projects", &project.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: "project", name: project.to_owned() })?;
+                let mut added = 0;
+                for d in dependencies {
+                    let done = sqlx::query($crate::sql::RECORD_PROJECT_DEPENDENCY)
+                        .bind(&d.integration_id)
+                        .bind(d.kind.as_str())
+                        .bind(&d.name)
+                        .bind(&project_id)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                    added += done.rows_affected();
+                }
+                if added > 0 {
                     bump(&mut tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn dependencies(&self, integration_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+            async fn dependencies(
+                &self,
+                integration_name: &str,
+            ) -> Result<Vec<(berth_core::resolution::DependencyKind, String)>, StoreError> {
                 let id = sqlx::query_scalar::<_, String>("SELECT id FROM integrations WHERE name_key = $1")
                     .bind(integration_name.to_ascii_lowercase())
                     .fetch_optional(self.reader())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: "integration", name: integration_name.to_owned() })?;
-                Ok(sqlx::query_as(
-                    "SELECT kind, name FROM integration_dependencies WHERE integration_id = $1 \
-                     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x JOIN runtimes r ON r.id = x.runtime_id \
-                     WHERE x.integration_id = $1 ORDER BY 1, 2",
-                )
-                .bind(id)
-                .fetch_all(self.reader())
-                .await?)
+                let rows: Vec<(String, String)> = sqlx::query_as($crate::sql::INTEGRATION_USERS)
+                    .bind(id)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.into_iter()
+                    .map(|(kind, name)| Ok(($crate::sql::dependency_kind(&kind)?, name)))
+                    .collect()
             }
 
             async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError> {
@@ -876,21 +892,11 @@ macro_rules! sql_store {
 
             async fn delete_project(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let stored: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE name_key = $1")
-                    .bind(name.to_ascii_lowercase())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                // What the project's builds recorded goes with it (a cascading foreign key).
                 let done = sqlx::query("DELETE FROM projects WHERE name_key = $1")
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
-                // A deleted project no longer holds its integrations.
-                if let Some(stored) = stored {
-                    sqlx::query($crate::sql::RELEASE_PROJECT_DEPENDENCIES)
-                        .bind(stored)
-                        .execute(&mut *tx)
-                        .await?;
-                }
                 bump(&mut tx).await?;
                 tx.commit().await?;
                 if done.rows_affected() == 0 {
@@ -904,13 +910,11 @@ macro_rules! sql_store {
 
             async fn release_project_dependencies(&self, name: &str) -> Result<u64, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let stored: String = sqlx::query_scalar("SELECT name FROM projects WHERE name_key = $1")
-                    .bind(name.to_ascii_lowercase())
-                    .fetch_optional(&mut *tx)
+                let project_id = id_of(&mut tx, "projects", &name.to_ascii_lowercase())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: "project", name: name.to_owned() })?;
                 let done = sqlx::query($crate::sql::RELEASE_PROJECT_DEPENDENCIES)
-                    .bind(stored)
+                    .bind(project_id)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() > 0 {
@@ -922,7 +926,7 @@ macro_rules! sql_store {
 
             async fn project_dependency_count(&self, name: &str) -> Result<u64, StoreError> {
                 let count: i64 = sqlx::query_scalar($crate::sql::COUNT_PROJECT_DEPENDENCIES)
-                    .bind(name)
+                    .bind(name.to_ascii_lowercase())
                     .fetch_one(self.reader())
                     .await?;
                 Ok(count as u64)
@@ -968,11 +972,12 @@ macro_rules! sql_store {
                         name: integration.to_string(),
                     })?;
                     sqlx::query(
-                        "INSERT INTO integration_dependencies (integration_id, kind, name, recorded_at) VALUES ($1, 'environment', $2, $3) \
-                         ON CONFLICT DO NOTHING",
+                        "INSERT INTO integration_dependencies (integration_id, kind, name, environment_id, recorded_at) \
+                         VALUES ($1, 'environment', $2, $3, $4) ON CONFLICT DO NOTHING",
                     )
                     .bind(integration_id)
                     .bind(name.as_str())
+                    .bind(&id)
                     .bind(now())
                     .execute(&mut *tx)
                     .await?;
@@ -997,11 +1002,12 @@ macro_rules! sql_store {
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let name: String = row.try_get("name")?;
+                    let id: String = row.try_get("id")?;
                     let integrations: Vec<String> = sqlx::query_scalar(
                         "SELECT i.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
-                         WHERE d.kind = 'environment' AND d.name = $1 ORDER BY i.name_key",
+                         WHERE d.environment_id = $1 ORDER BY i.name_key",
                     )
-                    .bind(&name)
+                    .bind(&id)
                     .fetch_all(self.reader())
                     .await?;
                     out.push($crate::Environment {
@@ -1017,19 +1023,14 @@ macro_rules! sql_store {
 
             async fn delete_environment(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let stored: Option<String> = sqlx::query_scalar("SELECT name FROM environments WHERE name_key = $1")
-                    .bind(name.to_ascii_lowercase())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let stored = stored.ok_or_else(|| StoreError::NotFound { kind: "environment", name: name.to_owned() })?;
-                sqlx::query("DELETE FROM integration_dependencies WHERE kind = 'environment' AND name = $1")
-                    .bind(&stored)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM environments WHERE name_key = $1")
+                // The environment's dependencies go with it (a cascading foreign key).
+                let done = sqlx::query("DELETE FROM environments WHERE name_key = $1")
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { kind: "environment", name: name.to_owned() });
+                }
                 bump(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())

@@ -23,6 +23,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dependencies",
         sql: include_str!("../migrations/sqlite/0002_dependencies.sql"),
     },
+    Migration {
+        version: 3,
+        name: "dependency_owners",
+        sql: include_str!("../migrations/sqlite/0003_dependency_owners.sql"),
+    },
 ];
 
 pub struct SqliteStore {

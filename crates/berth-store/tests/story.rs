@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use berth_core::resolution::DependencyKind;
+use berth_core::resolution::{Dependency, DependencyKind};
 use berth_core::{
     IntegrationDraft, IntegrationPatch, Name, ProjectName, RuntimeScope, SecretField,
 };
@@ -287,21 +287,43 @@ async fn story(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    let uses = [
+        Dependency::project(&dep.id, "acme/web"),
+        Dependency::pipeline_resource(&dep.id, "acme/web", "img"),
+    ];
     store
-        .record_dependency(&dep.id, DependencyKind::Project, "acme/web")
+        .record_project_dependencies("ACME/web", &uses)
         .await
         .unwrap();
     store
-        .record_dependency(&dep.id, DependencyKind::Project, "acme/web")
+        .record_project_dependencies("acme/web", &uses[..1])
         .await
         .unwrap();
     assert_eq!(
         store.dependencies("ECR-DEP").await.unwrap(),
-        [("project".to_owned(), "acme/web".to_owned())]
+        [
+            (DependencyKind::PipelineResource, "acme/web:img".to_owned()),
+            (DependencyKind::Project, "acme/web".to_owned())
+        ]
+    );
+    assert_eq!(store.project_dependency_count("acme/WEB").await.unwrap(), 2);
+    let refused = store
+        .record_project_dependencies("acme/gone", &uses)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            StoreError::NotFound {
+                kind: "project",
+                ..
+            }
+        ),
+        "{refused}"
     );
     let refused = store.delete_integration("ecr-dep").await.unwrap_err();
     assert!(
-        matches!(&refused, StoreError::InUse { users, .. } if users == &["project acme/web".to_owned()]),
+        matches!(&refused, StoreError::InUse { users, .. } if users == &["pipeline_resource acme/web:img".to_owned(), "project acme/web".to_owned()]),
         "{refused}"
     );
     assert!(store.get_integration("ecr-dep").await.is_ok());
@@ -317,7 +339,7 @@ async fn story(store: Arc<dyn Store>) {
             .dependencies("ecr-c")
             .await
             .unwrap()
-            .contains(&("environment".to_owned(), "staging".to_owned()))
+            .contains(&(DependencyKind::Environment, "staging".to_owned()))
     );
     let refused = store
         .create_environment(&name("prod"), "acme", &[name("ecr-b")], "admin")
@@ -347,7 +369,7 @@ async fn story(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .iter()
-            .any(|(k, _)| k == "environment")
+            .any(|(k, _)| *k == DependencyKind::Environment)
     );
 
     // Deletes guarded by use.
@@ -463,6 +485,15 @@ async fn delete_races_dependencies(
     store: Arc<dyn Store>,
     dangling: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = i64> + Send>>,
 ) {
+    store
+        .create_subscription(&name("acme"), "admin")
+        .await
+        .unwrap();
+    let project = ProjectName::parse("name", "acme/race").unwrap();
+    store
+        .create_project(&project, "acme", "admin")
+        .await
+        .unwrap();
     for round in 0..25 {
         let name = format!("race-{round}");
         let i = store
@@ -476,7 +507,7 @@ async fn delete_races_dependencies(
         let id = i.id.clone();
         let n2 = name.clone();
         let recorded = tokio::spawn(async move {
-            a.record_dependency(&id, DependencyKind::Project, "acme/race")
+            a.record_project_dependencies("acme/race", &[Dependency::project(&id, "acme/race")])
                 .await
                 .is_ok()
         });

@@ -12,7 +12,7 @@ use berth_api::{
     ResourcesRequest, SkippedEntry,
 };
 use berth_core::IntegrationConfig;
-use berth_core::resolution::{self, DependencyKind};
+use berth_core::resolution;
 use berth_core::shippable;
 
 use super::Refusals;
@@ -98,12 +98,10 @@ pub async fn resolve(
     if !dependencies.is_empty() {
         check_dependency_room(&state, &project).await?;
     }
-    for d in &dependencies {
-        state
-            .store
-            .record_dependency(&d.integration_id, d.kind, &d.name)
-            .await?;
-    }
+    state
+        .store
+        .record_project_dependencies(project.name.as_str(), &dependencies)
+        .await?;
     Ok(Json(resolution_view(
         &project, &reference, &resolved, &yml.notes,
     )))
@@ -247,17 +245,16 @@ pub async fn resources(
                 }
             }
         }
-        used.push((
-            integration.id.clone(),
-            format!("{}:{}", project.name, r.name),
+        used.push(resolution::Dependency::pipeline_resource(
+            &integration.id,
+            project.name.as_str(),
+            &r.name,
         ));
     }
-    for (id, name) in used {
-        state
-            .store
-            .record_dependency(&id, DependencyKind::PipelineResource, &name)
-            .await?;
-    }
+    state
+        .store
+        .record_project_dependencies(project.name.as_str(), &used)
+        .await?;
     if body.with_secrets {
         tracing::info!(target: "berth::audit", project = %project.name, actor = %caller.actor(), "pipeline resource secrets issued");
     }
@@ -329,7 +326,10 @@ pub async fn dependencies(
     Ok(Json(Dependencies {
         dependencies: deps
             .into_iter()
-            .map(|(kind, name)| Dependency { kind, name })
+            .map(|(kind, name)| Dependency {
+                kind: kind.as_str().to_owned(),
+                name,
+            })
             .collect(),
     }))
 }
