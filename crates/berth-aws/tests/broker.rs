@@ -5,32 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_aws::{Broker, Diagnosis, StepStatus, Timeouts};
-use berth_core::{
-    AwsAuth, EcrConfig, Integration, IntegrationConfig, Meta, Name, RoleSource, RuntimeScope,
-    SecretField, Secrets,
-};
-use berth_ecr_local::{LocalEcr, LocalEcrOptions};
-use secrecy::{ExposeSecret, SecretString};
+use berth_core::{AwsAuth, Integration, IntegrationConfig, RoleSource, Secrets};
+use berth_testkit::integration::{EcrFixture, access_keys};
+use berth_testkit::{LocalEcrFixture, random_keys};
+use secrecy::ExposeSecret;
 
 struct Local {
     url: String,
     admin: (String, String),
     no_token: (String, String),
-    _dir: Dir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _ecr: LocalEcrFixture,
 }
 
 fn random(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{:X}", x % 16)).collect()
+    berth_testkit::random_hex(n).to_ascii_uppercase()[..n].to_owned()
 }
 
 async fn local() -> Local {
@@ -38,18 +26,10 @@ async fn local() -> Local {
 }
 
 async fn local_with_clock_offset(offset: i64) -> Local {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!("berth-aws-{}", random(12)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let admin = (
-        format!("AKIA{}", random(16)),
-        format!("admin-{}", random(20)),
-    );
-    let no_token = (format!("AKIA{}", random(16)), format!("nt-{}", random(20)));
-    std::fs::write(
-        dir.join("iam.toml"),
-        format!(
-            r#"account_id = "123456789012"
+    let admin = random_keys("ADMN");
+    let no_token = random_keys("PULL");
+    let iam = format!(
+        r#"account_id = "123456789012"
 [[users]]
 name = "admin"
 access_key_id = "{}"
@@ -66,63 +46,30 @@ trust = ["arn:aws:iam::123456789012:user/admin"]
 external_id = "ext-1"
 policy = {{ actions = ["ecr:*"] }}
 "#,
-            admin.0, admin.1, no_token.0, no_token.1
-        ),
-    )
-    .unwrap();
-    let mut options = LocalEcrOptions::new(dir.clone(), "127.0.0.1:0".parse().unwrap());
-    options.clock_offset_seconds = offset;
-    let ecr = LocalEcr::start(&options).await.unwrap();
-    let url = ecr.public_url.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ecr.run(async {
-        let _ = rx.await;
-    }));
+        admin.id, admin.secret, no_token.id, no_token.secret
+    );
+    let ecr =
+        LocalEcrFixture::with_iam("aws-broker", &iam, |o| o.clock_offset_seconds = offset).await;
     Local {
-        url,
-        admin,
-        no_token,
-        _dir: Dir(dir),
-        _stop: tx,
+        url: ecr.url.clone(),
+        admin: (admin.id, admin.secret),
+        no_token: (no_token.id, no_token.secret),
+        _ecr: ecr,
     }
 }
 
+/// The test's integration, served by the local ECR at `endpoint`.
 fn integration(endpoint: &str, auth: AwsAuth, version: i64) -> Integration {
-    let t = time::OffsetDateTime::now_utc();
-    Integration {
-        id: "int-1".into(),
-        name: Name::parse("name", "ecr-test").unwrap(),
-        config: IntegrationConfig::Ecr(EcrConfig {
-            region: "us-east-1".into(),
-            auth,
-            registry_id: None,
-            endpoint: Some(endpoint.into()),
-            export_long_lived_keys: false,
-        }),
-        subscriptions: vec![],
-        runtimes: RuntimeScope::All,
-        secrets_set: Default::default(),
-        meta: Meta {
-            created_at: t,
-            updated_at: t,
-            created_by: "t".into(),
-            updated_by: "t".into(),
-            version,
-        },
-    }
+    EcrFixture::new("ecr-test")
+        .id("int-1")
+        .endpoint(endpoint)
+        .auth(auth)
+        .version(version)
+        .build()
 }
 
 fn secrets(id: &str, secret: &str) -> Secrets {
-    let mut s = Secrets::new();
-    s.insert(
-        SecretField::AwsAccessKeyId,
-        SecretString::from(id.to_owned()),
-    );
-    s.insert(
-        SecretField::AwsSecretAccessKey,
-        SecretString::from(secret.to_owned()),
-    );
-    s
+    access_keys(id, secret)
 }
 
 fn keys_auth() -> AwsAuth {

@@ -7,11 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use berth_aws::{Broker, Diagnosis, StepStatus};
-use berth_core::{
-    AwsAuth, EcrConfig, Integration, IntegrationConfig, Meta, Name, RoleSource, RuntimeScope,
-    SecretField, Secrets,
-};
-use secrecy::{ExposeSecret, SecretString};
+use berth_core::{AwsAuth, Integration, IntegrationConfig, RoleSource, Secrets};
+use berth_testkit::integration::{EcrFixture, access_keys};
+use secrecy::ExposeSecret;
 
 struct Moto {
     child: Child,
@@ -26,20 +24,7 @@ impl Drop for Moto {
 }
 
 fn moto_bin() -> Option<PathBuf> {
-    let venv = std::env::var_os("BERTH_PEERS_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
-        })?;
-    let bin = venv.join("bin/moto_server");
-    if bin.exists() {
-        return Some(bin);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("moto is missing in CI: scripts/install-peers installs it");
-    }
-    eprintln!("\n*** SKIPPING moto test: moto is not installed (scripts/install-peers) ***\n");
-    None
+    berth_testkit::peer("moto_server")
 }
 
 async fn moto(bin: &PathBuf, auth: bool) -> Moto {
@@ -72,41 +57,16 @@ async fn moto(bin: &PathBuf, auth: bool) -> Moto {
 }
 
 fn integration(endpoint: &str, auth: AwsAuth, version: i64) -> Integration {
-    let t = time::OffsetDateTime::now_utc();
-    Integration {
-        id: "moto-int".into(),
-        name: Name::parse("name", "moto").unwrap(),
-        config: IntegrationConfig::Ecr(EcrConfig {
-            region: "us-east-1".into(),
-            auth,
-            registry_id: None,
-            endpoint: Some(endpoint.into()),
-            export_long_lived_keys: false,
-        }),
-        subscriptions: vec![],
-        runtimes: RuntimeScope::All,
-        secrets_set: Default::default(),
-        meta: Meta {
-            created_at: t,
-            updated_at: t,
-            created_by: "t".into(),
-            updated_by: "t".into(),
-            version,
-        },
-    }
+    EcrFixture::new("moto")
+        .id("moto-int")
+        .endpoint(endpoint)
+        .auth(auth)
+        .version(version)
+        .build()
 }
 
 fn secrets() -> Secrets {
-    let mut s = Secrets::new();
-    s.insert(
-        SecretField::AwsAccessKeyId,
-        SecretString::from(format!("AKIA{}", "MOTOTESTKEY0")),
-    );
-    s.insert(
-        SecretField::AwsSecretAccessKey,
-        SecretString::from("moto-secret".to_owned()),
-    );
-    s
+    access_keys("AKIAMOTOTESTKEY0", "moto-secret")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,60 +5,22 @@ use aws_credential_types::Credentials;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability, TagStatus};
-use berth_ecr_local::{LocalEcr, LocalEcrOptions};
-
-fn random(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{:X}", x % 16)).collect()
-}
+use berth_testkit::LocalEcrFixture;
 
 struct Local {
     url: String,
     creds: Credentials,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    dir: std::path::PathBuf,
+    _ecr: LocalEcrFixture,
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
+/// The local ECR as `berth up` starts it, and its demo user's keys.
 async fn local() -> Local {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!("berth-sdk-{}", random(12)));
-    let ecr = LocalEcr::start(&LocalEcrOptions::new(
-        dir.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
-    let text = std::fs::read_to_string(&ecr.credentials_file).unwrap();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_owned()
-    };
-    let creds = Credentials::new(
-        field("aws_access_key_id"),
-        field("aws_secret_access_key"),
-        None,
-        None,
-        "test",
-    );
-    let url = ecr.public_url.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ecr.run(async {
-        let _ = rx.await;
-    }));
+    let ecr = LocalEcrFixture::seeded("sdk").await;
+    let keys = ecr.demo_keys();
     Local {
-        url,
-        creds,
-        _stop: tx,
-        dir,
+        url: ecr.url.clone(),
+        creds: Credentials::new(keys.id, keys.secret, None, None, "test"),
+        _ecr: ecr,
     }
 }
 

@@ -18,6 +18,8 @@ mod name;
 mod registry_host;
 pub mod resolution;
 pub mod shippable;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod validate;
 
 pub use error::{DomainError, FieldError};

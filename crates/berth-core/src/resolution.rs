@@ -303,34 +303,15 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AwsAuth, Meta, RuntimeScope, shippable};
+    use crate::shippable;
+    use crate::testing::EcrFixture;
 
     fn integration(name: &str, subscriptions: &[&str], registry_id: Option<&str>) -> Integration {
-        let t = time::OffsetDateTime::UNIX_EPOCH;
-        Integration {
-            id: format!("id-{name}"),
-            name: Name::parse("name", name).unwrap(),
-            config: IntegrationConfig::Ecr(EcrConfig {
-                region: "us-west-2".into(),
-                auth: AwsAuth::Ambient,
-                registry_id: registry_id.map(str::to_owned),
-                endpoint: None,
-                export_long_lived_keys: false,
-            }),
-            subscriptions: subscriptions
-                .iter()
-                .map(|s| Name::parse("s", s).unwrap())
-                .collect(),
-            runtimes: RuntimeScope::All,
-            secrets_set: Default::default(),
-            meta: Meta {
-                created_at: t,
-                updated_at: t,
-                created_by: "t".into(),
-                updated_by: "t".into(),
-                version: 1,
-            },
-        }
+        EcrFixture::new(name)
+            .region("us-west-2")
+            .subscriptions(subscriptions)
+            .registry_id(registry_id)
+            .build()
     }
 
     const YML: &str = "build:\n  pre_ci_boot:\n    image_name: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ci\n    image_tag: v2\nintegrations:\n  hub:\n    - integrationName: Prod\n      type: ecr\n      region: eu-west-1\n      branches:\n        only: [main]\n    - integrationName: dev\n      type: ecr\n      branches:\n        except: [main]\n";

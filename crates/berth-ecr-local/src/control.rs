@@ -105,9 +105,15 @@ fn fmt_amz(epoch: i64) -> String {
 pub struct Signer {
     auth: sigv4::Authorization,
     amz_date: String,
+    key: KeyOwner,
+}
+
+/// Who an access key id belongs to and the secret its signatures are made with.
+struct KeyOwner {
     secret: String,
     identity: Identity,
     principal: String,
+    /// Issued by STS (a session) rather than configured.
     temporary: bool,
 }
 
@@ -212,15 +218,11 @@ pub async fn identify(
     require_signed(dialect, &auth, headers)?;
     check_scope(dialect, &auth)?;
     check_clock(state, dialect, &amz_date)?;
-    let (secret, identity, principal, temporary) =
-        resolve_key(state, dialect, &auth.access_key_id, headers).await?;
+    let key = resolve_key(state, dialect, &auth.access_key_id, headers).await?;
     Ok(Signer {
         auth,
         amz_date,
-        secret,
-        identity,
-        principal,
-        temporary,
+        key,
     })
 }
 
@@ -230,7 +232,7 @@ async fn resolve_key(
     dialect: Dialect,
     access_key_id: &str,
     headers: &HeaderMap,
-) -> Result<(String, Identity, String, bool), AwsError> {
+) -> Result<KeyOwner, AwsError> {
     let invalid_token = || {
         AwsError::new(
             dialect.unknown_key(),
@@ -238,12 +240,12 @@ async fn resolve_key(
         )
     };
     if let Some(user) = state.iam.user_by_key(access_key_id) {
-        return Ok((
-            user.secret_access_key.clone(),
-            state.iam.user_identity(user),
-            format!("user:{}", user.name),
-            false,
-        ));
+        return Ok(KeyOwner {
+            secret: user.secret_access_key.clone(),
+            identity: state.iam.user_identity(user),
+            principal: format!("user:{}", user.name),
+            temporary: false,
+        });
     }
     let session = state
         .storage
@@ -280,12 +282,12 @@ async fn resolve_key(
             (state.iam.user_identity(user), format!("user:{name}"))
         }
     };
-    Ok((
-        state.keys.session_secret(access_key_id),
+    Ok(KeyOwner {
+        secret: state.keys.session_secret(access_key_id),
         identity,
         principal,
-        true,
-    ))
+        temporary: true,
+    })
 }
 
 /// Checks the signature over the whole request, body included.
@@ -322,7 +324,7 @@ pub fn verify_signature(
         headers: header_list,
         payload_sha256: payload,
     };
-    if !sigv4::verify(&signer.secret, &signer.amz_date, &signer.auth, &parts) {
+    if !sigv4::verify(&signer.key.secret, &signer.amz_date, &signer.auth, &parts) {
         return Err(AwsError::new(
             dialect.bad_signature(),
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
@@ -330,10 +332,10 @@ pub fn verify_signature(
         .status(axum::http::StatusCode::FORBIDDEN));
     }
     Ok(Caller {
-        identity: signer.identity,
-        principal: signer.principal,
+        identity: signer.key.identity,
+        principal: signer.key.principal,
         region: signer.auth.region,
-        temporary: signer.temporary,
+        temporary: signer.key.temporary,
     })
 }
 

@@ -410,8 +410,8 @@ async fn policies_and_roles() {
 async fn internal_failures_are_server_exceptions_that_leak_nothing() {
     let e = start("server", HOURS).await;
     e.create_repo("team/app", "MUTABLE").await;
-    let uploads = e.dir.0.join("uploads");
-    let moved = e.dir.0.join("uploads.moved");
+    let uploads = e.dir().join("uploads");
+    let moved = e.dir().join("uploads.moved");
     std::fs::rename(&uploads, &moved).unwrap();
     // A file where the directory was: even root cannot create files inside it.
     std::fs::write(&uploads, b"not a directory").unwrap();

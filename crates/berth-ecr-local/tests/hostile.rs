@@ -549,7 +549,7 @@ async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let staging = e.dir.0.join("uploads");
+    let staging = e.dir().join("uploads");
     assert_eq!(files_in(&staging), 5);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(files_in(&staging), 0, "expired sessions leave no files");
@@ -577,16 +577,16 @@ async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let hex = digest.trim_start_matches("sha256:");
-        let blob = std::fs::read_dir(e.dir.0.join("blobs/sha256"))
+        let blob = std::fs::read_dir(e.dir().join("blobs/sha256"))
             .unwrap()
             .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
             .map(|f| f.unwrap().path())
-            .chain([e.dir.0.join("blobs/sha256").join(hex)])
+            .chain([e.dir().join("blobs/sha256").join(hex)])
             .find(|p| p.ends_with(hex) && p.exists())
             .expect("the blob's file");
         assert_eq!(mode(&blob), 0o600, "{}", blob.display());
-        assert_eq!(mode(&e.dir.0), 0o700);
-        assert_eq!(mode(&e.dir.0.join("registry.db")), 0o600);
+        assert_eq!(mode(e.dir()), 0o700);
+        assert_eq!(mode(&e.dir().join("registry.db")), 0o600);
     }
 }
 

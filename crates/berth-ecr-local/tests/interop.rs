@@ -8,13 +8,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Ecr, TempDir, make_index_layout, peer, start, write_oci_layout};
+use berth_testkit::{TempDir, peer};
+use common::{Ecr, make_index_layout, start, write_oci_layout};
 use serde_json::Value;
 
 const HOURS: Duration = Duration::from_secs(12 * 3600);
 
 fn credentials(e: &Ecr) -> std::path::PathBuf {
-    let path = e.dir.0.join("test-credentials");
+    let path = e.dir().join("test-credentials");
     std::fs::write(
         &path,
         format!(

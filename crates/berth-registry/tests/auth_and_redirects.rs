@@ -15,7 +15,8 @@ use axum::response::Response;
 use berth_registry::{
     CopyOptions, Credentials, OciLayout, RegistryClient, RemoteImage, Silent, StaticCredentials,
 };
-use common::{DockerRegistry, temp};
+use berth_testkit::TempDir;
+use common::DockerRegistry;
 
 struct Front {
     upstream: String,
@@ -148,10 +149,10 @@ async fn serve(app: axum::Router) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_and_presigned_redirects() {
-    let Some(registry) = DockerRegistry::start("the bearer and redirect test").await else {
+    let Some(registry) = DockerRegistry::start().await else {
         return;
     };
-    let work = temp("bearer");
+    let work = TempDir::new("bearer");
     let creds = Arc::new(StaticCredentials(
         Credentials {
             username: "AWS".into(),

@@ -10,12 +10,15 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_full_disk_keeps_complete_blobs_and_removes_the_partial_one() {
-    if !std::path::Path::new("/dev/full").exists() {
-        eprintln!("\n*** SKIPPING disk-full test: this system has no /dev/full ***\n");
+    if !berth_testkit::require(
+        std::path::Path::new("/dev/full").exists(),
+        "/dev/full",
+        "Linux provides it; it stands in for a full disk",
+    ) {
         return;
     }
-    let work = std::env::temp_dir().join(format!("berth-diskfull-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
+    let dir = berth_testkit::TempDir::new("diskfull");
+    let work = dir.path();
     let src_dir = work.join("src");
     std::fs::create_dir_all(src_dir.join("blobs/sha256")).unwrap();
     let put = |bytes: &[u8]| {
@@ -90,5 +93,4 @@ async fn a_full_disk_keeps_complete_blobs_and_removes_the_partial_one() {
             .digest,
         format!("sha256:{}", m.0)
     );
-    let _ = std::fs::remove_dir_all(&work);
 }

@@ -25,7 +25,8 @@ use futures_util::StreamExt;
 
 mod common;
 
-use common::{DockerRegistry, temp};
+use berth_testkit::TempDir;
+use common::DockerRegistry;
 
 const CUT: usize = 3 * 1024 * 1024 + 17;
 
@@ -271,11 +272,11 @@ fn client(host: &str) -> Arc<RegistryClient> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_resume_downloads_resume_failures_retry_and_mounts_fall_back() {
-    let Some(registry) = DockerRegistry::start("the fault-injection test").await else {
+    let Some(registry) = DockerRegistry::start().await else {
         return;
     };
     let port = registry.port;
-    let work = temp("faults");
+    let work = TempDir::new("faults");
     let _ = client("127.0.0.1:1"); // installs the TLS provider the proxy's client needs too
     let faults = Arc::new(Faults {
         upstream: format!("http://127.0.0.1:{port}"),

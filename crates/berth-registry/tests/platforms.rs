@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{DockerRegistry, temp};
+use berth_testkit::TempDir;
+use common::DockerRegistry;
 
 fn put(dir: &Path, bytes: &[u8]) -> Value {
     let hex = berth_registry::sha256_hex(bytes);
@@ -76,7 +77,7 @@ fn options(tag: &str, platform: Option<&str>) -> CopyOptions {
 
 #[tokio::test]
 async fn indexes_copy_whole_or_by_platform_and_build_per_platform() {
-    let work = temp("multi");
+    let work = TempDir::new("multi");
     let src_dir = work.0.join("src");
     let made = multi_platform(&src_dir);
     let src = OciLayout::new(&src_dir, Some("multi".into()));
@@ -177,11 +178,11 @@ async fn indexes_copy_whole_or_by_platform_and_build_per_platform() {
 /// index lands under its digest, children first, and reads back the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexes_push_to_a_registry_children_first() {
-    let Some(registry) = DockerRegistry::start("the index push test").await else {
+    let Some(registry) = DockerRegistry::start().await else {
         return;
     };
     let port = registry.port;
-    let work = temp("index-push");
+    let work = TempDir::new("index-push");
     let made = multi_platform(&work.0.join("src"));
     let host = format!("127.0.0.1:{port}");
     let client = Arc::new(

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{TempDir, TestServer, assert_error, options};
+use berth_testkit::TempDir;
+use common::{TestServer, assert_error, options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -4,8 +4,9 @@
 
 mod common;
 
-use berth_ecr_local::{LocalEcr, LocalEcrOptions};
-use common::{TempDir, TestServer, assert_error, captured_logs, options};
+use berth_testkit::LocalEcrFixture;
+use berth_testkit::TempDir;
+use common::{TestServer, assert_error, captured_logs, options};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -13,35 +14,18 @@ struct Ecr {
     url: String,
     key_id: String,
     secret: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _fixture: LocalEcrFixture,
 }
 
-async fn local_ecr(dir: &std::path::Path) -> Ecr {
-    let ecr = LocalEcr::start(&LocalEcrOptions::new(
-        dir.join("local-ecr"),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
-    let creds = std::fs::read_to_string(&ecr.credentials_file).unwrap();
-    let field = |k: &str| {
-        creds
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_owned()
-    };
-    let (key_id, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
-    let url = ecr.public_url.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ecr.run(async {
-        let _ = rx.await;
-    }));
+/// The local ECR as `berth up` starts it, and its demo user's keys.
+async fn local_ecr() -> Ecr {
+    let fixture = LocalEcrFixture::seeded("server-ecr").await;
+    let keys = fixture.demo_keys();
     Ecr {
-        url,
-        key_id,
-        secret,
-        _stop: tx,
+        url: fixture.url.clone(),
+        key_id: keys.id,
+        secret: keys.secret,
+        _fixture: fixture,
     }
 }
 
@@ -49,7 +33,7 @@ async fn local_ecr(dir: &std::path::Path) -> Ecr {
 async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
     let logs = captured_logs();
     let dir = TempDir::new("creds");
-    let ecr = local_ecr(&dir.0).await;
+    let ecr = local_ecr().await;
     let s = TestServer::start(options(&dir.0)).await;
     for sub in ["acme", "globex"] {
         s.admin(
@@ -243,7 +227,7 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_that_no_longer_open_are_one_diagnosis_everywhere() {
     let dir = TempDir::new("stale-key");
-    let ecr = local_ecr(&dir.0).await;
+    let ecr = local_ecr().await;
     let s = TestServer::start(options(&dir.0)).await;
     s.admin(
         Method::POST,

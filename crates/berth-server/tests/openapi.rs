@@ -5,7 +5,8 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{TempDir, TestServer, options};
+use berth_testkit::TempDir;
+use common::{TestServer, options};
 use serde_json::{Value, json};
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");

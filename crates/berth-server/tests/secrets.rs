@@ -5,7 +5,8 @@
 mod common;
 
 use berth_server::{Server, admin};
-use common::{TempDir, TestServer, captured_logs, options};
+use berth_testkit::TempDir;
+use common::{TestServer, captured_logs, options};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -113,10 +114,10 @@ async fn secrets_never_appear_in_sqlite_files_logs_or_responses() {
 
 #[tokio::test]
 async fn secrets_never_appear_in_postgres_rows() {
-    let Some(url) = berth_store::testing::postgres_url() else {
+    let Some(url) = berth_testkit::postgres_url() else {
         return;
     };
-    let db = berth_store::testing::TempDb::create(&url).await;
+    let db = berth_testkit::TempDb::create(&url).await;
     let dir = TempDir::new("seal-pg");
     let secret = "PostgresSecretNeverShown/0123456789abcdef";
     let key_id = "AKIAFAKESEALL042";

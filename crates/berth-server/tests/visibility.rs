@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{TempDir, TestServer, options};
+use berth_testkit::TempDir;
+use common::{TestServer, options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -17,8 +17,6 @@ mod postgres;
 pub mod seal;
 mod sql;
 mod sqlite;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::Arc;

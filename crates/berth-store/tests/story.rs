@@ -8,8 +8,8 @@ use berth_core::resolution::{Dependency, DependencyKind};
 use berth_core::{
     IntegrationDraft, IntegrationPatch, Name, ProjectName, RuntimeScope, SecretField,
 };
-use berth_store::testing::{TempDb, postgres_url};
 use berth_store::{IntegrationQuery, Keyring, Location, MasterKey, Store, StoreError};
+use berth_testkit::{TempDb, TempDir, postgres_url};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -532,33 +532,10 @@ async fn delete_races_dependencies(
     }
 }
 
-fn sqlite_location(tag: &str) -> (tempdir::Dir, Location) {
-    let dir = tempdir::Dir::new(tag);
-    let loc = Location::Sqlite(dir.path.join("berth.db"));
+fn sqlite_location(tag: &str) -> (TempDir, Location) {
+    let dir = TempDir::new(tag);
+    let loc = Location::Sqlite(dir.path().join("berth.db"));
     (dir, loc)
-}
-
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new(tag: &str) -> Dir {
-            let mut bytes = [0u8; 6];
-            getrandom::fill(&mut bytes).unwrap();
-            let path = std::env::temp_dir().join(format!(
-                "berth-store-{tag}-{}",
-                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,8 +4,8 @@
 
 use berth_core::resolution::DependencyKind;
 use berth_core::{IntegrationDraft, Name};
-use berth_store::testing::{TempDb, postgres_url};
 use berth_store::{Keyring, Location, MasterKey, StoreError};
+use berth_testkit::{TempDb, postgres_url};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
@@ -169,10 +169,8 @@ async fn upgraded_rows_behave_like_new_ones(location: &Location) {
 
 #[tokio::test]
 async fn a_version_2_sqlite_database_upgrades() {
-    let dir = std::env::temp_dir().join(format!("berth-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("berth.db");
-    let _ = std::fs::remove_file(&path);
+    let dir = berth_testkit::TempDir::new("upgrade");
+    let path = dir.path().join("berth.db");
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", path.display()))
         .await
         .unwrap();
@@ -182,7 +180,6 @@ async fn a_version_2_sqlite_database_upgrades() {
         .unwrap();
     conn.close().await.unwrap();
     upgraded_rows_behave_like_new_ones(&Location::Sqlite(path)).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

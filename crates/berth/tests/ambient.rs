@@ -3,39 +3,13 @@
 //! with the server's own identity, and an expired session is diagnosed as such.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use berth_ecr_local::{LocalEcr, LocalEcrOptions};
+use berth_testkit::{Keys, LocalEcrFixture, TempDir, peer};
 use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-fn dir(tag: &str) -> PathBuf {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    let p = std::env::temp_dir().join(format!(
-        "berth-ambient-{tag}-{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn aws_cli() -> Option<PathBuf> {
-    let venv = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/berth-peers/venv/bin/aws"))?;
-    if venv.exists() {
-        return Some(venv);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the AWS CLI is missing in CI: scripts/install-peers installs it");
-    }
-    eprintln!(
-        "\n*** SKIPPING ambient test: the AWS CLI is not installed (scripts/install-peers) ***\n"
-    );
-    None
-}
 
 /// `berth serve` whose only AWS identity is the given environment.
 fn serve(data: &Path, env: &[(&str, &str)]) -> (Child, String) {
@@ -83,29 +57,12 @@ async fn test_connection(url: &str, token: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambient_credentials_work_and_an_expired_session_is_named() {
-    let Some(aws) = aws_cli() else { return };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ecr_dir = dir("ecr");
-    let ecr = LocalEcr::start(&LocalEcrOptions::new(
-        ecr_dir.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
-    let ecr_url = ecr.public_url.clone();
+    let Some(aws) = peer("aws") else { return };
+    let ecr = LocalEcrFixture::seeded("ambient-ecr").await;
+    let ecr_url = ecr.url.clone();
     let creds_file = ecr.credentials_file.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ecr.run(async {
-        let _ = rx.await;
-    }));
-    let text = std::fs::read_to_string(&creds_file).unwrap();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_owned()
-    };
-    let (key, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
+    let ecr_dir = ecr.dir.path().to_owned();
+    let Keys { id: key, secret } = ecr.demo_keys();
 
     // A session from the demo role, then expired in the local ECR's own records.
     let out = Command::new(&aws)
@@ -148,9 +105,10 @@ async fn ambient_credentials_work_and_an_expired_session_is_named() {
         .unwrap();
     db.close().await.unwrap();
 
-    let data = dir("data");
+    let data_dir = TempDir::new("ambient-data");
+    let data = data_dir.path();
     let (mut server, url) = serve(
-        &data,
+        data,
         &[
             ("AWS_ACCESS_KEY_ID", &key),
             ("AWS_SECRET_ACCESS_KEY", &secret),
@@ -174,7 +132,7 @@ async fn ambient_credentials_work_and_an_expired_session_is_named() {
     server.wait().unwrap();
 
     let (mut server, url) = serve(
-        &data,
+        data,
         &[
             ("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap()),
             (
@@ -195,7 +153,5 @@ async fn ambient_credentials_work_and_an_expired_session_is_named() {
     assert_eq!(failed["diagnosis"], "expired_session", "{report}");
     server.kill().unwrap();
     server.wait().unwrap();
-    let _ = tx.send(());
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_dir_all(&ecr_dir);
+    drop(ecr);
 }

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use berth_testkit::{TempDir, peer};
 use common::*;
 
 fn job(u: &Up, token: &str, docker: &Path, cwd: &Path, args: &[&str]) -> Output {
@@ -28,7 +29,7 @@ fn build_on_a_private_base_push_check_the_dockerfile_and_fetch_the_boot_image() 
         return;
     };
     let u = up();
-    let work = Dir::new("scenarios");
+    let work = TempDir::new("scenarios");
     let admin = work.0.join("admin-docker");
     std::fs::create_dir_all(&admin).unwrap();
     let (key_id, secret) = demo_keys(&u);
@@ -308,7 +309,7 @@ fn two_accounts_per_branch_a_region_override_and_release_tags() {
         return;
     };
     let u = up();
-    let work = Dir::new("accounts");
+    let work = TempDir::new("accounts");
     let admin = work.0.join("admin-docker");
     std::fs::create_dir_all(&admin).unwrap();
     let (key1, secret1) = demo_keys(&u);

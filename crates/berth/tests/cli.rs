@@ -3,29 +3,12 @@
 //! in CLI output.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+use berth_testkit::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let mut b = [0u8; 6];
-        getrandom::fill(&mut b).unwrap();
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let p = std::env::temp_dir().join(format!("berth-cli-{tag}-{hex}"));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Starts `berth up` on a free port and returns it with its URL, read from the banner.
 fn up(data_dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
@@ -104,7 +87,7 @@ fn stop(mut child: Child) {
 
 #[test]
 fn quick_start_through_the_cli() {
-    let dir = Dir::new("quick");
+    let dir = TempDir::new("quick");
     let (child, url, banner) = up(&dir.0, &[]);
     let token_line = banner.iter().find(|l| l.contains("admin token:")).unwrap();
     let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
@@ -288,7 +271,7 @@ fn quick_start_through_the_cli() {
 
 #[test]
 fn second_start_keeps_the_token_and_a_wrong_key_is_a_clear_startup_error() {
-    let dir = Dir::new("restart");
+    let dir = TempDir::new("restart");
     let (child, url, _) = up(&dir.0, &[]);
     let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
         .unwrap()
@@ -372,7 +355,7 @@ fn second_start_keeps_the_token_and_a_wrong_key_is_a_clear_startup_error() {
 
 #[test]
 fn ci_resource_env_prints_what_a_pipeline_job_sees() {
-    let dir = Dir::new("resenv");
+    let dir = TempDir::new("resenv");
     let (child, url, _) = up(&dir.0, &[]);
     let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
         .unwrap()

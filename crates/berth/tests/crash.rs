@@ -3,23 +3,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn dir() -> PathBuf {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    let p = std::env::temp_dir().join(format!(
-        "berth-crash-{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn start(data: &PathBuf) -> (Child, String) {
+fn start(data: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["local-ecr", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
@@ -65,25 +54,6 @@ fn password(aws: &std::path::Path, data: &std::path::Path, url: &str) -> String 
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
-fn aws_bin() -> Option<PathBuf> {
-    let venv = std::env::var_os("BERTH_PEERS_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
-        })?;
-    let p = venv.join("bin/aws");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the AWS CLI is missing in CI: scripts/install-peers installs it");
-    }
-    eprintln!(
-        "\n*** SKIPPING crash test: the AWS CLI is not installed (scripts/install-peers) ***\n"
-    );
-    None
-}
-
 fn basic(password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"))
@@ -101,8 +71,11 @@ fn http(url: &str, request: &str, body: &[u8]) -> String {
 
 #[test]
 fn kill_9_mid_blob_leaves_nothing_half_written() {
-    let Some(aws) = aws_bin() else { return };
-    let data = dir();
+    let Some(aws) = berth_testkit::peer("aws") else {
+        return;
+    };
+    let data_dir = berth_testkit::TempDir::new("crash");
+    let data = data_dir.path().to_owned();
     let (mut child, url) = start(&data);
     let o = Command::new(&aws)
         .args([
@@ -192,5 +165,4 @@ fn kill_9_mid_blob_leaves_nothing_half_written() {
     assert_eq!(std::fs::read(&blob_file).unwrap(), blob);
     child.kill().unwrap();
     child.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&data);
 }

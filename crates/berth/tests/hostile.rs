@@ -13,28 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use berth_testkit::TempDir;
 use common::*;
 
 const IDLE_SECONDS: u64 = 2;
 
 /// `berth up` under a 256-file limit, with a short idle timeout.
 fn start_limited() -> Option<Up> {
-    let Some(prlimit) = ["/usr/bin/prlimit", "/bin/prlimit"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        if std::env::var_os("CI").is_some() {
-            panic!("prlimit (util-linux) is missing in CI");
-        }
-        eprintln!("\n*** SKIPPING hostile test: prlimit is not installed ***\n");
-        return None;
-    };
+    let prlimit = berth_testkit::peer("prlimit")?;
     let mut launcher = Command::new(prlimit);
     launcher.args(["--nofile=256:256", "--", BIN]);
     let idle = IDLE_SECONDS.to_string();
     Some(up_via(
         launcher,
-        Dir::new("hostile"),
+        TempDir::new("hostile"),
         &[("BERTH_LOG", "warn"), ("BERTH_IDLE_TIMEOUT", &idle)],
         None,
     ))

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use berth_testkit::{TempDir, peer};
 use common::*;
 
 fn job(u: &Up, token: &str, cwd: &Path, args: &[&str]) -> Output {
@@ -39,7 +40,7 @@ fn jobs_get_sessions_not_keys_and_never_the_servers_identity() {
     let Some(aws) = peer("aws") else { return };
     let u = up();
     let docker = u.data.0.join("docker");
-    let work = Dir::new("jobcreds");
+    let work = TempDir::new("jobcreds");
     for args in [
         vec!["subscription", "add", "acme"],
         vec!["project", "add", "acme/web", "--subscription", "acme"],

@@ -6,6 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
+use berth_testkit::TempDir;
 use common::*;
 
 fn call(u: &Up, token: &str, path: &str, body: &str) -> String {
@@ -33,7 +34,7 @@ fn field<'a>(json: &'a str, key: &str) -> &'a str {
 #[test]
 fn no_log_level_prints_a_key_a_token_or_a_password() {
     for level in ["error", "warn", "info", "debug", "trace"] {
-        let work = Dir::new(&format!("logs-{level}"));
+        let work = TempDir::new(&format!("logs-{level}"));
         let log = work.0.join("berth.log");
         let u = up_logging(level, Some(&log));
         let docker = work.0.join("docker");

@@ -4,6 +4,7 @@
 
 mod common;
 
+use berth_testkit::{TempDir, peer};
 use common::*;
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,7 @@ fn login_logout_and_the_credential_helper_with_skopeo() {
         return;
     };
     let u = up();
-    let work = Dir::new("work");
+    let work = TempDir::new("work");
     let docker = work.0.join("docker");
     std::fs::create_dir_all(&docker).unwrap();
     let (key_id, secret) = demo_keys(&u);
@@ -220,7 +221,7 @@ fn ci_login_pulls_a_private_image_only_on_matching_branches() {
         return;
     };
     let u = up();
-    let work = Dir::new("ci");
+    let work = TempDir::new("ci");
     let (key_id, secret) = demo_keys(&u);
     let host = u.ecr.trim_start_matches("http://").to_owned();
     create_repository(&aws, &u, "team/app");

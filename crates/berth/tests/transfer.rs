@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use berth_testkit::{TempDir, peer};
 use common::*;
 use serde_json::Value;
 
@@ -51,7 +52,7 @@ fn docker_registry_skopeo_and_umoci_agree_with_berth() {
     else {
         return;
     };
-    let work = Dir::new("xfer");
+    let work = TempDir::new("xfer");
     let docker = work.0.join("docker");
     let plain = registry(false);
     let src = image(&work.0.join("random"));
@@ -211,7 +212,7 @@ fn docker_registry_skopeo_and_umoci_agree_with_berth() {
 
 #[test]
 fn bad_input_is_refused_with_the_reason() {
-    let work = Dir::new("bad");
+    let work = TempDir::new("bad");
     let docker = work.0.join("docker");
     let err = fails(&cli(&docker, &["copy", "s3://bucket/x", "oci:/tmp/x"]));
     assert!(err.contains("unknown transport 's3://'"), "{err}");
@@ -285,7 +286,7 @@ fn push_build_and_pull_through_an_ecr_integration() {
         return;
     };
     let u = up();
-    let work = Dir::new("ecr");
+    let work = TempDir::new("ecr");
     let docker = work.0.join("docker");
     std::fs::create_dir_all(&docker).unwrap();
     let (key_id, secret) = demo_keys(&u);

@@ -2,38 +2,21 @@
 //! for its control plane, and a registry client with its tokens.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use berth_ecr_local::LocalEcrOptions;
 use berth_ecr_local::sigv4::{
     Authorization, RequestParts, canonical_request, expected_signature, sha256_hex,
 };
-use berth_ecr_local::{LocalEcr, LocalEcrOptions};
+use berth_testkit::LocalEcrFixture;
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "123456789012";
 
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let mut b = [0u8; 6];
-        getrandom::fill(&mut b).unwrap();
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let p = std::env::temp_dir().join(format!("berth-ecr-{tag}-{hex}"));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// Credentials a request is signed with: access keys, or a session from STS.
 pub struct Keys {
     pub id: String,
     pub secret: String,
@@ -42,30 +25,27 @@ pub struct Keys {
 
 /// Keys generated per run, so nothing key-shaped is committed.
 pub fn keys(tag: &str) -> Keys {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    let suffix: String = b.iter().map(|x| format!("{:X}", x % 16)).collect();
+    let k = berth_testkit::random_keys(tag);
     Keys {
-        id: format!("AKIA{tag}{suffix}"),
-        secret: format!("secret-{tag}-{suffix}/abc+def"),
+        id: k.id,
+        secret: k.secret,
         token: None,
     }
 }
 
+/// The local ECR under test, its users' keys and a client for it.
 pub struct Ecr {
     pub url: String,
-    pub dir: TempDir,
     pub admin: Keys,
     pub reader: Keys,
     pub http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    fixture: LocalEcrFixture,
 }
 
-impl Drop for Ecr {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+impl Ecr {
+    /// Its data directory.
+    pub fn dir(&self) -> &Path {
+        self.fixture.dir.path()
     }
 }
 
@@ -87,8 +67,6 @@ pub async fn start_configured(
     extra_iam: &str,
     configure: impl FnOnce(&mut LocalEcrOptions),
 ) -> Ecr {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = TempDir::new(tag);
     let admin = keys("ADMN");
     let reader = keys("READ");
     let iam = format!(
@@ -114,24 +92,17 @@ trust = []
 "#,
         admin.id, admin.secret, reader.id, reader.secret
     );
-    std::fs::write(dir.0.join("iam.toml"), format!("{iam}\n{extra_iam}")).unwrap();
-    let mut options = LocalEcrOptions::new(dir.0.clone(), "127.0.0.1:0".parse().unwrap());
-    options.token_ttl = token_ttl;
-    configure(&mut options);
-    let ecr = LocalEcr::start(&options).await.unwrap();
-    assert!(!ecr.seeded, "the test IAM file is used, not the demo seed");
-    let url = ecr.public_url.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ecr.run(async {
-        let _ = rx.await;
-    }));
+    let fixture = LocalEcrFixture::with_iam(tag, &format!("{iam}\n{extra_iam}"), |o| {
+        o.token_ttl = token_ttl;
+        configure(o);
+    })
+    .await;
     Ecr {
-        url,
-        dir,
+        url: fixture.url.clone(),
         admin,
         reader,
         http: reqwest::Client::new(),
-        stop: Some(tx),
+        fixture,
     }
 }
 
@@ -387,36 +358,6 @@ pub fn write_oci_layout(dir: &Path, layers: &[usize]) -> String {
     )
     .unwrap();
     manifest_digest
-}
-
-/// A peer program: from the peers virtualenv, else PATH. Outside CI a missing peer skips the
-/// test loudly; in CI it fails it.
-pub fn peer(name: &str) -> Option<PathBuf> {
-    let venv = std::env::var_os("BERTH_PEERS_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
-        });
-    if let Some(v) = venv {
-        let p = v.join("bin").join(name);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.exists())
-    });
-    if on_path.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("peer '{name}' is missing in CI: scripts/install-peers installs it");
-        }
-        eprintln!(
-            "\n*** SKIPPING: peer '{name}' is not installed (run scripts/install-peers) ***\n"
-        );
-    }
-    on_path
 }
 
 /// Rewrites the layout at `dir` (made by [`write_oci_layout`]) into a two-platform OCI index

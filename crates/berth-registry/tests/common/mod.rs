@@ -1,29 +1,8 @@
-//! Test support: temporary directories and Debian's docker-registry on a free port (skipped
-//! loudly outside CI when it is not installed; a failure in CI).
+//! Test support: Debian's docker-registry on a free port (skipped loudly outside CI when it is
+//! not installed; a failure in CI).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
-pub struct TempDir(pub PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn temp(tag: &str) -> TempDir {
-    let p = std::env::temp_dir().join(format!(
-        "berth-registry-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
-}
+use berth_testkit::TempDir;
 
 pub struct DockerRegistry {
     pub port: u16,
@@ -40,20 +19,9 @@ impl Drop for DockerRegistry {
 
 impl DockerRegistry {
     /// A fresh registry, or `None` (with a loud note) where the peer is not installed.
-    pub async fn start(test: &str) -> Option<DockerRegistry> {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .any(|d| d.join("docker-registry").exists());
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "peer docker-registry missing in CI: scripts/install-peers installs it"
-            );
-            eprintln!(
-                "\n*** SKIPPING {test}: docker-registry is not installed (scripts/install-peers) ***\n"
-            );
-            return None;
-        }
-        let dir = temp("docker-registry");
+    pub async fn start() -> Option<DockerRegistry> {
+        let bin = berth_testkit::peer("docker-registry")?;
+        let dir = TempDir::new("docker-registry");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -67,7 +35,7 @@ impl DockerRegistry {
             ),
         )
         .unwrap();
-        let child = std::process::Command::new("docker-registry")
+        let child = std::process::Command::new(bin)
             .arg("serve")
             .arg(dir.0.join("config.yml"))
             .env_remove("REGISTRY_AUTH_FILE")

@@ -3,62 +3,19 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+use berth_testkit::TempDir;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-pub struct Dir(pub PathBuf);
-impl Dir {
-    pub fn new(tag: &str) -> Dir {
-        let mut b = [0u8; 6];
-        getrandom::fill(&mut b).unwrap();
-        let p = std::env::temp_dir().join(format!(
-            "berth-cli-{tag}-{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn peer(name: &str) -> Option<PathBuf> {
-    let venv = std::env::var_os("BERTH_PEERS_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/venv"))
-        });
-    if let Some(p) = venv
-        .map(|v| v.join("bin").join(name))
-        .filter(|p| p.exists())
-    {
-        return Some(p);
-    }
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(name))
-        .find(|p| p.exists());
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("peer {name} missing in CI: scripts/install-peers installs it");
-        }
-        eprintln!(
-            "\n*** SKIPPING test: peer {name} is not installed (scripts/install-peers) ***\n"
-        );
-    }
-    found
-}
 
 pub struct Up {
     pub child: Child,
     pub url: String,
     pub ecr: String,
     pub token: String,
-    pub data: Dir,
+    pub data: TempDir,
 }
 
 impl Drop for Up {
@@ -74,17 +31,22 @@ pub fn up() -> Up {
 
 /// `berth up` with `BERTH_LOG=level`, its log written to `log` (else discarded).
 pub fn up_logging(level: &str, log: Option<&Path>) -> Up {
-    up_at(Dir::new("up"), level, log)
+    up_at(TempDir::new("up"), level, log)
 }
 
 /// `berth up` with its data directory in `data`.
-pub fn up_at(data: Dir, level: &str, log: Option<&Path>) -> Up {
+pub fn up_at(data: TempDir, level: &str, log: Option<&Path>) -> Up {
     up_via(Command::new(BIN), data, &[("BERTH_LOG", level)], log)
 }
 
 /// `berth up` started through `launcher` (the binary itself, or e.g. `prlimit … -- berth`),
 /// with `env` set and its log written to `log` (else discarded).
-pub fn up_via(mut launcher: Command, data: Dir, env: &[(&str, &str)], log: Option<&Path>) -> Up {
+pub fn up_via(
+    mut launcher: Command,
+    data: TempDir,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Up {
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
@@ -225,7 +187,7 @@ pub fn image(dir: &Path) -> String {
 pub struct Registry {
     pub child: Child,
     pub host: String,
-    pub dir: Dir,
+    pub dir: TempDir,
 }
 
 impl Drop for Registry {
@@ -244,7 +206,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn registry(auth: bool) -> Registry {
-    let dir = Dir::new("registry");
+    let dir = TempDir::new("registry");
     let port = free_port();
     let mut config = format!(
         "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
