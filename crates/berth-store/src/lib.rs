@@ -14,9 +14,11 @@
 mod error;
 mod migrate;
 mod postgres;
+mod rows;
 pub mod seal;
 mod sql;
 mod sqlite;
+mod statements;
 
 use std::path::PathBuf;
 use std::sync::Arc;

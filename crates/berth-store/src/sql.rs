@@ -1,7 +1,9 @@
-//! The SQL both backends share. The statements are portable between SQLite and PostgreSQL
-//! (`$n` parameters, `ON CONFLICT`, `LIKE … ESCAPE`), so one body, instantiated per backend by
-//! [`sql_store!`], keeps them from drifting apart. Backend differences live in `sqlite.rs` and
-//! `postgres.rs`: connecting, the write transaction, row locking and the string aggregate.
+//! The store's one body for both backends: [`sql_store!`] implements [`crate::Store`] once and
+//! is instantiated per backend, so the two cannot drift apart. The statements it runs are named
+//! constants in `statements.rs` and its row conversions plain functions in `rows.rs`, where
+//! rustfmt, grep and an IDE see them; what stays in the macro is the order of the calls and the
+//! transactions around them. Backend differences live in `sqlite.rs` and `postgres.rs`:
+//! connecting, the write transaction, row locking and the string aggregate.
 
 use berth_core::resolution::DependencyKind;
 use berth_core::{IntegrationConfig, Meta, Name, SecretField};
@@ -155,27 +157,6 @@ pub(crate) fn meta(
     }
 }
 
-/// What a project's builds recorded (hub entries, pipeline resources, its custom CI image) is
-/// owned by the project's row; `$1` is the project's id.
-pub(crate) const RELEASE_PROJECT_DEPENDENCIES: &str =
-    "DELETE FROM integration_dependencies WHERE project_id = $1";
-
-/// `$1` is the project's name key.
-pub(crate) const COUNT_PROJECT_DEPENDENCIES: &str = "SELECT COUNT(*) FROM integration_dependencies d \
-     JOIN projects p ON p.id = d.project_id WHERE p.name_key = $1";
-
-/// One dependency of a project's build; a repeat is a no-op.
-pub(crate) const RECORD_PROJECT_DEPENDENCY: &str = "INSERT INTO integration_dependencies \
-     (integration_id, kind, name, project_id, recorded_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT DO NOTHING";
-
-/// What uses an integration (`$1`, its id), as (kind, name): recorded dependencies and the
-/// runtimes it is shared with.
-pub(crate) const INTEGRATION_USERS: &str = "SELECT kind, name FROM integration_dependencies \
-     WHERE integration_id = $1 \
-     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x \
-     JOIN runtimes r ON r.id = x.runtime_id WHERE x.integration_id = $1 ORDER BY 1, 2";
-
 /// A dependency's kind as stored, back into the type.
 pub(crate) fn dependency_kind(value: &str) -> Result<DependencyKind, StoreError> {
     DependencyKind::parse(value)
@@ -190,64 +171,17 @@ macro_rules! sql_store {
             Integration, IntegrationDraft, Name, ProjectName, RuntimeScope, Secrets,
         };
         use sqlx::Row as _;
+        use $crate::statements as q;
+        use $crate::rows::{
+            read_integration, read_meta, read_project, read_runtime, read_subscription, read_token,
+        };
         use $crate::sql::{
-            escape_like, meta, new_id, now, parse_config, split_fields, split_names, stored_name,
+            escape_like, new_id, now, stored_name,
         };
         use $crate::{
             IntegrationChange, IntegrationQuery, Keyring, Page, Project, Runtime, Store,
             StoreError, Subscription, TokenInfo, TokenRecord, TokenRole,
         };
-
-        type DbRow = <$db as sqlx::Database>::Row;
-
-        fn read_meta(row: &DbRow) -> Result<berth_core::Meta, StoreError> {
-            Ok(meta(
-                row.try_get("created_at")?,
-                row.try_get("updated_at")?,
-                row.try_get("created_by")?,
-                row.try_get("updated_by")?,
-                row.try_get("version")?,
-            ))
-        }
-
-        fn read_integration(row: &DbRow) -> Result<Integration, StoreError> {
-            let runtimes_all: bool = row.try_get("runtimes_all")?;
-            Ok(Integration {
-                id: row.try_get("id")?,
-                name: stored_name(row.try_get("name")?)?,
-                config: parse_config(row.try_get("config")?)?,
-                subscriptions: split_names(row.try_get("subs")?)?,
-                runtimes: if runtimes_all {
-                    RuntimeScope::All
-                } else {
-                    RuntimeScope::Selected(split_names(row.try_get("rts")?)?)
-                },
-                secrets_set: split_fields(row.try_get("secret_fields")?),
-                meta: read_meta(row)?,
-            })
-        }
-
-        fn read_token(row: &DbRow) -> Result<TokenInfo, StoreError> {
-            let role: String = row.try_get("role")?;
-            let subscription: Option<String> = row.try_get("subscription")?;
-            Ok(TokenInfo {
-                id: row.try_get("id")?,
-                role: match (role.as_str(), subscription) {
-                    ("admin", _) => TokenRole::Admin,
-                    ("subscription", Some(s)) => TokenRole::Subscription(stored_name(&s)?),
-                    (other, _) => {
-                        return Err(StoreError::Corrupt(format!("token role '{other}'")));
-                    }
-                },
-                description: row.try_get("description")?,
-                created_at: row.try_get("created_at")?,
-                created_by: row.try_get("created_by")?,
-            })
-        }
-
-        const TOKEN_SELECT: &str = "SELECT t.id, t.role, t.description, t.created_at, t.created_by, \
-             t.secret_hash, s.name AS subscription FROM api_tokens t \
-             LEFT JOIN subscriptions s ON s.id = t.subscription_id";
 
         fn unique(kind: &'static str, name: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
             let name = name.to_owned();
@@ -280,9 +214,9 @@ macro_rules! sql_store {
             name_key: &str,
         ) -> Result<Option<String>, StoreError> {
             let sql = match table {
-                "subscriptions" => "SELECT id FROM subscriptions WHERE name_key = $1",
-                "runtimes" => "SELECT id FROM runtimes WHERE name_key = $1",
-                "projects" => "SELECT id FROM projects WHERE name_key = $1",
+                "subscriptions" => q::SUBSCRIPTION_ID,
+                "runtimes" => q::RUNTIME_ID,
+                "projects" => q::PROJECT_ID,
                 _ => unreachable!("id_of is called with a fixed table name"),
             };
             Ok(sqlx::query_scalar(sql)
@@ -298,7 +232,7 @@ macro_rules! sql_store {
             id: &str,
             draft: &IntegrationDraft,
         ) -> Result<(), StoreError> {
-            sqlx::query("DELETE FROM integration_subscriptions WHERE integration_id = $1")
+            sqlx::query(q::UNLINK_SUBSCRIPTIONS)
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
@@ -311,14 +245,14 @@ macro_rules! sql_store {
                     }
                 })?;
                 sqlx::query(
-                    "INSERT INTO integration_subscriptions (integration_id, subscription_id) VALUES ($1, $2)",
+                    q::LINK_SUBSCRIPTION
                 )
                 .bind(id)
                 .bind(sub)
                 .execute(&mut *conn)
                 .await?;
             }
-            sqlx::query("DELETE FROM integration_runtimes WHERE integration_id = $1")
+            sqlx::query(q::UNLINK_RUNTIMES)
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
@@ -332,7 +266,7 @@ macro_rules! sql_store {
                         }
                     })?;
                     sqlx::query(
-                        "INSERT INTO integration_runtimes (integration_id, runtime_id) VALUES ($1, $2)",
+                        q::LINK_RUNTIME
                     )
                     .bind(id)
                     .bind(rt)
@@ -341,7 +275,7 @@ macro_rules! sql_store {
                 }
             }
             for field in &draft.clear_secrets {
-                sqlx::query("DELETE FROM integration_secrets WHERE integration_id = $1 AND field = $2")
+                sqlx::query(q::CLEAR_SECRET)
                     .bind(id)
                     .bind(field.as_str())
                     .execute(&mut *conn)
@@ -349,7 +283,7 @@ macro_rules! sql_store {
             }
             if !draft.set_secrets.is_empty() {
                 let registered: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM sealing_keys WHERE key_id = $1")
+                    sqlx::query_scalar(q::COUNT_SEALING_KEY)
                         .bind(keyring.primary().id())
                         .fetch_one(&mut *conn)
                         .await?;
@@ -360,9 +294,7 @@ macro_rules! sql_store {
             for (field, value) in &draft.set_secrets {
                 let sealed = keyring.seal(id, field.as_str(), value)?;
                 sqlx::query(
-                    "INSERT INTO integration_secrets (integration_id, field, key_id, nonce, ciphertext) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, field) DO UPDATE SET \
-                     key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                    q::UPSERT_SECRET
                 )
                 .bind(id)
                 .bind(field.as_str())
@@ -378,7 +310,7 @@ macro_rules! sql_store {
         /// Marks a change, inside the writing transaction, so caches keyed by the generation
         /// (the server's token and page caches, on every replica) drop what they hold.
         async fn bump(conn: &mut $conn) -> Result<(), StoreError> {
-            sqlx::query("UPDATE berth_generation SET generation = generation + 1 WHERE id = 1")
+            sqlx::query(q::BUMP_GENERATION)
                 .execute(&mut *conn)
                 .await?;
             Ok(())
@@ -404,13 +336,13 @@ macro_rules! sql_store {
         ) -> Result<(), StoreError> {
             sqlx::raw_sql($crate::migrate::CREATE_TABLE).execute(&mut *conn).await?;
             let applied: Vec<(i64, String)> =
-                sqlx::query_as("SELECT version, checksum FROM berth_migrations")
+                sqlx::query_as(q::APPLIED_MIGRATIONS)
                     .fetch_all(&mut *conn)
                     .await?;
             for m in $crate::migrate::pending(&applied, shipped)? {
                 sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
                 sqlx::query(
-                    "INSERT INTO berth_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    q::RECORD_MIGRATION
                 )
                 .bind(m.version)
                 .bind(m.name)
@@ -425,11 +357,11 @@ macro_rules! sql_store {
         /// database's secrets; registers the key on first use. Runs inside the migration
         /// transaction, under its lock, so replicas starting together agree.
         async fn check_keyring(conn: &mut $conn, keyring: &Keyring) -> Result<(), StoreError> {
-            let registered: Vec<String> = sqlx::query_scalar("SELECT key_id FROM sealing_keys")
+            let registered: Vec<String> = sqlx::query_scalar(q::SEALING_KEYS)
                 .fetch_all(&mut *conn)
                 .await?;
             let used: Vec<String> =
-                sqlx::query_scalar("SELECT DISTINCT key_id FROM integration_secrets")
+                sqlx::query_scalar(q::SECRET_KEY_IDS)
                     .fetch_all(&mut *conn)
                     .await?;
             let have = keyring.ids();
@@ -449,7 +381,7 @@ macro_rules! sql_store {
                 )));
             }
             if !registered.iter().any(|k| k == keyring.primary().id()) {
-                sqlx::query("INSERT INTO sealing_keys (key_id, created_at) VALUES ($1, $2)")
+                sqlx::query(q::REGISTER_SEALING_KEY)
                     .bind(keyring.primary().id())
                     .bind(now())
                     .execute(&mut *conn)
@@ -465,7 +397,7 @@ macro_rules! sql_store {
             }
 
             async fn generation(&self) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar("SELECT generation FROM berth_generation WHERE id = 1")
+                Ok(sqlx::query_scalar(q::GENERATION)
                     .fetch_one(self.reader())
                     .await?)
             }
@@ -482,9 +414,7 @@ macro_rules! sql_store {
                 let kind = draft.config.kind();
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO integrations (id, name, name_key, type, master_type, config, runtimes_all, \
-                     created_at, updated_at, created_by, updated_by, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, 1)",
+                    q::INSERT_INTEGRATION
                 )
                 .bind(&id)
                 .bind(draft.name.as_str())
@@ -585,8 +515,7 @@ macro_rules! sql_store {
                 let config = serde_json::to_string(&draft.config)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 sqlx::query(
-                    "UPDATE integrations SET name = $1, name_key = $2, config = $3, runtimes_all = $4, \
-                     updated_at = $5, updated_by = $6, version = version + 1 WHERE id = $7",
+                    q::UPDATE_INTEGRATION
                 )
                 .bind(draft.name.as_str())
                 .bind(draft.name.key())
@@ -614,11 +543,7 @@ macro_rules! sql_store {
                 // (and is seen below) or waits and then finds no integration to point at.
                 self.lock_integration(&mut tx, &key).await?;
                 let users: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT d.kind, d.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
-                     WHERE i.name_key = $1 \
-                     UNION ALL SELECT 'runtime', r.name FROM integration_runtimes x JOIN integrations i ON i.id = x.integration_id \
-                     JOIN runtimes r ON r.id = x.runtime_id WHERE i.name_key = $1 \
-                     ORDER BY 1, 2 LIMIT 50",
+                    q::INTEGRATION_USERS_BY_NAME_KEY
                 )
                 .bind(&key)
                 .fetch_all(&mut *tx)
@@ -630,7 +555,7 @@ macro_rules! sql_store {
                         users: users.into_iter().map(|(k, n)| format!("{k} {n}")).collect(),
                     });
                 }
-                let done = sqlx::query("DELETE FROM integrations WHERE name_key = $1")
+                let done = sqlx::query(q::DELETE_INTEGRATION)
                     .bind(&key)
                     .execute(&mut *tx)
                     .await?;
@@ -659,7 +584,7 @@ macro_rules! sql_store {
                     .ok_or_else(|| StoreError::NotFound { kind: "project", name: project.to_owned() })?;
                 let mut added = 0;
                 for d in dependencies {
-                    let done = sqlx::query($crate::sql::RECORD_PROJECT_DEPENDENCY)
+                    let done = sqlx::query(q::RECORD_PROJECT_DEPENDENCY)
                         .bind(&d.integration_id)
                         .bind(d.kind.as_str())
                         .bind(&d.name)
@@ -680,12 +605,12 @@ macro_rules! sql_store {
                 &self,
                 integration_name: &str,
             ) -> Result<Vec<(berth_core::resolution::DependencyKind, String)>, StoreError> {
-                let id = sqlx::query_scalar::<_, String>("SELECT id FROM integrations WHERE name_key = $1")
+                let id = sqlx::query_scalar::<_, String>(q::INTEGRATION_ID)
                     .bind(integration_name.to_ascii_lowercase())
                     .fetch_optional(self.reader())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: "integration", name: integration_name.to_owned() })?;
-                let rows: Vec<(String, String)> = sqlx::query_as($crate::sql::INTEGRATION_USERS)
+                let rows: Vec<(String, String)> = sqlx::query_as(q::INTEGRATION_USERS)
                     .bind(id)
                     .fetch_all(self.reader())
                     .await?;
@@ -696,7 +621,7 @@ macro_rules! sql_store {
 
             async fn open_secrets(&self, integration_id: &str) -> Result<Secrets, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT field, key_id, nonce, ciphertext FROM integration_secrets WHERE integration_id = $1",
+                    q::SEALED_SECRETS
                 )
                 .bind(integration_id)
                 .fetch_all(self.reader())
@@ -726,8 +651,7 @@ macro_rules! sql_store {
                 let at = now();
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO subscriptions (id, name, name_key, created_at, updated_at, created_by, updated_by, version) \
-                     VALUES ($1, $2, $3, $4, $4, $5, $5, 1)",
+                    q::INSERT_SUBSCRIPTION
                 )
                 .bind(&id)
                 .bind(name.as_str())
@@ -743,7 +667,7 @@ macro_rules! sql_store {
             }
 
             async fn get_subscription(&self, name: &str) -> Result<Subscription, StoreError> {
-                let row = sqlx::query("SELECT * FROM subscriptions WHERE name_key = $1")
+                let row = sqlx::query(q::SUBSCRIPTION_BY_NAME_KEY)
                     .bind(name.to_ascii_lowercase())
                     .fetch_optional(self.reader())
                     .await?
@@ -751,26 +675,14 @@ macro_rules! sql_store {
                         kind: "subscription",
                         name: name.to_owned(),
                     })?;
-                Ok(Subscription {
-                    id: row.try_get("id")?,
-                    name: stored_name(row.try_get("name")?)?,
-                    meta: read_meta(&row)?,
-                })
+                read_subscription(&row)
             }
 
             async fn list_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-                let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY name_key")
+                let rows = sqlx::query(q::SUBSCRIPTIONS)
                     .fetch_all(self.reader())
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Subscription {
-                            id: row.try_get("id")?,
-                            name: stored_name(row.try_get("name")?)?,
-                            meta: read_meta(row)?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(read_subscription).collect()
             }
 
             async fn delete_subscription(&self, name: &str) -> Result<(), StoreError> {
@@ -783,8 +695,7 @@ macro_rules! sql_store {
                     })?;
                 let mut users = users_of(
                     &mut tx,
-                    "SELECT i.name FROM integration_subscriptions x JOIN integrations i ON i.id = x.integration_id \
-                     WHERE x.subscription_id = $1 ORDER BY i.name_key LIMIT 20",
+                    q::SUBSCRIPTION_INTEGRATIONS,
                     &id,
                     "integration",
                 )
@@ -792,7 +703,7 @@ macro_rules! sql_store {
                 users.extend(
                     users_of(
                         &mut tx,
-                        "SELECT name FROM projects WHERE subscription_id = $1 ORDER BY name_key LIMIT 20",
+                        q::SUBSCRIPTION_PROJECTS,
                         &id,
                         "project",
                     )
@@ -801,7 +712,7 @@ macro_rules! sql_store {
                 users.extend(
                     users_of(
                         &mut tx,
-                        "SELECT name FROM environments WHERE subscription_id = $1 ORDER BY name_key LIMIT 20",
+                        q::SUBSCRIPTION_ENVIRONMENTS,
                         &id,
                         "environment",
                     )
@@ -814,11 +725,11 @@ macro_rules! sql_store {
                         users,
                     });
                 }
-                sqlx::query("DELETE FROM api_tokens WHERE subscription_id = $1")
+                sqlx::query(q::DELETE_SUBSCRIPTION_TOKENS)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+                sqlx::query(q::DELETE_SUBSCRIPTION)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
@@ -843,8 +754,7 @@ macro_rules! sql_store {
                     })?;
                 let at = now();
                 sqlx::query(
-                    "INSERT INTO projects (id, name, name_key, subscription_id, created_at, updated_at, created_by, updated_by, version) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                    q::INSERT_PROJECT
                 )
                 .bind(new_id())
                 .bind(name.as_str())
@@ -862,8 +772,7 @@ macro_rules! sql_store {
 
             async fn get_project(&self, name: &str) -> Result<Project, StoreError> {
                 let row = sqlx::query(
-                    "SELECT p.*, s.name AS subscription FROM projects p \
-                     JOIN subscriptions s ON s.id = p.subscription_id WHERE p.name_key = $1",
+                    q::PROJECT_BY_NAME_KEY
                 )
                 .bind(name.to_ascii_lowercase())
                 .fetch_optional(self.reader())
@@ -880,9 +789,7 @@ macro_rules! sql_store {
                 subscription: Option<&str>,
             ) -> Result<Vec<Project>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT p.*, s.name AS subscription FROM projects p \
-                     JOIN subscriptions s ON s.id = p.subscription_id \
-                     WHERE ($1 IS NULL OR s.name_key = $1) ORDER BY p.name_key",
+                    q::PROJECTS
                 )
                 .bind(subscription.map(str::to_ascii_lowercase))
                 .fetch_all(self.reader())
@@ -893,7 +800,7 @@ macro_rules! sql_store {
             async fn delete_project(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 // What the project's builds recorded goes with it (a cascading foreign key).
-                let done = sqlx::query("DELETE FROM projects WHERE name_key = $1")
+                let done = sqlx::query(q::DELETE_PROJECT)
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
@@ -913,7 +820,7 @@ macro_rules! sql_store {
                 let project_id = id_of(&mut tx, "projects", &name.to_ascii_lowercase())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: "project", name: name.to_owned() })?;
-                let done = sqlx::query($crate::sql::RELEASE_PROJECT_DEPENDENCIES)
+                let done = sqlx::query(q::RELEASE_PROJECT_DEPENDENCIES)
                     .bind(project_id)
                     .execute(&mut *tx)
                     .await?;
@@ -925,7 +832,7 @@ macro_rules! sql_store {
             }
 
             async fn project_dependency_count(&self, name: &str) -> Result<u64, StoreError> {
-                let count: i64 = sqlx::query_scalar($crate::sql::COUNT_PROJECT_DEPENDENCIES)
+                let count: i64 = sqlx::query_scalar(q::COUNT_PROJECT_DEPENDENCIES)
                     .bind(name.to_ascii_lowercase())
                     .fetch_one(self.reader())
                     .await?;
@@ -945,8 +852,7 @@ macro_rules! sql_store {
                     .ok_or_else(|| StoreError::UnknownReference { field: "subscription".into(), kind: "subscription", name: subscription.to_owned() })?;
                 let id = new_id();
                 sqlx::query(
-                    "INSERT INTO environments (id, name, name_key, subscription_id, created_at, updated_at, created_by, updated_by, version) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                    q::INSERT_ENVIRONMENT
                 )
                 .bind(&id)
                 .bind(name.as_str())
@@ -959,8 +865,7 @@ macro_rules! sql_store {
                 .map_err(unique("environment", name.as_str()))?;
                 for (i, integration) in integrations.iter().enumerate() {
                     let found: Option<String> = sqlx::query_scalar(
-                        "SELECT i.id FROM integrations i JOIN integration_subscriptions x ON x.integration_id = i.id \
-                         WHERE i.name_key = $1 AND x.subscription_id = $2",
+                        q::ASSIGNED_INTEGRATION_ID
                     )
                     .bind(integration.key())
                     .bind(&sub)
@@ -972,8 +877,7 @@ macro_rules! sql_store {
                         name: integration.to_string(),
                     })?;
                     sqlx::query(
-                        "INSERT INTO integration_dependencies (integration_id, kind, name, environment_id, recorded_at) \
-                         VALUES ($1, 'environment', $2, $3, $4) ON CONFLICT DO NOTHING",
+                        q::RECORD_ENVIRONMENT_DEPENDENCY
                     )
                     .bind(integration_id)
                     .bind(name.as_str())
@@ -993,8 +897,7 @@ macro_rules! sql_store {
 
             async fn list_environments(&self, subscription: Option<&str>) -> Result<Vec<$crate::Environment>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT e.*, s.name AS subscription FROM environments e JOIN subscriptions s ON s.id = e.subscription_id \
-                     WHERE ($1 IS NULL OR s.name_key = $1) ORDER BY e.name_key",
+                    q::ENVIRONMENTS
                 )
                 .bind(subscription.map(str::to_ascii_lowercase))
                 .fetch_all(self.reader())
@@ -1004,8 +907,7 @@ macro_rules! sql_store {
                     let name: String = row.try_get("name")?;
                     let id: String = row.try_get("id")?;
                     let integrations: Vec<String> = sqlx::query_scalar(
-                        "SELECT i.name FROM integration_dependencies d JOIN integrations i ON i.id = d.integration_id \
-                         WHERE d.environment_id = $1 ORDER BY i.name_key",
+                        q::ENVIRONMENT_INTEGRATIONS
                     )
                     .bind(&id)
                     .fetch_all(self.reader())
@@ -1024,7 +926,7 @@ macro_rules! sql_store {
             async fn delete_environment(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 // The environment's dependencies go with it (a cascading foreign key).
-                let done = sqlx::query("DELETE FROM environments WHERE name_key = $1")
+                let done = sqlx::query(q::DELETE_ENVIRONMENT)
                     .bind(name.to_ascii_lowercase())
                     .execute(&mut *tx)
                     .await?;
@@ -1045,8 +947,7 @@ macro_rules! sql_store {
                 let at = now();
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO runtimes (id, name, name_key, sealing_cert, created_at, updated_at, created_by, updated_by, version) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6, $6, 1)",
+                    q::INSERT_RUNTIME
                 )
                 .bind(new_id())
                 .bind(name.as_str())
@@ -1063,7 +964,7 @@ macro_rules! sql_store {
             }
 
             async fn get_runtime(&self, name: &str) -> Result<Runtime, StoreError> {
-                let row = sqlx::query("SELECT * FROM runtimes WHERE name_key = $1")
+                let row = sqlx::query(q::RUNTIME_BY_NAME_KEY)
                     .bind(name.to_ascii_lowercase())
                     .fetch_optional(self.reader())
                     .await?
@@ -1075,7 +976,7 @@ macro_rules! sql_store {
             }
 
             async fn list_runtimes(&self) -> Result<Vec<Runtime>, StoreError> {
-                let rows = sqlx::query("SELECT * FROM runtimes ORDER BY name_key")
+                let rows = sqlx::query(q::RUNTIMES)
                     .fetch_all(self.reader())
                     .await?;
                 rows.iter().map(read_runtime).collect()
@@ -1091,8 +992,7 @@ macro_rules! sql_store {
                     })?;
                 let users = users_of(
                     &mut tx,
-                    "SELECT i.name FROM integration_runtimes x JOIN integrations i ON i.id = x.integration_id \
-                     WHERE x.runtime_id = $1 ORDER BY i.name_key LIMIT 20",
+                    q::RUNTIME_INTEGRATIONS,
                     &id,
                     "integration",
                 )
@@ -1104,7 +1004,7 @@ macro_rules! sql_store {
                         users,
                     });
                 }
-                sqlx::query("DELETE FROM runtimes WHERE id = $1")
+                sqlx::query(q::DELETE_RUNTIME)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
@@ -1132,7 +1032,7 @@ macro_rules! sql_store {
             }
 
             async fn find_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} WHERE t.id = $1")))
+                let row = sqlx::query(q::TOKEN_BY_ID)
                     .bind(id)
                     .fetch_optional(self.reader())
                     .await?;
@@ -1146,9 +1046,7 @@ macro_rules! sql_store {
             }
 
             async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{TOKEN_SELECT} ORDER BY t.created_at, t.id"
-                )))
+                let rows = sqlx::query(q::TOKENS)
                 .fetch_all(self.reader())
                 .await?;
                 rows.iter().map(read_token).collect()
@@ -1156,7 +1054,7 @@ macro_rules! sql_store {
 
             async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+                let done = sqlx::query(q::DELETE_TOKEN)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -1178,7 +1076,7 @@ macro_rules! sql_store {
                 actor: &str,
             ) -> Result<TokenInfo, StoreError> {
                 let mut tx = self.begin_write().await?;
-                sqlx::query("DELETE FROM api_tokens WHERE role = 'admin'")
+                sqlx::query(q::DELETE_ADMIN_TOKENS)
                     .execute(&mut *tx)
                     .await?;
                 insert_token(&mut tx, id, secret_hash, &TokenRole::Admin, "admin token", actor)
@@ -1199,8 +1097,7 @@ macro_rules! sql_store {
             ) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
-                    "INSERT INTO api_tokens (id, secret_hash, role, subscription_id, description, created_at, created_by) \
-                     VALUES ($1, $2, 'admin', NULL, 'admin token', $3, $4) ON CONFLICT DO NOTHING",
+                    q::INSERT_FIRST_ADMIN_TOKEN
                 )
                 .bind(id)
                 .bind(secret_hash)
@@ -1216,7 +1113,7 @@ macro_rules! sql_store {
             async fn reseal_all(&self, new_ring: &Keyring) -> Result<usize, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let rows = sqlx::query(
-                    "SELECT integration_id, field, key_id, nonce, ciphertext FROM integration_secrets",
+                    q::ALL_SEALED_SECRETS
                 )
                 .fetch_all(&mut *tx)
                 .await?;
@@ -1231,8 +1128,7 @@ macro_rules! sql_store {
                     let plain = new_ring.open(&integration_id, &field, &sealed)?;
                     let resealed = new_ring.seal(&integration_id, &field, &plain)?;
                     sqlx::query(
-                        "UPDATE integration_secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
-                         WHERE integration_id = $4 AND field = $5",
+                        q::RESEAL_SECRET
                     )
                     .bind(resealed.key_id)
                     .bind(resealed.nonce)
@@ -1242,8 +1138,8 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("DELETE FROM sealing_keys").execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO sealing_keys (key_id, created_at) VALUES ($1, $2)")
+                sqlx::query(q::FORGET_SEALING_KEYS).execute(&mut *tx).await?;
+                sqlx::query(q::REGISTER_SEALING_KEY)
                     .bind(new_ring.primary().id())
                     .bind(now())
                     .execute(&mut *tx)
@@ -1252,26 +1148,6 @@ macro_rules! sql_store {
                 tx.commit().await?;
                 Ok(rows.len())
             }
-        }
-
-        fn read_project(row: &DbRow) -> Result<Project, StoreError> {
-            let name: String = row.try_get("name")?;
-            Ok(Project {
-                id: row.try_get("id")?,
-                name: ProjectName::parse("name", &name)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                subscription: stored_name(row.try_get("subscription")?)?,
-                meta: read_meta(row)?,
-            })
-        }
-
-        fn read_runtime(row: &DbRow) -> Result<Runtime, StoreError> {
-            Ok(Runtime {
-                id: row.try_get("id")?,
-                name: stored_name(row.try_get("name")?)?,
-                sealing_cert: row.try_get("sealing_cert")?,
-                meta: read_meta(row)?,
-            })
         }
 
         async fn insert_token(
@@ -1296,8 +1172,7 @@ macro_rules! sql_store {
                 }
             };
             sqlx::query(
-                "INSERT INTO api_tokens (id, secret_hash, role, subscription_id, description, created_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                q::INSERT_TOKEN
             )
             .bind(id)
             .bind(secret_hash)
