@@ -7,7 +7,7 @@ use std::time::Duration;
 use berth_aws::{Broker, Diagnosis, StepStatus, Timeouts};
 use berth_core::{AwsAuth, Integration, IntegrationConfig, RoleSource, Secrets};
 use berth_testkit::integration::{EcrFixture, access_keys};
-use berth_testkit::{LocalEcrFixture, random_keys};
+use berth_testkit::{IamToml, LocalEcrFixture, random_keys};
 use secrecy::ExposeSecret;
 
 struct Local {
@@ -28,26 +28,16 @@ async fn local() -> Local {
 async fn local_with_clock_offset(offset: i64) -> Local {
     let admin = random_keys("ADMN");
     let no_token = random_keys("PULL");
-    let iam = format!(
-        r#"account_id = "123456789012"
-[[users]]
-name = "admin"
-access_key_id = "{}"
-secret_access_key = "{}"
-policy = {{ actions = ["ecr:*", "sts:AssumeRole"] }}
-[[users]]
-name = "pull-only"
-access_key_id = "{}"
-secret_access_key = "{}"
-policy = {{ actions = ["ecr:BatchGetImage"] }}
-[[roles]]
-name = "pusher"
-trust = ["arn:aws:iam::123456789012:user/admin"]
-external_id = "ext-1"
-policy = {{ actions = ["ecr:*"] }}
-"#,
-        admin.id, admin.secret, no_token.id, no_token.secret
-    );
+    let iam = IamToml::new("123456789012")
+        .user("admin", &admin, &["ecr:*", "sts:AssumeRole"])
+        .user("pull-only", &no_token, &["ecr:BatchGetImage"])
+        .role(
+            "pusher",
+            &["arn:aws:iam::123456789012:user/admin"],
+            Some("ext-1"),
+            &["ecr:*"],
+        )
+        .build();
     let ecr =
         LocalEcrFixture::with_iam("aws-broker", &iam, |o| o.clock_offset_seconds = offset).await;
     Local {

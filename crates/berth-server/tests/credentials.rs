@@ -4,36 +4,17 @@
 
 mod common;
 
-use berth_testkit::LocalEcrFixture;
-use berth_testkit::TempDir;
+use berth_testkit::{LocalEcrFixture, TempDir};
 use common::{TestServer, assert_error, captured_logs, options};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-struct Ecr {
-    url: String,
-    key_id: String,
-    secret: String,
-    _fixture: LocalEcrFixture,
-}
-
-/// The local ECR as `berth up` starts it, and its demo user's keys.
-async fn local_ecr() -> Ecr {
-    let fixture = LocalEcrFixture::seeded("server-ecr").await;
-    let keys = fixture.demo_keys();
-    Ecr {
-        url: fixture.url.clone(),
-        key_id: keys.id,
-        secret: keys.secret,
-        _fixture: fixture,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
     let logs = captured_logs();
     let dir = TempDir::new("creds");
-    let ecr = local_ecr().await;
+    let ecr = LocalEcrFixture::seeded("server-ecr").await;
+    let keys = ecr.demo_keys();
     let s = TestServer::start(options(&dir.0)).await;
     for sub in ["acme", "globex"] {
         s.admin(
@@ -48,7 +29,7 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
             Method::POST,
             "/api/v1/integrations",
             Some(json!({"name": "local", "type": "ecr", "endpoint": ecr.url,
-                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": ecr.secret},
+                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": keys.secret},
                 "subscriptions": ["acme"]})),
         )
         .await;
@@ -153,7 +134,7 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
             Method::POST,
             "/api/v1/connection-tests",
             Some(json!({"name": "draft", "type": "ecr", "endpoint": ecr.url,
-                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": "not-the-secret"}})),
+                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": "not-the-secret"}})),
         )
         .await;
     assert_eq!(report["ok"], false);
@@ -217,7 +198,7 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
         "the password never reaches the log"
     );
     assert!(
-        !logs.contains(&ecr.secret),
+        !logs.contains(&keys.secret),
         "the secret never reaches the log"
     );
 }
@@ -227,7 +208,8 @@ async fn credentials_for_assigned_subscriptions_only_and_never_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_that_no_longer_open_are_one_diagnosis_everywhere() {
     let dir = TempDir::new("stale-key");
-    let ecr = local_ecr().await;
+    let ecr = LocalEcrFixture::seeded("server-ecr").await;
+    let keys = ecr.demo_keys();
     let s = TestServer::start(options(&dir.0)).await;
     s.admin(
         Method::POST,
@@ -246,7 +228,7 @@ async fn secrets_that_no_longer_open_are_one_diagnosis_everywhere() {
             Method::POST,
             "/api/v1/integrations",
             Some(json!({"name": "local", "type": "ecr", "endpoint": ecr.url,
-                "auth": {"mode": "access_keys", "access_key_id": ecr.key_id, "secret_access_key": ecr.secret},
+                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": keys.secret},
                 "subscriptions": ["acme"]})),
         )
         .await;

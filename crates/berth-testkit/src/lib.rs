@@ -15,6 +15,6 @@ mod postgres;
 
 pub use berth_core::testing as integration;
 pub use dir::{TempDir, random_hex};
-pub use local_ecr::{Keys, LocalEcrFixture, random_keys};
+pub use local_ecr::{IamToml, Keys, LocalEcrFixture, random_keys};
 pub use peer::{in_ci, peer, require, unavailable};
 pub use postgres::{POSTGRES_URL_VAR, TempDb, postgres_url};

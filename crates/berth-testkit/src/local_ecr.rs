@@ -104,3 +104,68 @@ impl Drop for LocalEcrFixture {
         }
     }
 }
+
+/// An `iam.toml` for the local ECR, built user by user and role by role.
+pub struct IamToml(String);
+
+impl IamToml {
+    pub fn new(account_id: &str) -> Self {
+        IamToml(format!("account_id = \"{account_id}\"\n"))
+    }
+
+    /// A user allowed `actions` on every repository.
+    pub fn user(self, name: &str, keys: &Keys, actions: &[&str]) -> Self {
+        self.user_in(name, keys, actions, None)
+    }
+
+    /// A user allowed `actions` on the repositories matching `repositories` only, when given.
+    pub fn user_in(
+        mut self,
+        name: &str,
+        keys: &Keys,
+        actions: &[&str],
+        repositories: Option<&[&str]>,
+    ) -> Self {
+        let scope = repositories
+            .map(|r| format!(", repositories = {}", list(r)))
+            .unwrap_or_default();
+        self.0.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\npolicy = {{ actions = {}{scope} }}\n",
+            keys.id,
+            keys.secret,
+            list(actions)
+        ));
+        self
+    }
+
+    /// A role the `trust`ed principals may assume (with `external_id` when given).
+    pub fn role(
+        mut self,
+        name: &str,
+        trust: &[&str],
+        external_id: Option<&str>,
+        actions: &[&str],
+    ) -> Self {
+        self.0.push_str(&format!(
+            "[[roles]]\nname = \"{name}\"\ntrust = {}\n",
+            list(trust)
+        ));
+        if let Some(id) = external_id {
+            self.0.push_str(&format!("external_id = \"{id}\"\n"));
+        }
+        if !actions.is_empty() {
+            self.0
+                .push_str(&format!("policy = {{ actions = {} }}\n", list(actions)));
+        }
+        self
+    }
+
+    pub fn build(self) -> String {
+        self.0
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}

@@ -11,7 +11,7 @@ use berth_ecr_local::LocalEcrOptions;
 use berth_ecr_local::sigv4::{
     Authorization, RequestParts, canonical_request, expected_signature, sha256_hex,
 };
-use berth_testkit::LocalEcrFixture;
+use berth_testkit::{IamToml, LocalEcrFixture};
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "123456789012";
@@ -69,29 +69,34 @@ pub async fn start_configured(
 ) -> Ecr {
     let admin = keys("ADMN");
     let reader = keys("READ");
-    let iam = format!(
-        r#"account_id = "{ACCOUNT}"
-[[users]]
-name = "admin"
-access_key_id = "{}"
-secret_access_key = "{}"
-policy = {{ actions = ["ecr:*", "sts:AssumeRole"] }}
-[[users]]
-name = "reader"
-access_key_id = "{}"
-secret_access_key = "{}"
-policy = {{ actions = ["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListImages", "ecr:BatchCheckLayerAvailability"], repositories = ["team/*"] }}
-[[roles]]
-name = "pusher"
-trust = ["arn:aws:iam::{ACCOUNT}:user/admin"]
-external_id = "ext-1"
-policy = {{ actions = ["ecr:*"] }}
-[[roles]]
-name = "nobody"
-trust = []
-"#,
-        admin.id, admin.secret, reader.id, reader.secret
-    );
+    let as_keys = |k: &Keys| berth_testkit::Keys {
+        id: k.id.clone(),
+        secret: k.secret.clone(),
+    };
+    let iam = IamToml::new(ACCOUNT)
+        .user("admin", &as_keys(&admin), &["ecr:*", "sts:AssumeRole"])
+        .user_in(
+            "reader",
+            &as_keys(&reader),
+            &[
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:DescribeRepositories",
+                "ecr:DescribeImages",
+                "ecr:ListImages",
+                "ecr:BatchCheckLayerAvailability",
+            ],
+            Some(&["team/*"]),
+        )
+        .role(
+            "pusher",
+            &[&format!("arn:aws:iam::{ACCOUNT}:user/admin")],
+            Some("ext-1"),
+            &["ecr:*"],
+        )
+        .role("nobody", &[], None, &[])
+        .build();
     let fixture = LocalEcrFixture::with_iam(tag, &format!("{iam}\n{extra_iam}"), |o| {
         o.token_ttl = token_ttl;
         configure(o);
