@@ -19,6 +19,7 @@ pub mod iam;
 mod ids;
 pub mod oci;
 pub mod oidc;
+mod range;
 mod registry;
 pub mod sigv4;
 mod storage;

@@ -34,6 +34,14 @@ pub fn parse_digest(value: &str) -> Result<&str, String> {
     Ok(value)
 }
 
+/// Whether `value` starts with an algorithm OCI registers (`sha256:`, `sha512:`) or that
+/// clients send (`sha384:`, `blake3:`), so that an unsupported one is answered as a digest.
+pub fn names_digest_algorithm(value: &str) -> bool {
+    value
+        .split_once(':')
+        .is_some_and(|(algo, _)| matches!(algo, "sha256" | "sha384" | "sha512" | "blake3"))
+}
+
 pub fn is_digest(value: &str) -> bool {
     parse_digest(value).is_ok()
 }

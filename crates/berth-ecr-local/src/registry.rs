@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::OciError;
 use crate::oci::{self, MAX_MANIFEST_BYTES};
+use crate::range::ByteRange;
 use crate::storage::{Repository, StorageError, now_epoch};
 use crate::token::{Claims, TokenError};
 use crate::{State, iam::Policy};
@@ -712,27 +713,11 @@ async fn blob(
     size: u64,
     headers: &HeaderMap,
 ) -> Result<Response, OciError> {
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .map(|spec| {
-            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
-            let start = a.parse::<u64>().ok();
-            let end = if b.is_empty() {
-                Some(size.saturating_sub(1))
-            } else {
-                b.parse::<u64>().ok()
-            };
-            match (start, end) {
-                (Some(s), Some(e)) if s <= e && s < size => Ok((s, e.min(size - 1))),
-                _ => Err(()),
-            }
-        });
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
-        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
-        Some(Err(())) => {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match crate::range::byte_range(range, size) {
+        ByteRange::Whole => (StatusCode::OK, 0, size.saturating_sub(1)),
+        ByteRange::Part { first, last } => (StatusCode::PARTIAL_CONTENT, first, last),
+        ByteRange::Unsatisfiable => {
             let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
             header(&mut r, "content-range", &format!("bytes */{size}"));
             return Ok(r);
@@ -779,8 +764,11 @@ async fn manifest(
     reference: &str,
     body: Body,
 ) -> Result<Response, OciError> {
-    let by_digest = oci::is_digest(reference);
-    if !by_digest && !oci::valid_tag(reference) {
+    // A reference naming a known digest algorithm is a digest, supported or not; anything
+    // else with a ':' is a malformed tag.
+    if oci::names_digest_algorithm(reference) {
+        oci::parse_digest(reference).map_err(OciError::digest_invalid)?;
+    } else if !oci::valid_tag(reference) {
         return Err(OciError::new(
             StatusCode::BAD_REQUEST,
             "TAG_INVALID",

@@ -518,3 +518,203 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
         .await;
     assert_eq!(v["failures"][0]["failureCode"], "ImageNotFound");
 }
+
+/// RFC 9110's one-range forms on a 2048-byte blob, over HTTP, GET and HEAD: what is served, with
+/// which `Content-Range` and `Content-Length`, and that every refusal is a clean 416.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_ranges_follow_rfc_9110() {
+    let e = start("ranges", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let data = random_bytes(2048);
+    let digest = e.push_blob(&pw, "team/app", &data).await;
+    let path = format!("/v2/team/app/blobs/{digest}");
+    // (case, Range, status, Content-Range, served bytes)
+    let cases: &[(
+        &str,
+        &str,
+        u16,
+        Option<&str>,
+        Option<std::ops::Range<usize>>,
+    )] = &[
+        (
+            "first-last",
+            "bytes=10-19",
+            206,
+            Some("bytes 10-19/2048"),
+            Some(10..20),
+        ),
+        (
+            "first-",
+            "bytes=2000-",
+            206,
+            Some("bytes 2000-2047/2048"),
+            Some(2000..2048),
+        ),
+        (
+            "suffix",
+            "bytes=-500",
+            206,
+            Some("bytes 1548-2047/2048"),
+            Some(1548..2048),
+        ),
+        (
+            "suffix past the start",
+            "bytes=-5000",
+            206,
+            Some("bytes 0-2047/2048"),
+            Some(0..2048),
+        ),
+        (
+            "last clamped",
+            "bytes=2040-9999",
+            206,
+            Some("bytes 2040-2047/2048"),
+            Some(2040..2048),
+        ),
+        (
+            "first at the end",
+            "bytes=2048-",
+            416,
+            Some("bytes */2048"),
+            None,
+        ),
+        (
+            "last before first",
+            "bytes=500-0",
+            416,
+            Some("bytes */2048"),
+            None,
+        ),
+        ("not a number", "bytes=x", 416, Some("bytes */2048"), None),
+        (
+            "several ranges: the whole blob",
+            "bytes=0-1,5-6",
+            200,
+            None,
+            Some(0..2048),
+        ),
+    ];
+    for (case, range, status, content_range, served) in cases {
+        for method in [Method::GET, Method::HEAD] {
+            let r = e
+                .v2(method.clone(), &path, &pw)
+                .header("range", *range)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), *status, "{case} ({method})");
+            assert_eq!(
+                r.headers()
+                    .get("content-range")
+                    .map(|v| v.to_str().unwrap()),
+                *content_range,
+                "{case} ({method})"
+            );
+            let Some(served) = served.clone() else {
+                continue;
+            };
+            assert_eq!(
+                r.headers()["content-length"],
+                served.len().to_string().as_str(),
+                "{case} ({method})"
+            );
+            let body = r.bytes().await.unwrap();
+            if method == Method::GET {
+                assert_eq!(body.as_ref(), &data[served], "{case}");
+            } else {
+                assert!(body.is_empty(), "{case}: HEAD sends no body");
+            }
+        }
+    }
+}
+
+/// `sha512:` is valid OCI digest syntax that ECR does not store: every endpoint that takes a
+/// digest says so with the spec's envelope and status, never a 500 or a tag error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha512_digests_are_refused_as_unsupported_everywhere() {
+    let e = start("sha512", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    let upload = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 202);
+    let location = upload.headers()["location"].to_str().unwrap().to_owned();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let finish = format!("{location}{sep}digest={sha512}");
+    let cases: Vec<(&str, Method, String)> = vec![
+        (
+            "blob GET",
+            Method::GET,
+            format!("/v2/team/app/blobs/{sha512}"),
+        ),
+        (
+            "blob HEAD",
+            Method::HEAD,
+            format!("/v2/team/app/blobs/{sha512}"),
+        ),
+        (
+            "monolithic upload",
+            Method::POST,
+            format!("/v2/team/app/blobs/uploads/?digest={sha512}"),
+        ),
+        (
+            "upload finish",
+            Method::PUT,
+            finish.trim_start_matches(&e.url).to_owned(),
+        ),
+        (
+            "manifest GET",
+            Method::GET,
+            format!("/v2/team/app/manifests/{sha512}"),
+        ),
+        (
+            "manifest HEAD",
+            Method::HEAD,
+            format!("/v2/team/app/manifests/{sha512}"),
+        ),
+        (
+            "manifest PUT",
+            Method::PUT,
+            format!("/v2/team/app/manifests/{sha512}"),
+        ),
+        (
+            "manifest DELETE",
+            Method::DELETE,
+            format!("/v2/team/app/manifests/{sha512}"),
+        ),
+        (
+            "referrers",
+            Method::GET,
+            format!("/v2/team/app/referrers/{sha512}"),
+        ),
+    ];
+    for (case, method, path) in cases {
+        let r = e
+            .v2(method.clone(), &path, &pw)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(if method == Method::PUT || method == Method::POST {
+                b"{}".to_vec()
+            } else {
+                Vec::new()
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{case}: {path}");
+        if method == Method::HEAD {
+            continue;
+        }
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(code(&body), "DIGEST_INVALID", "{case}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("sha512") && message.contains("sha256"),
+            "{case}: the message names what was sent and what is supported: {message}"
+        );
+    }
+}
