@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -24,7 +25,6 @@ use crate::token::{Claims, TokenError};
 use crate::{State, iam::Policy};
 
 /// ECR's minimum size for every chunk but the last.
-const CHUNK_MIN: u64 = crate::uploads::PART_MIN;
 
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -313,12 +313,22 @@ fn upload_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
 }
 
-fn accepted_upload(name: &str, id: &str, offset: u64, status: StatusCode) -> Response {
+/// An upload's state, announcing the smallest chunk it accepts (`OCI-Chunk-Min-Length`), so
+/// clients that read it size their chunks.
+fn accepted_upload(
+    name: &str,
+    id: &str,
+    offset: u64,
+    status: StatusCode,
+    min_chunk: u64,
+) -> Response {
     let mut r = empty(status);
     header(&mut r, "location", &upload_location(name, id));
     header(&mut r, "range", &format!("0-{}", offset.saturating_sub(1)));
     header(&mut r, "docker-upload-uuid", id);
-    header(&mut r, "oci-chunk-min-length", &CHUNK_MIN.to_string());
+    if min_chunk > 0 {
+        header(&mut r, "oci-chunk-min-length", &min_chunk.to_string());
+    }
     r
 }
 
@@ -341,11 +351,11 @@ fn map_upload_error(e: StorageError, name: &str, id: &str) -> OciError {
             err.range = Some(format!("0-{}", have.saturating_sub(1)));
             err
         }
-        StorageError::PartTooSmall { previous } => OciError::new(
+        StorageError::PartTooSmall { previous, min } => OciError::new(
             StatusCode::BAD_REQUEST,
             "SIZE_INVALID",
             format!(
-                "the previous chunk was {previous} bytes; every chunk but the last must be at least {CHUNK_MIN} bytes"
+                "the previous chunk was {previous} bytes; every chunk but the last must be at least {min} bytes"
             ),
         ),
         StorageError::DigestMismatch { computed } => OciError::digest_invalid(format!(
@@ -442,8 +452,18 @@ async fn run(
         Target::Catalog if method == Method::GET => catalog(req).await,
         Target::Tags(name) if method == Method::GET => tags(req, name).await,
         Target::Manifest(name, reference) => manifest(req, name, reference, body).await,
-        Target::Uploads(name) if method == Method::POST => start_upload(req, name, body).await,
-        Target::Upload(name, id) => upload(req, name, id, body).await,
+        Target::Uploads(name) if method == Method::POST => {
+            let mut body = UploadBody::new(req.headers, body);
+            let answer = start_upload(req, name, &mut body.stream).await;
+            body.discard_if_refused(answer.is_err()).await;
+            answer
+        }
+        Target::Upload(name, id) => {
+            let mut body = UploadBody::new(req.headers, body);
+            let answer = upload(req, name, id, &mut body.stream).await;
+            body.discard_if_refused(answer.is_err()).await;
+            answer
+        }
         Target::Blob(name, digest) if get_or_head => get_blob(req, name, digest).await,
         Target::Referrers(name, digest) if method == Method::GET => {
             referrers(req, name, digest).await
@@ -524,7 +544,11 @@ async fn tags(req: Req<'_>, name: &str) -> Result<Response, OciError> {
 }
 
 /// POST: a cross-repository mount, a monolithic upload, or a new session.
-async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, OciError> {
+async fn start_upload(
+    req: Req<'_>,
+    name: &str,
+    body: &mut BodyDataStream,
+) -> Result<Response, OciError> {
     let Req {
         state,
         access,
@@ -559,7 +583,7 @@ async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, 
     if let Some(digest) = query.get("digest") {
         let digest = digest_arg(digest)?.to_owned();
         st.uploads
-            .append(repo.id, &id, Some(0), body.into_data_stream())
+            .append(repo.id, &id, Some(0), body)
             .await
             .map_err(|e| map_upload_error(e, name, &id))?;
         st.finish_upload(repo.id, &id, &digest)
@@ -567,11 +591,62 @@ async fn start_upload(req: Req<'_>, name: &str, body: Body) -> Result<Response, 
             .map_err(|e| map_upload_error(e, name, &id))?;
         return Ok(created_blob(name, &digest));
     }
-    Ok(accepted_upload(name, &id, 0, StatusCode::ACCEPTED))
+    Ok(accepted_upload(
+        name,
+        &id,
+        0,
+        StatusCode::ACCEPTED,
+        st.uploads.min_part(),
+    ))
+}
+
+/// How much of a refused upload's body is read and discarded at most.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// How long the server waits for the next piece of a refused upload's body.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An upload request's body, read by the endpoint as far as it goes. When the endpoint refuses
+/// the request early, what the client still sends is read and discarded (up to
+/// [`DRAIN_LIMIT`]): a client that sends its body at once, without waiting for `100 Continue`
+/// (Go's HTTP client, the OCI conformance tooling), then reads the refusal instead of a reset
+/// connection, and the connection stays usable. A client that asked for `100 Continue` never
+/// got it and sends nothing more, so nothing is read for it.
+struct UploadBody {
+    stream: BodyDataStream,
+    waits_for_continue: bool,
+}
+
+impl UploadBody {
+    fn new(headers: &HeaderMap, body: Body) -> Self {
+        UploadBody {
+            stream: body.into_data_stream(),
+            waits_for_continue: headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+        }
+    }
+
+    async fn discard_if_refused(&mut self, refused: bool) {
+        if !refused || self.waits_for_continue {
+            return;
+        }
+        let mut read = 0;
+        while read < DRAIN_LIMIT {
+            match tokio::time::timeout(DRAIN_IDLE, self.stream.next()).await {
+                Ok(Some(Ok(chunk))) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    }
 }
 
 /// An upload session: its offset (GET), a chunk (PATCH), the last chunk (PUT), cancel (DELETE).
-async fn upload(req: Req<'_>, name: &str, id: &str, body: Body) -> Result<Response, OciError> {
+async fn upload(
+    req: Req<'_>,
+    name: &str,
+    id: &str,
+    body: &mut BodyDataStream,
+) -> Result<Response, OciError> {
     let Req {
         state,
         method,
@@ -588,23 +663,35 @@ async fn upload(req: Req<'_>, name: &str, id: &str, body: Body) -> Result<Respon
                 .offset(repo.id, id)
                 .await
                 .map_err(|e| map_upload_error(e, name, id))?;
-            Ok(accepted_upload(name, id, offset, StatusCode::NO_CONTENT))
+            Ok(accepted_upload(
+                name,
+                id,
+                offset,
+                StatusCode::NO_CONTENT,
+                st.uploads.min_part(),
+            ))
         }
         Method::PATCH => {
             let start = content_range_start(headers)?;
             let offset = st
                 .uploads
-                .append(repo.id, id, start, body.into_data_stream())
+                .append(repo.id, id, start, &mut *body)
                 .await
                 .map_err(|e| map_upload_error(e, name, id))?;
-            Ok(accepted_upload(name, id, offset, StatusCode::ACCEPTED))
+            Ok(accepted_upload(
+                name,
+                id,
+                offset,
+                StatusCode::ACCEPTED,
+                st.uploads.min_part(),
+            ))
         }
         Method::PUT => {
             let digest =
                 digest_arg(query.get("digest").map(String::as_str).unwrap_or(""))?.to_owned();
             let start = content_range_start(headers)?;
             st.uploads
-                .append(repo.id, id, start, body.into_data_stream())
+                .append(repo.id, id, start, &mut *body)
                 .await
                 .map_err(|e| map_upload_error(e, name, id))?;
             st.finish_upload(repo.id, id, &digest)

@@ -30,6 +30,9 @@ pub struct UploadLimits {
     pub idle: Duration,
     /// Sessions one principal may hold open at once.
     pub per_principal: usize,
+    /// Every chunk but the last must be at least this long: ECR's 5 MiB by default
+    /// ([`PART_MIN`]); 0 lifts the rule, for development.
+    pub min_part: u64,
 }
 
 impl Default for UploadLimits {
@@ -37,6 +40,7 @@ impl Default for UploadLimits {
         UploadLimits {
             idle: Duration::from_secs(15 * 60),
             per_principal: 1000,
+            min_part: PART_MIN,
         }
     }
 }
@@ -97,6 +101,11 @@ fn io_error(dir: &Path, e: std::io::Error) -> StorageError {
 impl Uploads {
     /// Staging files live in `dir`; leftovers of an earlier run are removed (their hashes lived
     /// in memory).
+    /// The smallest chunk but the last that an upload accepts.
+    pub fn min_part(&self) -> u64 {
+        self.limits.min_part
+    }
+
     pub fn open(dir: PathBuf, limits: UploadLimits) -> std::io::Result<Uploads> {
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)? {
@@ -234,9 +243,10 @@ impl Uploads {
             if chunk.is_empty() {
                 continue;
             }
-            if u.offset == started_at && started_at > 0 && u.last_part < PART_MIN {
+            if u.offset == started_at && started_at > 0 && u.last_part < self.limits.min_part {
                 return Err(StorageError::PartTooSmall {
                     previous: u.last_part,
+                    min: self.limits.min_part,
                 });
             }
             let mut rest: &[u8] = &chunk;

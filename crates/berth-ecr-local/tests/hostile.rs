@@ -503,6 +503,7 @@ async fn upload_sessions_are_capped_per_principal_and_expire_when_idle() {
         o.upload_limits = berth_ecr_local::UploadLimits {
             idle: Duration::from_millis(400),
             per_principal: 5,
+            ..Default::default()
         };
     })
     .await;

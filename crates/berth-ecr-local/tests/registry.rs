@@ -519,6 +519,15 @@ async fn manifests_tags_catalog_mount_referrers_and_the_ecr_api_agree() {
     assert_eq!(v["failures"][0]["failureCode"], "ImageNotFound");
 }
 
+/// (case, Range, status, Content-Range, served bytes).
+type RangeCase = (
+    &'static str,
+    &'static str,
+    u16,
+    Option<&'static str>,
+    Option<std::ops::Range<usize>>,
+);
+
 /// RFC 9110's one-range forms on a 2048-byte blob, over HTTP, GET and HEAD: what is served, with
 /// which `Content-Range` and `Content-Length`, and that every refusal is a clean 416.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,14 +538,7 @@ async fn blob_ranges_follow_rfc_9110() {
     let data = random_bytes(2048);
     let digest = e.push_blob(&pw, "team/app", &data).await;
     let path = format!("/v2/team/app/blobs/{digest}");
-    // (case, Range, status, Content-Range, served bytes)
-    let cases: &[(
-        &str,
-        &str,
-        u16,
-        Option<&str>,
-        Option<std::ops::Range<usize>>,
-    )] = &[
+    let cases: &[RangeCase] = &[
         (
             "first-last",
             "bytes=10-19",
@@ -716,5 +718,226 @@ async fn sha512_digests_are_refused_as_unsupported_everywhere() {
             message.contains("sha512") && message.contains("sha256"),
             "{case}: the message names what was sent and what is supported: {message}"
         );
+    }
+}
+
+/// Early refusals on uploads reach a client that sends its body at once (reqwest sends no
+/// `Expect: 100-continue`, like Go's client): the out-of-order PATCH and PUT get their 416 with
+/// the upload's real range, an unauthorised PATCH its 403, and the upload then continues, on the
+/// same client, at its real offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_upload_refusals_reach_clients_that_do_not_wait_for_continue() {
+    let e = start("no-continue", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let reader_pw = e.password(&e.reader).await;
+    let big = random_bytes(16 * 1024 * 1024);
+    let first = random_bytes(6 * 1024 * 1024);
+    let r = e
+        .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let path = location.trim_start_matches(&e.url).to_owned();
+    let patch = |pw: &str, start: usize, body: &[u8]| {
+        e.v2(Method::PATCH, &path, pw)
+            .header(
+                "content-range",
+                format!("{start}-{}", start + body.len() - 1),
+            )
+            .body(body.to_vec())
+            .send()
+    };
+    let r = patch(&pw, 0, &first).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let real = format!("0-{}", first.len() - 1);
+
+    // As Go's client does: the whole request written before the answer is read, then the
+    // same connection used again.
+    let authority = e.url.trim_start_matches("http://").to_owned();
+    let auth = format!("Basic {}", b64(&format!("AWS:{pw}")));
+    let answers = raw_exchange(
+        &authority,
+        &[
+            (
+                format!(
+                    "PATCH {path} HTTP/1.1\r\nhost: {authority}\r\nauthorization: {auth}\r\n\
+                     content-range: 123-{}\r\ncontent-length: {}\r\n\r\n",
+                    123 + big.len() - 1,
+                    big.len()
+                ),
+                big.clone(),
+            ),
+            (
+                format!(
+                    "GET {path} HTTP/1.1\r\nhost: {authority}\r\nauthorization: {auth}\r\n\r\n"
+                ),
+                Vec::new(),
+            ),
+        ],
+    );
+    assert!(answers[0].starts_with("http/1.1 416"), "{}", answers[0]);
+    assert!(
+        answers[0].contains(&format!("range: {real}")),
+        "{}",
+        answers[0]
+    );
+    assert!(
+        answers[1].starts_with("http/1.1 204"),
+        "the connection stays usable: {}",
+        answers[1]
+    );
+    let r = patch(&pw, 123, &big).await.expect("the 416 arrives");
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["range"], real.as_str());
+    let r = patch(&reader_pw, first.len(), &big)
+        .await
+        .expect("the refusal of a reader's chunk arrives");
+    assert!([401, 403].contains(&r.status().as_u16()), "{}", r.status());
+    let digest = sha256(&[first.as_slice(), b"tail"].concat());
+    let r = e
+        .v2(Method::PUT, &format!("{path}?digest={digest}"), &pw)
+        .header("content-range", format!("7-{}", 7 + big.len() - 1))
+        .body(big.clone())
+        .send()
+        .await
+        .expect("the refusal of an out-of-order last chunk arrives");
+    assert_eq!(r.status(), 416);
+
+    let r = e.v2(Method::GET, &path, &pw).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], real.as_str());
+    let r = e
+        .v2(Method::PUT, &format!("{path}?digest={digest}"), &pw)
+        .header(
+            "content-range",
+            format!("{}-{}", first.len(), first.len() + 3),
+        )
+        .body(b"tail".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Writes each request whole (head and body) before reading its answer's head, on one
+/// connection, and returns the answers' heads (lower-cased).
+fn raw_exchange(authority: &str, requests: &[(String, Vec<u8>)]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut heads = Vec::new();
+    for (head, body) in requests {
+        writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.write_all(body))
+            .unwrap_or_else(|e| panic!("the server stopped reading the request: {e}"));
+        let mut answer = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("an answer");
+            let line = line.to_ascii_lowercase();
+            if let Some(v) = line.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            answer.push_str(&line);
+        }
+        let mut rest = vec![0u8; length];
+        reader.read_exact(&mut rest).unwrap();
+        heads.push(answer);
+    }
+    heads
+}
+
+/// ECR's part-size rule is announced on every upload state and enforced by default; with
+/// `min_part` 0 (`berth local-ecr --min-chunk-size 0`) chunks of any size are accepted and
+/// nothing is announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chunk_minimum_is_announced_enforced_and_can_be_lifted() {
+    for min_part in [5 * 1024 * 1024, 0u64] {
+        let e = common::start_configured("chunk-min", TWELVE_HOURS, "", |o| {
+            o.upload_limits.min_part = min_part
+        })
+        .await;
+        e.create_repo("team/app", "MUTABLE").await;
+        let pw = e.password(&e.admin).await;
+        let r = e
+            .v2(Method::POST, "/v2/team/app/blobs/uploads/", &pw)
+            .send()
+            .await
+            .unwrap();
+        let announced = r
+            .headers()
+            .get("oci-chunk-min-length")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            announced,
+            (min_part > 0).then(|| min_part.to_string()),
+            "min {min_part}"
+        );
+        let path = r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .trim_start_matches(&e.url)
+            .to_owned();
+        let data = random_bytes(3000);
+        let mut statuses = Vec::new();
+        for (i, chunk) in data.chunks(1000).enumerate() {
+            let r = e
+                .v2(Method::PATCH, &path, &pw)
+                .header(
+                    "content-range",
+                    format!("{}-{}", i * 1000, i * 1000 + chunk.len() - 1),
+                )
+                .body(chunk.to_vec())
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+            if r.status() == 400 {
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(code(&body), "SIZE_INVALID", "{body}");
+                assert!(
+                    body["errors"][0]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&min_part.to_string()),
+                    "{body}"
+                );
+            }
+        }
+        if min_part == 0 {
+            assert_eq!(statuses, [202, 202, 202]);
+            let r = e
+                .v2(
+                    Method::PUT,
+                    &format!("{path}?digest={}", sha256(&data)),
+                    &pw,
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        } else {
+            assert_eq!(
+                statuses[..2],
+                [202, 400],
+                "a small chunk after a small chunk"
+            );
+        }
     }
 }

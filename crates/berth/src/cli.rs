@@ -352,6 +352,10 @@ pub struct LocalEcrArgs {
     /// Registry token lifetime in seconds [default: 43200, as ECR].
     #[arg(long, default_value_t = 43200)]
     pub token_ttl: u64,
+    /// Smallest chunk but the last a chunked upload accepts, in bytes [default: 5 MiB, as ECR];
+    /// 0 accepts any size, for development.
+    #[arg(long, default_value_t = berth_ecr_local::UploadLimits::default().min_part)]
+    pub min_chunk_size: u64,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -86,10 +86,10 @@ pub(super) async fn upload_layer_part(ctx: &Ctx<'_>) -> Result<Value, AwsError> 
             "registryId": repo.registry_id, "repositoryName": repo.name, "uploadId": id, "lastByteReceived": offset.saturating_sub(1)
         })),
         Err(StorageError::UploadNotFound) => Err(upload_not_found(id, &repo)),
-        Err(StorageError::PartTooSmall { previous }) => Err(AwsError::new(
+        Err(StorageError::PartTooSmall { previous, min }) => Err(AwsError::new(
             "LayerPartTooSmallException",
             format!(
-                "Layer part size must be at least 5 MiB; the previous part was {previous} bytes"
+                "Layer part size must be at least {min} bytes; the previous part was {previous} bytes"
             ),
         )),
         Err(StorageError::OutOfOrder { have, .. }) => Err(AwsError::new(

@@ -49,9 +49,9 @@ pub enum StorageError {
     #[error("the registry's disk is full (no space left under {dir}); the upload was discarded")]
     DiskFull { dir: String },
     #[error(
-        "the previous part was {previous} bytes; every part but the last must be at least 5 MiB"
+        "the previous part was {previous} bytes; every part but the last must be at least {min} bytes"
     )]
-    PartTooSmall { previous: u64 },
+    PartTooSmall { previous: u64, min: u64 },
     #[error("upload offset {have}, request starts at {asked}")]
     OutOfOrder { have: u64, asked: u64 },
     #[error("digest mismatch: computed {computed}")]

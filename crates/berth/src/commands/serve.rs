@@ -61,6 +61,7 @@ fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
     o.public_url = args.public_url.clone();
     o.create_on_push = args.create_on_push;
     o.token_ttl = Duration::from_secs(args.token_ttl);
+    o.upload_limits.min_part = args.min_chunk_size;
     o.idle_timeout = crate::config::idle_timeout()?;
     Ok(o)
 }
@@ -126,6 +127,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
             public_url: None,
             create_on_push: false,
             token_ttl: 43200,
+            min_chunk_size: berth_ecr_local::UploadLimits::default().min_part,
         };
         Some(LocalEcr::start(&local_ecr_options(&ecr_args)?).await?)
     };
