@@ -24,8 +24,6 @@ use crate::storage::{Repository, StorageError, now_epoch};
 use crate::token::{Claims, TokenError};
 use crate::{State, iam::Policy};
 
-/// ECR's minimum size for every chunk but the last.
-
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/v2/", any(dispatch))
