@@ -174,15 +174,11 @@ pub fn parse_manifest(body: &[u8], content_type: Option<&str>) -> Result<ParsedM
                     blobs.push((l.digest.clone(), l.size));
                 }
             }
-            let artifact_type = raw.artifact_type.or_else(|| {
-                config
-                    .media_type
-                    .filter(|m| {
-                        m != "application/vnd.oci.image.config.v1+json"
-                            && !m.starts_with("application/vnd.docker.")
-                    })
-                    .filter(|_| media_type == OCI_MANIFEST)
-            });
+            // OCI image-spec 1.1: without an `artifactType`, an OCI manifest's artifact type
+            // is its config's media type.
+            let artifact_type = raw
+                .artifact_type
+                .or_else(|| config.media_type.filter(|_| media_type == OCI_MANIFEST));
             Ok(ParsedManifest {
                 media_type,
                 artifact_type,

@@ -941,3 +941,115 @@ async fn the_chunk_minimum_is_announced_enforced_and_can_be_lifted() {
         }
     }
 }
+
+/// The referrers API as OCI distribution-spec 1.1 defines it: an artifact without
+/// `artifactType` is listed under its config's media type, an index with a subject counts, the
+/// filter narrows and says so, and a digest nothing refers to has an empty index, not a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_list_artifacts_and_indexes_with_their_artifact_types() {
+    let e = start("referrers", TWELVE_HOURS).await;
+    e.create_repo("team/app", "MUTABLE").await;
+    let pw = e.password(&e.admin).await;
+    let config = b"{}".to_vec();
+    let c = (e.push_blob(&pw, "team/app", &config).await, config.len());
+    let layer = random_bytes(100);
+    let l = (e.push_blob(&pw, "team/app", &layer).await, layer.len());
+    let image = image_manifest(&c, std::slice::from_ref(&l), None);
+    let (s, v) = put_manifest(&e, &pw, "team/app", "v1", &image).await;
+    assert_eq!(s, 201, "{v}");
+    let subject = sha256(&image);
+
+    let signature_config = b"{\"sig\":1}".to_vec();
+    let sc = (
+        e.push_blob(&pw, "team/app", &signature_config).await,
+        signature_config.len(),
+    );
+    let signature = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.example.signature.config", "digest": sc.0, "size": sc.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l.0, "size": l.1}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": image.len()},
+    }))
+    .unwrap();
+    let (s, v) = put_manifest(&e, &pw, "team/app", &sha256(&signature), &signature).await;
+    assert_eq!(s, 201, "{v}");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "artifactType": "application/vnd.example.bundle",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": image.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": image.len()},
+    }))
+    .unwrap();
+    let r = e
+        .v2(
+            Method::PUT,
+            &format!("/v2/team/app/manifests/{}", sha256(&index)),
+            &pw,
+        )
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["oci-subject"], subject.as_str());
+
+    let list = |query: &str| {
+        let path = format!("/v2/team/app/referrers/{subject}{query}");
+        let req = e.v2(Method::GET, &path, &pw);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/vnd.oci.image.index.v1+json"
+            );
+            let filtered = r.headers().get("oci-filters-applied").cloned();
+            let v: Value = r.json().await.unwrap();
+            let mut found: Vec<(String, String)> = v["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["digest"].as_str().unwrap().to_owned(),
+                        m["artifactType"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            found.sort();
+            (found, filtered)
+        }
+    };
+    let mut all = vec![
+        (
+            sha256(&signature),
+            "application/vnd.example.signature.config".to_owned(),
+        ),
+        (sha256(&index), "application/vnd.example.bundle".to_owned()),
+    ];
+    all.sort();
+    assert_eq!(list("").await, (all, None));
+    let (found, filtered) = list("?artifactType=application/vnd.example.bundle").await;
+    assert_eq!(
+        found,
+        [(sha256(&index), "application/vnd.example.bundle".to_owned())]
+    );
+    assert_eq!(filtered.unwrap(), "artifactType");
+
+    let nothing = sha256(b"nothing refers to this");
+    let r = e
+        .v2(
+            Method::GET,
+            &format!("/v2/team/app/referrers/{nothing}"),
+            &pw,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["manifests"], json!([]), "{v}");
+}
