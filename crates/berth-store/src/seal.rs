@@ -345,9 +345,8 @@ mod tests {
 
     #[test]
     fn key_file_is_created_private_and_reloads_the_same_key() {
-        let dir = std::env::temp_dir().join(format!("berth-seal-{}", std::process::id()));
-        let path = dir.join("master.key");
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = berth_testkit::TempDir::new("seal");
+        let path = dir.path().join("keys/master.key");
         let (ring, created) = Keyring::load_or_create(&path).unwrap();
         assert!(created);
         #[cfg(unix)]
@@ -359,7 +358,6 @@ mod tests {
         let (again, created) = Keyring::load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(ring.ids(), again.ids());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -80,9 +80,8 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let dir = std::env::temp_dir().join(format!("berth-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("berth.toml");
+        let dir = berth_testkit::TempDir::new("config");
+        let path = dir.path().join("berth.toml");
         std::fs::write(
             &path,
             "data_dir = \"/srv/berth\"\nlisten = \"0.0.0.0:9000\"\n",
@@ -100,6 +99,5 @@ mod tests {
         std::fs::write(&path, "data_dri = \"/x\"\n").unwrap();
         let e = format!("{:#}", server_options(&args).unwrap_err());
         assert!(e.contains("data_dri"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
