@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-30}"
 cargo build --release -p berth --locked >&2
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$PWD/$TARGET_DIR"
+BIN="$TARGET_DIR/release/berth"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 BERTH_LOG=warn "$BIN" up --data-dir "$WORK/data" --listen 127.0.0.1:18580 --local-ecr-listen 127.0.0.1:18581 >/dev/null 2>&1 &

@@ -12,7 +12,8 @@ DURATION="${2:-30}"
 command -v docker-credential-ecr-login >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq amazon-ecr-credential-helper >/dev/null; }
 command -v wrk >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -p berth --locked >&2
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$PWD/$TARGET_DIR"
+BIN="$TARGET_DIR/release/berth"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com

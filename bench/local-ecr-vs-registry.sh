@@ -4,7 +4,9 @@
 # local ECR's peak RSS while it receives each image. Three clients: skopeo, which is the
 # bottleneck on a small machine (its own oci-to-oci copy of 150 MiB takes about as long as a push),
 # Berth's transfer engine, and curl (one streamed monolithic PUT per blob, then the manifest; GETs
-# to /dev/null), which costs the client almost nothing and so measures the servers.
+# to /dev/null), which costs the client almost nothing and so measures the servers. With curl, the
+# blob files the local ECR stored are also pulled from nginx (Debian's) as static files, the same
+# GETs in the same run: the kernel's ceiling that the local ECR's serving path is held against.
 # Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]   (CLIENTS="skopeo berth curl")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +15,18 @@ SIZES="${2:-150:3 600:6}"
 CLIENTS="${CLIENTS:-skopeo berth curl}"
 scripts/install-peers >/dev/null
 cargo build --release -p berth --locked >&2
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$PWD/$TARGET_DIR"
+BIN="$TARGET_DIR/release/berth"
 AWS="${BERTH_PEERS_VENV:-$HOME/.cache/berth-peers/venv}/bin/aws"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT_ECR=15380
 PORT_REG=15381
+PORT_NGX=15382
+if [[ " $CLIENTS " == *" curl "* ]] && ! command -v nginx >/dev/null; then
+  apt-get install -y -qq nginx >/dev/null || { echo "nginx is needed for the static reference (apt-get install nginx)" >&2; exit 1; }
+fi
+NGINX=$(command -v nginx || true)
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
@@ -32,6 +40,19 @@ start_ecr() {
   export AWS_SHARED_CREDENTIALS_FILE="$WORK/ecr/local-ecr/credentials" AWS_CONFIG_FILE=/dev/null
   "$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr create-repository --repository-name bench/img >/dev/null
   ECR_CREDS="AWS:$("$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr get-login-password)"
+}
+
+start_nginx() {  # serves the local ECR's blob files as they lie on disk
+  mkdir -p "$WORK/ngx"
+  cat > "$WORK/ngx/nginx.conf" <<CONF
+daemon off; worker_processes 1; error_log $WORK/ngx/error.log; pid $WORK/ngx/nginx.pid;
+events { worker_connections 64; }
+http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path $WORK/ngx;
+  server { listen 127.0.0.1:$PORT_NGX; root $WORK/ecr/local-ecr; } }
+CONF
+  "$NGINX" -c "$WORK/ngx/nginx.conf" -p "$WORK/ngx" &
+  NGX_PID=$!
+  wait_http "http://127.0.0.1:$PORT_NGX/"
 }
 
 start_registry() {
@@ -70,7 +91,12 @@ for spec in $SIZES; do
       curl -sf -o /dev/null "${auth[@]}" "http://127.0.0.1:$port/v2/bench/img/blobs/sha256:$(basename "$f")"
     done
   }
-  export -f curl_push curl_pull; export img
+  static_pull() {  # static_pull PORT: every blob file the local ECR stored, as nginx serves it
+    for f in "$img"/blobs/sha256/*; do
+      curl -s -o /dev/null "http://127.0.0.1:$1/blobs/sha256/$(basename "$f")"
+    done
+  }
+  export -f curl_push curl_pull static_pull; export img
   push() {  # push CLIENT PORT CREDS
     if [ "$1" = curl ]; then
       secs bash -c 'curl_push "$@"' _ "$2" "$3"
@@ -96,6 +122,11 @@ for spec in $SIZES; do
       push "$client" "$PORT_ECR" "$ECR_CREDS" >> "$WORK/r.$client.ecr-push"
       grep VmHWM "/proc/$ECR_PID/status" | awk '{print $2/1024}' >> "$WORK/r.rss"
       pull "$client" "$PORT_ECR" "$ECR_CREDS" >> "$WORK/r.$client.ecr-pull"
+      if [ "$client" = curl ]; then
+        start_nginx
+        secs bash -c 'static_pull "$@"' _ "$PORT_NGX" >> "$WORK/r.nginx-pull"
+        kill "$NGX_PID"; wait "$NGX_PID" 2>/dev/null || true
+      fi
       kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
 
       start_registry
@@ -112,5 +143,10 @@ for spec in $SIZES; do
         "$size" "$layers" "$what" "$client" "$e" "$(echo "$mib / $e" | bc -l)" "$r" "$(echo "$mib / $r" | bc -l)" "$(echo "$r / $e" | bc -l)"
     done
   done
+  if [ -s "$WORK/r.nginx-pull" ]; then
+    e=$(median < "$WORK/r.curl.ecr-pull"); n=$(median < "$WORK/r.nginx-pull")
+    printf '%s MiB / %s layers pull with curl: local ECR %.2f s, nginx static files %.2f s (%.0f MiB/s), local ECR / nginx %.2fx\n' \
+      "$size" "$layers" "$e" "$n" "$(echo "$mib / $n" | bc -l)" "$(echo "$e / $n" | bc -l)"
+  fi
   printf '%s MiB / %s layers: local ECR peak RSS while receiving: %.1f MiB (max of all runs)\n' "$size" "$layers" "$(sort -n "$WORK/r.rss" | tail -1)"
 done

@@ -12,7 +12,8 @@ SIZES="${2:-150:3 600:6 50:200}"
 TARGET="${TARGET:-docker-registry}"
 scripts/install-peers >/dev/null
 cargo build --release -p berth --locked >&2
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/berth"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$PWD/$TARGET_DIR"
+BIN="$TARGET_DIR/release/berth"
 AWS="${BERTH_PEERS_VENV:-$HOME/.cache/berth-peers/venv}/bin/aws"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
