@@ -1,7 +1,7 @@
 //! Every fixed SQL statement the store runs, by name. They are portable between SQLite and
 //! PostgreSQL (`$n` parameters, `ON CONFLICT`, `LIKE … ESCAPE`), so one set serves both
-//! backends; [`crate::sql`] runs them. Statements built per backend (the string aggregate of
-//! the integration select) are assembled there from these pieces.
+//! backends; [`crate::sql`] runs them. What is assembled per backend or per query (the
+//! integration select with its string aggregate, a page's filters) stays in `sql.rs`.
 
 pub(crate) const UNLINK_SUBSCRIPTIONS: &str =
     "DELETE FROM integration_subscriptions WHERE integration_id = $1";
