@@ -29,8 +29,18 @@ async fn local_with_clock_offset(offset: i64) -> Local {
     let admin = random_keys("ADMN");
     let no_token = random_keys("PULL");
     let iam = IamToml::new("123456789012")
-        .user("admin", &admin, &["ecr:*", "sts:AssumeRole"])
-        .user("pull-only", &no_token, &["ecr:BatchGetImage"])
+        .user(
+            "admin",
+            &admin.id,
+            &admin.secret,
+            &["ecr:*", "sts:AssumeRole"],
+        )
+        .user(
+            "pull-only",
+            &no_token.id,
+            &no_token.secret,
+            &["ecr:BatchGetImage"],
+        )
         .role(
             "pusher",
             &["arn:aws:iam::123456789012:user/admin"],

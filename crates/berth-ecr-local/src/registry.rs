@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -598,17 +597,12 @@ async fn start_upload(
     ))
 }
 
-/// How much of a refused upload's body is read and discarded at most.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-/// How long the server waits for the next piece of a refused upload's body.
-const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// An upload request's body, read by the endpoint as far as it goes. When the endpoint refuses
-/// the request early, what the client still sends is read and discarded (up to
-/// [`DRAIN_LIMIT`]): a client that sends its body at once, without waiting for `100 Continue`
-/// (Go's HTTP client, the OCI conformance tooling), then reads the refusal instead of a reset
-/// connection, and the connection stays usable. A client that asked for `100 Continue` never
-/// got it and sends nothing more, so nothing is read for it.
+/// the request early, what the client still sends is discarded ([`crate::uploads::drain`]): a
+/// client that sends its body at once, without waiting for `100 Continue` (Go's HTTP client,
+/// the OCI conformance tooling), then reads the refusal instead of a reset connection, and the
+/// connection stays usable. A client that asked for `100 Continue` never got it and sends
+/// nothing more, so nothing is read for it.
 struct UploadBody {
     stream: BodyDataStream,
     waits_for_continue: bool,
@@ -625,15 +619,8 @@ impl UploadBody {
     }
 
     async fn discard_if_refused(&mut self, refused: bool) {
-        if !refused || self.waits_for_continue {
-            return;
-        }
-        let mut read = 0;
-        while read < DRAIN_LIMIT {
-            match tokio::time::timeout(DRAIN_IDLE, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => read += chunk.len(),
-                _ => break,
-            }
+        if refused && !self.waits_for_continue {
+            crate::uploads::drain(&mut self.stream).await;
         }
     }
 }

@@ -322,16 +322,18 @@ impl Uploads {
     }
 }
 
-/// Reads and discards up to [`DRAIN_LIMIT`] more bytes of a body that will not be stored.
-async fn drain<S, E>(body: &mut S)
+/// Reads and discards up to [`DRAIN_LIMIT`] more bytes of a body that will not be stored, so a
+/// client still sending hears why it was refused instead of a broken pipe. Stops when the
+/// client pauses for [`DRAIN_IDLE`].
+pub(crate) async fn drain<S, E>(body: &mut S)
 where
     S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
 {
     use futures_util::StreamExt;
     let mut drained = 0usize;
     while drained < DRAIN_LIMIT {
-        match body.next().await {
-            Some(Ok(chunk)) => drained += chunk.len(),
+        match tokio::time::timeout(DRAIN_IDLE, body.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.len(),
             _ => break,
         }
     }
@@ -339,6 +341,8 @@ where
 
 /// How much of a refused body is read before the connection is given up on.
 const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
+/// How long a refused body's next piece is waited for.
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
 
 async fn write_batch(
     u: &mut Upload,

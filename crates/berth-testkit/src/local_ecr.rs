@@ -113,16 +113,17 @@ impl IamToml {
         IamToml(format!("account_id = \"{account_id}\"\n"))
     }
 
-    /// A user allowed `actions` on every repository.
-    pub fn user(self, name: &str, keys: &Keys, actions: &[&str]) -> Self {
-        self.user_in(name, keys, actions, None)
+    /// A user with the key pair `id`/`secret`, allowed `actions` on every repository.
+    pub fn user(self, name: &str, id: &str, secret: &str, actions: &[&str]) -> Self {
+        self.user_in(name, id, secret, actions, None)
     }
 
     /// A user allowed `actions` on the repositories matching `repositories` only, when given.
     pub fn user_in(
         mut self,
         name: &str,
-        keys: &Keys,
+        id: &str,
+        secret: &str,
         actions: &[&str],
         repositories: Option<&[&str]>,
     ) -> Self {
@@ -130,9 +131,7 @@ impl IamToml {
             .map(|r| format!(", repositories = {}", list(r)))
             .unwrap_or_default();
         self.0.push_str(&format!(
-            "[[users]]\nname = \"{name}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\npolicy = {{ actions = {}{scope} }}\n",
-            keys.id,
-            keys.secret,
+            "[[users]]\nname = \"{name}\"\naccess_key_id = \"{id}\"\nsecret_access_key = \"{secret}\"\npolicy = {{ actions = {}{scope} }}\n",
             list(actions)
         ));
         self

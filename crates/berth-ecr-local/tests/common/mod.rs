@@ -69,15 +69,17 @@ pub async fn start_configured(
 ) -> Ecr {
     let admin = keys("ADMN");
     let reader = keys("READ");
-    let as_keys = |k: &Keys| berth_testkit::Keys {
-        id: k.id.clone(),
-        secret: k.secret.clone(),
-    };
     let iam = IamToml::new(ACCOUNT)
-        .user("admin", &as_keys(&admin), &["ecr:*", "sts:AssumeRole"])
+        .user(
+            "admin",
+            &admin.id,
+            &admin.secret,
+            &["ecr:*", "sts:AssumeRole"],
+        )
         .user_in(
             "reader",
-            &as_keys(&reader),
+            &reader.id,
+            &reader.secret,
             &[
                 "ecr:GetAuthorizationToken",
                 "ecr:BatchGetImage",
