@@ -77,13 +77,13 @@ pub(crate) fn page_rows(json: Option<String>) -> Result<Vec<berth_core::Integrat
                     berth_core::RuntimeScope::Selected(split_names(r.rts)?)
                 },
                 secrets_set: split_fields(r.secret_fields),
-                meta: meta(
-                    r.created_at,
-                    r.updated_at,
-                    r.created_by,
-                    r.updated_by,
-                    r.version,
-                ),
+                meta: Meta {
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    created_by: r.created_by,
+                    updated_by: r.updated_by,
+                    version: r.version,
+                },
                 id: r.id,
             })
         })
@@ -139,22 +139,6 @@ pub(crate) fn split_fields(joined: Option<String>) -> std::collections::BTreeSet
 
 pub(crate) fn parse_config(text: &str) -> Result<IntegrationConfig, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("integration config: {e}")))
-}
-
-pub(crate) fn meta(
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    created_by: String,
-    updated_by: String,
-    version: i64,
-) -> Meta {
-    Meta {
-        created_at,
-        updated_at,
-        created_by,
-        updated_by,
-        version,
-    }
 }
 
 /// A dependency's kind as stored, back into the type.
