@@ -11,6 +11,7 @@
 // No function over 100 lines in `src/`: a longer one is doing two jobs.
 #![deny(clippy::too_many_lines)]
 
+pub mod accounts;
 mod error;
 mod migrate;
 mod postgres;
@@ -28,6 +29,9 @@ use berth_core::{
     DomainError, Integration, IntegrationDraft, IntegrationType, Meta, Name, ProjectName, Secrets,
 };
 
+pub use accounts::{
+    Accounts, ConnectionTestRecord, IntegrationCount, Session, SessionOwner, User, UserRecord,
+};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use seal::{Keyring, MasterKey, SealError};
@@ -155,7 +159,7 @@ pub type IntegrationChange<'a> =
     Box<dyn FnOnce(&Integration) -> Result<IntegrationDraft, DomainError> + Send + 'a>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::accounts::accounts_store;
 use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
@@ -24,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "dependency_owners",
         sql: include_str!("../migrations/postgres/0003_dependency_owners.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "people",
+        sql: include_str!("../migrations/postgres/0004_people.sql"),
     },
 ];
 
@@ -84,3 +90,4 @@ impl PgStore {
 }
 
 sql_store!(PgStore, Postgres, sqlx::PgConnection, "postgres");
+accounts_store!(PgStore);

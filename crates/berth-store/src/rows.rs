@@ -72,18 +72,23 @@ pub(crate) fn read_integration(row: &impl Columns) -> Result<Integration, StoreE
 
 /// A row of `statements::TOKEN_BY_ID` or `TOKENS`.
 pub(crate) fn read_token(row: &impl Columns) -> Result<TokenInfo, StoreError> {
-    let role = row.text("role")?;
     Ok(TokenInfo {
         id: row.text("id")?,
-        role: match (role.as_str(), row.maybe_text("subscription")?) {
-            ("admin", _) => TokenRole::Admin,
-            ("subscription", Some(s)) => TokenRole::Subscription(stored_name(&s)?),
-            (other, _) => return Err(StoreError::Corrupt(format!("token role '{other}'"))),
-        },
+        role: read_role(row)?,
         description: row.text("description")?,
         created_at: row.time("created_at")?,
         created_by: row.text("created_by")?,
     })
+}
+
+/// The `role` column with its `subscription` name, as tokens and users store them.
+pub(crate) fn read_role(row: &impl Columns) -> Result<TokenRole, StoreError> {
+    let role = row.text("role")?;
+    match (role.as_str(), row.maybe_text("subscription")?) {
+        ("admin", _) => Ok(TokenRole::Admin),
+        ("subscription", Some(s)) => Ok(TokenRole::Subscription(stored_name(&s)?)),
+        (other, _) => Err(StoreError::Corrupt(format!("role '{other}'"))),
+    }
 }
 
 pub(crate) fn read_subscription(row: &impl Columns) -> Result<Subscription, StoreError> {

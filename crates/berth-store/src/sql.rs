@@ -141,6 +141,33 @@ pub(crate) fn parse_config(text: &str) -> Result<IntegrationConfig, StoreError> 
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("integration config: {e}")))
 }
 
+/// The `AND …` conditions of a listing's filters (all but the cursor) over `integrations i`, with
+/// their bind values in order (`$1`, `$2`, …).
+pub(crate) fn integration_filter(q: &crate::IntegrationQuery) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut binds: Vec<String> = Vec::new();
+    if let Some(kind) = q.kind {
+        binds.push(kind.as_str().to_owned());
+        sql.push_str(&format!(" AND i.type = ${}", binds.len()));
+    }
+    if let Some(part) = &q.name_contains {
+        binds.push(format!("%{}%", escape_like(&part.to_ascii_lowercase())));
+        sql.push_str(&format!(
+            " AND i.name_key LIKE ${} ESCAPE '\\'",
+            binds.len()
+        ));
+    }
+    if let Some(sub) = &q.subscription {
+        binds.push(sub.to_ascii_lowercase());
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM integration_subscriptions x JOIN subscriptions s \
+             ON s.id = x.subscription_id WHERE x.integration_id = i.id AND s.name_key = ${})",
+            binds.len()
+        ));
+    }
+    (sql, binds)
+}
+
 /// A dependency's kind as stored, back into the type.
 pub(crate) fn dependency_kind(value: &str) -> Result<DependencyKind, StoreError> {
     DependencyKind::parse(value)
@@ -160,7 +187,7 @@ macro_rules! sql_store {
             read_integration, read_meta, read_project, read_runtime, read_subscription, read_token,
         };
         use $crate::sql::{
-            escape_like, new_id, now, stored_name,
+            new_id, now, stored_name,
         };
         use $crate::{
             IntegrationChange, IntegrationQuery, Keyring, Page, Project, Runtime, Store,
@@ -435,24 +462,8 @@ macro_rules! sql_store {
                 &self,
                 q: &IntegrationQuery,
             ) -> Result<Page<Integration>, StoreError> {
-                let mut sql = format!("{} WHERE 1 = 1", <$store>::INTEGRATION_SELECT);
-                let mut binds: Vec<String> = Vec::new();
-                if let Some(kind) = q.kind {
-                    binds.push(kind.as_str().to_owned());
-                    sql.push_str(&format!(" AND i.type = ${}", binds.len()));
-                }
-                if let Some(part) = &q.name_contains {
-                    binds.push(format!("%{}%", escape_like(&part.to_ascii_lowercase())));
-                    sql.push_str(&format!(" AND i.name_key LIKE ${} ESCAPE '\\'", binds.len()));
-                }
-                if let Some(sub) = &q.subscription {
-                    binds.push(sub.to_ascii_lowercase());
-                    sql.push_str(&format!(
-                        " AND EXISTS (SELECT 1 FROM integration_subscriptions x JOIN subscriptions s \
-                         ON s.id = x.subscription_id WHERE x.integration_id = i.id AND s.name_key = ${})",
-                        binds.len()
-                    ));
-                }
+                let (filter, mut binds) = $crate::sql::integration_filter(q);
+                let mut sql = format!("{} WHERE 1 = 1{filter}", <$store>::INTEGRATION_SELECT);
                 if let Some(after) = &q.after {
                     binds.push(after.clone());
                     sql.push_str(&format!(" AND i.name_key > ${}", binds.len()));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use crate::accounts::accounts_store;
 use crate::migrate::Migration;
 use crate::sql::{integration_select, sql_store};
 
@@ -27,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "dependency_owners",
         sql: include_str!("../migrations/sqlite/0003_dependency_owners.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "people",
+        sql: include_str!("../migrations/sqlite/0004_people.sql"),
     },
 ];
 
@@ -123,3 +129,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");
+accounts_store!(SqliteStore);
