@@ -15,6 +15,7 @@ mod credentials;
 mod error;
 mod integrations;
 mod records;
+mod users;
 
 pub use ci::{
     AppliedEntry, BootImage, Dependencies, Dependency, Resolution, ResolveRequest, ResourceEnv,
@@ -35,3 +36,4 @@ pub use records::{
     NewRuntime, NewSubscription, NewToken, ProjectList, ProjectView, ReleasedDependencies,
     RuntimeList, RuntimeView, SubscriptionList, SubscriptionView, TokenList, TokenView,
 };
+pub use users::{NewPassword, NewUser, UserList, UserView};

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_core::Name;
-use berth_store::{TokenRole, seal::write_private_atomically};
+use berth_store::{TokenInfo, TokenRole, User, seal::write_private_atomically};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -28,7 +28,7 @@ pub struct NewToken {
     pub secret_hash: Vec<u8>,
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
     bytes
@@ -53,51 +53,60 @@ fn split(token: &str) -> Option<(&str, &str)> {
 }
 
 /// Who is calling, and the store generation read while authenticating them (handlers that
-/// cache key their entries by it).
+/// cache key their entries by it). An API token and a signed-in user are the same to the
+/// policy: an admin, or a member of one subscription.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub role: Role,
+    pub access: TokenRole,
+    /// How the caller is recorded in `created_by` / `updated_by`.
+    actor: String,
     pub generation: i64,
 }
 
-/// What a token may do.
-#[derive(Debug, Clone)]
-pub enum Role {
-    Admin {
-        token_id: String,
-    },
-    Subscription {
-        token_id: String,
-        subscription: Name,
-    },
-}
-
 impl Principal {
-    /// How the caller is recorded in `created_by` / `updated_by`.
-    pub fn actor(&self) -> String {
-        match &self.role {
-            Role::Admin { token_id } => format!("admin ({token_id})"),
-            Role::Subscription {
-                token_id,
-                subscription,
-            } => format!("subscription {subscription} ({token_id})"),
+    pub fn of_token(info: &TokenInfo, generation: i64) -> Self {
+        let actor = match &info.role {
+            TokenRole::Admin => format!("admin ({})", info.id),
+            TokenRole::Subscription(s) => format!("subscription {s} ({})", info.id),
+        };
+        Principal {
+            access: info.role.clone(),
+            actor,
+            generation,
         }
     }
 
+    pub fn of_user(user: &User, generation: i64) -> Self {
+        Principal {
+            access: user.role.clone(),
+            actor: format!("user {}", user.name),
+            generation,
+        }
+    }
+
+    /// How the caller is recorded in `created_by` / `updated_by`.
+    pub fn actor(&self) -> String {
+        self.actor.clone()
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.access == TokenRole::Admin
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        match &self.role {
-            Role::Admin { .. } => Ok(()),
-            Role::Subscription { subscription, .. } => Err(ApiError::forbidden(format!(
-                "this token belongs to subscription '{subscription}' and may only read what is assigned to it; an admin token is needed to change anything"
+        match &self.access {
+            TokenRole::Admin => Ok(()),
+            TokenRole::Subscription(subscription) => Err(ApiError::forbidden(format!(
+                "this caller belongs to subscription '{subscription}' and may only read what is assigned to it; an admin is needed to change anything"
             ))),
         }
     }
 
     /// The subscription the caller is confined to, if any.
     pub fn subscription(&self) -> Option<&Name> {
-        match &self.role {
-            Role::Admin { .. } => None,
-            Role::Subscription { subscription, .. } => Some(subscription),
+        match &self.access {
+            TokenRole::Admin => None,
+            TokenRole::Subscription(subscription) => Some(subscription),
         }
     }
 }
@@ -121,39 +130,45 @@ impl FromRequestParts<AppState> for Principal {
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("Authorization must use the Bearer scheme"))?
             .trim();
-        let invalid =
-            || ApiError::unauthorized("the token is not valid (revoked, rotated or mistyped)");
-        let (id, secret) = split(token).ok_or_else(invalid)?;
         let generation = state.store.generation().await?;
-        let record = match state.cache.token(generation, id) {
-            Some(hit) => Some(hit),
-            None => {
-                let found = state.store.find_token(id).await?;
-                if let Some(r) = &found {
-                    state.cache.put_token(generation, r.clone());
-                }
-                found
-            }
-        };
-        let presented = Sha256::digest(secret.as_bytes());
-        // Compare even when the id is unknown, so timing does not reveal which ids exist.
-        let stored = record
-            .as_ref()
-            .map(|r| r.secret_hash.as_slice())
-            .unwrap_or(&[0u8; 32]);
-        let matches: bool = presented.as_slice().ct_eq(stored).into();
-        let record = record.filter(|_| matches).ok_or_else(invalid)?;
-        let role = match record.info.role {
-            TokenRole::Admin => Role::Admin {
-                token_id: record.info.id,
-            },
-            TokenRole::Subscription(subscription) => Role::Subscription {
-                token_id: record.info.id,
-                subscription,
-            },
-        };
-        Ok(Principal { role, generation })
+        let info = verify_token(state, generation, token)
+            .await?
+            .ok_or_else(invalid_token)?;
+        Ok(Principal::of_token(&info, generation))
     }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("the token is not valid (revoked, rotated or mistyped)")
+}
+
+/// The token's record when `token` is a valid token's full text.
+pub(crate) async fn verify_token(
+    state: &AppState,
+    generation: i64,
+    token: &str,
+) -> Result<Option<TokenInfo>, ApiError> {
+    let Some((id, secret)) = split(token) else {
+        return Ok(None);
+    };
+    let record = match state.cache.token(generation, id) {
+        Some(hit) => Some(hit),
+        None => {
+            let found = state.store.find_token(id).await?;
+            if let Some(r) = &found {
+                state.cache.put_token(generation, r.clone());
+            }
+            found
+        }
+    };
+    let presented = Sha256::digest(secret.as_bytes());
+    // Compare even when the id is unknown, so timing does not reveal which ids exist.
+    let stored = record
+        .as_ref()
+        .map(|r| r.secret_hash.as_slice())
+        .unwrap_or(&[0u8; 32]);
+    let matches: bool = presented.as_slice().ct_eq(stored).into();
+    Ok(record.filter(|_| matches).map(|r| r.info))
 }
 
 /// On first start: mints the admin token and writes it to `<data-dir>/initial-admin-token`

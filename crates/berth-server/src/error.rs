@@ -188,7 +188,8 @@ pub async fn envelope(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // The pages render their own HTML errors; the API's are JSON already.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -15,6 +15,8 @@ pub mod auth;
 mod cache;
 mod error;
 mod json;
+pub mod pages;
+mod passwords;
 pub mod policy;
 mod private_dir;
 mod routes;
@@ -54,6 +56,7 @@ impl AppState {
 pub fn build_app(state: AppState) -> Router {
     routes::router()
         .0
+        .merge(pages::router())
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(axum::middleware::map_response(error::envelope))
         .layer(TraceLayer::new_for_http())

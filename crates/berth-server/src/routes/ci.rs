@@ -321,9 +321,18 @@ pub async fn dependencies(
     caller: Principal,
     Path(name): Path<String>,
 ) -> Result<Json<Dependencies>, ApiError> {
-    let integration = crate::policy::visible_integration(&state, &caller, &name).await?;
+    Ok(Json(dependencies_of(&state, &caller, &name).await?))
+}
+
+/// The dependencies of an integration the caller may see: for the API and the delete dialog.
+pub(crate) async fn dependencies_of(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+) -> Result<Dependencies, ApiError> {
+    let integration = crate::policy::visible_integration(state, caller, name).await?;
     let deps = state.store.dependencies(integration.name.as_str()).await?;
-    Ok(Json(Dependencies {
+    Ok(Dependencies {
         dependencies: deps
             .into_iter()
             .map(|(kind, name)| Dependency {
@@ -331,5 +340,5 @@ pub async fn dependencies(
                 name,
             })
             .collect(),
-    }))
+    })
 }

@@ -249,21 +249,44 @@ pub async fn test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ConnectionTest>, ApiError> {
-    caller.require_admin()?;
     let options = options(&headers, &body)?;
-    let integration = state.store.get_integration(&name).await?;
+    Ok(Json(
+        test_saved(&state, &caller, &name, options.region.as_deref()).await?,
+    ))
+}
+
+/// Tests a saved integration (admin) and records the outcome for the list's Status column.
+pub(crate) async fn test_saved(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    region: Option<&str>,
+) -> Result<ConnectionTest, ApiError> {
+    caller.require_admin()?;
+    let integration = state.store.get_integration(name).await?;
     let secrets = state.store.open_secrets(&integration.id).await?;
     let IntegrationConfig::Ecr(ecr) = &integration.config;
     let report = state
         .broker
-        .test_connection(
-            integration.name.as_str(),
-            ecr,
-            &secrets,
-            options.region.as_deref(),
-        )
+        .test_connection(integration.name.as_str(), ecr, &secrets, region)
         .await;
-    Ok(Json(report_view(&report)))
+    let view = report_view(&report);
+    state
+        .store
+        .record_connection_test(&integration.id, view.ok, &summary(&view), &caller.actor())
+        .await?;
+    Ok(view)
+}
+
+/// One line for the list: the first failing step and its reason, or that all passed.
+fn summary(test: &ConnectionTest) -> String {
+    match test.steps.iter().find(|s| s.status == "failed") {
+        Some(step) => format!("{}: {}", step.step, step.detail),
+        None => format!(
+            "{} steps passed",
+            test.steps.iter().filter(|s| s.status == "ok").count()
+        ),
+    }
 }
 
 fn report_view(report: &berth_aws::TestReport) -> ConnectionTest {
@@ -293,6 +316,15 @@ pub async fn test_unsaved(
     caller: Principal,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ConnectionTest>, ApiError> {
+    Ok(Json(test_draft(&state, &caller, body).await?))
+}
+
+/// Tests an integration as the API's input describes it, without storing anything (admin).
+pub(crate) async fn test_draft(
+    state: &AppState,
+    caller: &Principal,
+    body: Value,
+) -> Result<ConnectionTest, ApiError> {
     caller.require_admin()?;
     super::integrations::precheck(&body, true)?;
     let input: IntegrationInput = from_value(body)?;
@@ -302,5 +334,29 @@ pub async fn test_unsaved(
         .broker
         .test_connection(draft.name.as_str(), ecr, &draft.set_secrets, None)
         .await;
-    Ok(Json(report_view(&report)))
+    Ok(report_view(&report))
+}
+
+/// Tests a saved integration with an edit applied, before saving it (admin): the secrets the
+/// edit leaves blank are the stored ones.
+pub(crate) async fn test_patched(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    body: Value,
+) -> Result<ConnectionTest, ApiError> {
+    caller.require_admin()?;
+    super::integrations::precheck(&body, false)?;
+    let patch: berth_core::IntegrationPatch = from_value(body)?;
+    let current = state.store.get_integration(name).await?;
+    let draft = IntegrationDraft::patch(&current, patch)?;
+    let mut secrets = state.store.open_secrets(&current.id).await?;
+    secrets.retain(|field, _| !draft.clear_secrets.contains(field));
+    secrets.extend(draft.set_secrets);
+    let IntegrationConfig::Ecr(ecr) = &draft.config;
+    let report = state
+        .broker
+        .test_connection(draft.name.as_str(), ecr, &secrets, None)
+        .await;
+    Ok(report_view(&report))
 }

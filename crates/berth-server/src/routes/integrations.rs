@@ -135,7 +135,7 @@ pub(crate) fn precheck(body: &Value, type_required: bool) -> Result<(), ApiError
     Ok(())
 }
 
-fn encode_cursor(after: &str) -> String {
+pub(crate) fn encode_cursor(after: &str) -> String {
     URL_SAFE_NO_PAD.encode(after)
 }
 
@@ -152,21 +152,9 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         })
 }
 
-/// A page of integrations, filtered; a subscription token sees those assigned to it.
-#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations",
-    params(
-        ("type" = Option<String>, Query, description = "Only this type (`ecr`)"),
-        ("name" = Option<String>, Query, description = "Names containing this text"),
-        ("subscription" = Option<String>, Query, description = "Only those assigned to this subscription"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-    ),
-    responses((status = 200, body = IntegrationPage), Refusals))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Principal,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<impl IntoResponse, ApiError> {
+/// The listing's query from its URL parameters, each checked and named when refused. The web
+/// list takes the same parameters.
+pub(crate) fn parse_query(params: HashMap<String, String>) -> Result<IntegrationQuery, ApiError> {
     let mut query = IntegrationQuery {
         limit: DEFAULT_LIMIT,
         ..Default::default()
@@ -207,6 +195,25 @@ pub async fn list(
             }
         }
     }
+    Ok(query)
+}
+
+/// A page of integrations, filtered; a subscription token sees those assigned to it.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations",
+    params(
+        ("type" = Option<String>, Query, description = "Only this type (`ecr`)"),
+        ("name" = Option<String>, Query, description = "Names containing this text"),
+        ("subscription" = Option<String>, Query, description = "Only those assigned to this subscription"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = IntegrationPage), Refusals))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut query = parse_query(params)?;
     query.subscription = crate::policy::confine_list(&caller, query.subscription.take())?;
     let key = format!(
         "{:?}|{:?}|{:?}|{:?}|{}",
@@ -245,15 +252,12 @@ pub async fn show(
     )))
 }
 
-/// Creates an integration (admin). Secrets are sealed and never shown again.
-#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations",
-    request_body = berth_api::IntegrationInput,
-    responses((status = 201, body = IntegrationView, headers(("Location" = String))), Refusals))]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Principal,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<impl IntoResponse, ApiError> {
+/// Creates an integration from the API's input (admin): for the API and the web form alike.
+pub(crate) async fn create_integration(
+    state: &AppState,
+    caller: &Principal,
+    body: Value,
+) -> Result<Integration, ApiError> {
     caller.require_admin()?;
     precheck(&body, true)?;
     let input: IntegrationInput = from_value(body)?;
@@ -263,12 +267,50 @@ pub async fn create(
         .create_integration(draft, &caller.actor())
         .await?;
     tracing::info!(integration = %created.name, actor = %caller.actor(), "integration created");
-    audit_export_switch(&created, false, &caller);
+    audit_export_switch(&created, false, caller);
+    Ok(created)
+}
+
+/// Creates an integration (admin). Secrets are sealed and never shown again.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations",
+    request_body = berth_api::IntegrationInput,
+    responses((status = 201, body = IntegrationView, headers(("Location" = String))), Refusals))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let created = create_integration(&state, &caller, body).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/integrations/{}", created.name)) {
         headers.insert(header::LOCATION, location);
     }
     Ok((StatusCode::CREATED, headers, Json(view(&created))))
+}
+
+/// Applies the API's patch to an integration (admin): for the API and the web form alike.
+pub(crate) async fn update_integration(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    body: Value,
+) -> Result<Integration, ApiError> {
+    caller.require_admin()?;
+    precheck(&body, false)?;
+    let patch: IntegrationPatch = from_value(body)?;
+    let exported_before = exports_keys(&state.store.get_integration(name).await?);
+    let updated = state
+        .store
+        .update_integration(
+            name,
+            &caller.actor(),
+            Box::new(move |current| IntegrationDraft::patch(current, patch)),
+        )
+        .await?;
+    state.broker.invalidate(&updated.id);
+    tracing::info!(integration = %updated.name, actor = %caller.actor(), "integration updated");
+    audit_export_switch(&updated, exported_before, caller);
+    Ok(updated)
 }
 
 /// Changes an integration (admin): absent fields and secrets stay as they are.
@@ -282,21 +324,7 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<IntegrationView>, ApiError> {
-    caller.require_admin()?;
-    precheck(&body, false)?;
-    let patch: IntegrationPatch = from_value(body)?;
-    let exported_before = exports_keys(&state.store.get_integration(&name).await?);
-    let updated = state
-        .store
-        .update_integration(
-            &name,
-            &caller.actor(),
-            Box::new(move |current| IntegrationDraft::patch(current, patch)),
-        )
-        .await?;
-    state.broker.invalidate(&updated.id);
-    tracing::info!(integration = %updated.name, actor = %caller.actor(), "integration updated");
-    audit_export_switch(&updated, exported_before, &caller);
+    let updated = update_integration(&state, &caller, &name, body).await?;
     Ok(Json(view(&updated)))
 }
 
@@ -320,6 +348,20 @@ fn audit_export_switch(i: &Integration, before: bool, caller: &Principal) {
     }
 }
 
+/// Deletes an integration (admin), unless something uses it: for the API and the web dialog.
+pub(crate) async fn delete_integration(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+) -> Result<(), ApiError> {
+    caller.require_admin()?;
+    let id = state.store.get_integration(name).await?.id;
+    state.store.delete_integration(name).await?;
+    state.broker.invalidate(&id);
+    tracing::info!(integration = %name, actor = %caller.actor(), "integration deleted");
+    Ok(())
+}
+
 /// Deletes an integration (admin); refused with the list of users while anything uses it.
 #[utoipa::path(delete, path = "/api/v1/integrations/{name}", tag = "integrations",
     params(("name" = String, Path)),
@@ -329,10 +371,6 @@ pub async fn remove(
     caller: Principal,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
-    let id = state.store.get_integration(&name).await?.id;
-    state.store.delete_integration(&name).await?;
-    state.broker.invalidate(&id);
-    tracing::info!(integration = %name, actor = %caller.actor(), "integration deleted");
+    delete_integration(&state, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,16 +20,17 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 
-mod ci;
-mod credentials;
-mod environments;
-mod health;
-mod integrations;
-mod openapi;
-mod projects;
-mod runtimes;
-mod subscriptions;
-mod tokens;
+pub(crate) mod ci;
+pub(crate) mod credentials;
+pub(crate) mod environments;
+pub(crate) mod health;
+pub(crate) mod integrations;
+pub(crate) mod openapi;
+pub(crate) mod projects;
+pub(crate) mod runtimes;
+pub(crate) mod subscriptions;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -99,6 +100,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::remove))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::remove))
+        .routes(routes!(users::set_password))
         .split_for_parts();
     let router = router
         .route(

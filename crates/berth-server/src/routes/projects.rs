@@ -135,4 +135,4 @@ pub async fn release_dependencies(
     }))
 }
 
-const RELEASE_SUFFIX: &str = "/release-dependencies";
+pub(crate) const RELEASE_SUFFIX: &str = "/release-dependencies";
