@@ -16,19 +16,22 @@ function liveFilters(form) {
   const update = () => {
     const params = new URLSearchParams(new FormData(form));
     for (const [k, v] of [...params]) if (!v) params.delete(k);
-    const url = form.action + (params.toString() ? "?" + params : "");
+    const url = form.getAttribute("action") + (params.toString() ? "?" + params : "");
     fetchHtml(url, { headers: FRAGMENT }).then((html) => {
       target.innerHTML = html;
       history.replaceState(null, "", url);
     });
   };
-  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 200); });
+  const later = () => { clearTimeout(timer); timer = setTimeout(update, 200); };
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
   form.addEventListener("submit", (e) => { e.preventDefault(); update(); });
 }
 
 function postForm(form, submitter) {
   const body = new URLSearchParams(new FormData(form, submitter));
-  const url = (submitter && submitter.getAttribute("formaction")) || form.action;
+  // getAttribute: `form.action` is the button named "action" on the integration form.
+  const url = (submitter && submitter.getAttribute("formaction")) || form.getAttribute("action");
   return fetchHtml(url, { method: "POST", body, headers: FRAGMENT });
 }
 

@@ -66,6 +66,9 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// People who sign in to the web pages.
+    #[command(subcommand)]
+    User(UserCmd),
     /// Log in to an integration's registry: writes the Docker config (or prints credentials).
     Login(LoginArgs),
     /// Remove what `berth login` added for an integration.
@@ -528,6 +531,26 @@ pub enum TokenCmd {
     },
     /// Replace the admin token (offline: works on the data directory or database directly).
     RotateAdmin(ServeArgs),
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user; the password is read from stdin when it is not a terminal, else prompted.
+    Add {
+        name: String,
+        /// An admin, who may change everything.
+        #[arg(long, conflicts_with = "subscription", required_unless_present = "subscription")]
+        admin: bool,
+        /// The subscription a member belongs to; they see only its integrations.
+        #[arg(long)]
+        subscription: Option<String>,
+    },
+    /// Set a user's password (read like `add`'s) and end their sessions.
+    Passwd { name: String },
+    /// Delete a user and end their sessions.
+    Delete { name: String },
+    /// List users.
+    List,
 }
 
 #[derive(Subcommand)]

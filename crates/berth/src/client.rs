@@ -84,7 +84,17 @@ impl Api {
 
     /// A request whose answer has no body (`204 No Content`).
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.send(Method::DELETE, path, None::<&()>).await.map(drop)
+        self.exec(Method::DELETE, path, None::<&()>).await
+    }
+
+    /// A request whose answer has no body (`204 No Content`).
+    pub async fn exec(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<()> {
+        self.send(method, path, body).await.map(drop)
     }
 
     async fn send(

@@ -5,3 +5,4 @@ pub mod login;
 pub mod records;
 pub mod serve;
 pub mod transfer;
+pub mod users;
