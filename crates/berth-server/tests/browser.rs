@@ -4,9 +4,9 @@
 //! narrower view, and the phone-width layout. axe-core checks every page; each is saved as a
 //! PNG under `target/tmp/screenshots/`.
 
-mod common;
 #[path = "common/browser.rs"]
 mod browser;
+mod common;
 
 use berth_testkit::{LocalEcrFixture, TempDir};
 use browser::Browser;
@@ -46,8 +46,12 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     let ecr = LocalEcrFixture::seeded("ui-ecr").await;
     let keys = ecr.demo_keys();
     let s = TestServer::start(options(&dir.0)).await;
-    s.admin(Method::POST, "/api/v1/subscriptions", Some(json!({"name": "acme"})))
-        .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
     s.admin(
         Method::POST,
         "/api/v1/projects",
@@ -85,10 +89,15 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     b.fill("#secret_access_key", &keys.secret).await;
     b.click("button[value=test]").await;
     b.wait_for_text("#test-result", "passed").await;
+    b.scroll_to("#test-result").await;
     checked(&b, "integration-form-test-connection").await;
     b.click("button[value=save]").await;
     b.wait_for_path("/integrations?done=").await;
-    assert!(b.text(".notice").await.contains("Added integration local-ecr"));
+    assert!(
+        b.text(".notice")
+            .await
+            .contains("Added integration local-ecr")
+    );
     let html = b.source().await;
     assert!(!html.contains(&keys.secret) && !html.contains(&keys.id));
 
@@ -117,13 +126,19 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     checked(&b, "integrations-list").await;
 
     // Edit keeps the secret: after saving with blank secrets, the row's test still passes.
-    b.goto(&format!("{}/integrations/local-ecr/edit", s.url)).await;
+    b.goto(&format!("{}/integrations/local-ecr/edit", s.url))
+        .await;
     assert!(b.text("#secret-help").await.contains("Set"));
     checked(&b, "integration-edit").await;
     b.click("button[value=save]").await;
     b.wait_for_path("/integrations?done=").await;
-    assert!(b.text(".notice").await.contains("Saved integration local-ecr"));
-    b.click("button[aria-label='Test connection of local-ecr']").await;
+    assert!(
+        b.text(".notice")
+            .await
+            .contains("Saved integration local-ecr")
+    );
+    b.click("button[aria-label='Test connection of local-ecr']")
+        .await;
     b.wait_for_text("#row-test", "passed").await;
     b.goto(&format!("{}/integrations?name=local", s.url)).await;
     assert_eq!(b.text("td[data-label=Status] .badge").await, "ok");
@@ -154,11 +169,15 @@ async fn delete_guarded_by_dependencies(b: &Browser, s: &TestServer) {
     checked(b, "delete-dialog-blocked").await;
     for _ in 0..4 {
         b.tab().await;
-        assert!(b.focus_is_inside("#dialog").await, "focus stays in the dialog");
+        assert!(
+            b.focus_is_inside("#dialog").await,
+            "focus stays in the dialog"
+        );
     }
     b.goto(&format!("{}/projects", s.url)).await;
     checked(b, "projects").await;
-    b.click("button[aria-label='Release dependencies acme/web']").await;
+    b.click("button[aria-label='Release dependencies acme/web']")
+        .await;
     b.wait_for_path("/projects").await;
     b.goto(&format!("{}/integrations", s.url)).await;
     b.click("a[aria-label='Delete local-ecr']").await;
@@ -166,7 +185,11 @@ async fn delete_guarded_by_dependencies(b: &Browser, s: &TestServer) {
     checked(b, "delete-dialog").await;
     b.click("#dialog button.danger").await;
     b.wait_for_path("/integrations?done=").await;
-    assert!(b.text(".notice").await.contains("Deleted integration local-ecr"));
+    assert!(
+        b.text(".notice")
+            .await
+            .contains("Deleted integration local-ecr")
+    );
     assert_eq!(b.count("tr#row-local-ecr").await, 0);
 }
 
@@ -178,7 +201,10 @@ async fn phone_width(b: &Browser, s: &TestServer) {
         ("/subscriptions", "subscriptions-phone"),
     ] {
         b.goto(&format!("{}{path}", s.url)).await;
-        assert!(!b.scrolls_sideways().await, "{path} scrolls sideways at 390 px");
+        assert!(
+            !b.scrolls_sideways().await,
+            "{path} scrolls sideways at 390 px"
+        );
         checked(b, name).await;
     }
     b.client.set_window_size(1280, 800).await.unwrap();
@@ -192,8 +218,12 @@ async fn a_subscription_member_sees_only_its_integrations_and_no_edit_controls()
     let dir = TempDir::new("ui-member");
     let s = TestServer::start(options(&dir.0)).await;
     for sub in ["acme", "globex"] {
-        s.admin(Method::POST, "/api/v1/subscriptions", Some(json!({"name": sub})))
-            .await;
+        s.admin(
+            Method::POST,
+            "/api/v1/subscriptions",
+            Some(json!({"name": sub})),
+        )
+        .await;
         s.admin(
             Method::POST,
             "/api/v1/integrations",
@@ -223,7 +253,11 @@ async fn a_subscription_member_sees_only_its_integrations_and_no_edit_controls()
     let html = b.source().await;
     assert!(!html.contains("globex-registry"));
     assert_eq!(b.count("a.button.primary").await, 0, "no Add integration");
-    assert_eq!(b.count("a[href$='/edit'], a[data-dialog]").await, 0, "no edit controls");
+    assert_eq!(
+        b.count("a[href$='/edit'], a[data-dialog]").await,
+        0,
+        "no edit controls"
+    );
     checked(&b, "integrations-member").await;
 
     for path in [
@@ -233,8 +267,14 @@ async fn a_subscription_member_sees_only_its_integrations_and_no_edit_controls()
     ] {
         b.goto(&format!("{}{path}", s.url)).await;
         let body = b.text("main").await;
-        assert!(body.contains("Not allowed") || body.contains("Not found"), "{path}: {body}");
-        assert!(!b.source().await.contains("ambient"), "{path} shows nothing of it");
+        assert!(
+            body.contains("Not allowed") || body.contains("Not found"),
+            "{path}: {body}"
+        );
+        assert!(
+            !b.source().await.contains("ambient"),
+            "{path} shows nothing of it"
+        );
     }
     b.goto(&format!("{}/integrations?name=globex", s.url)).await;
     assert!(b.text(".empty").await.contains("No integration matches"));

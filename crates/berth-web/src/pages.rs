@@ -178,7 +178,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -392,7 +392,7 @@ impl DependencyItem {
             "project" => (
                 "Project",
                 format!(
-                    "remove the integration from {owner}'s shippable.yml, then on the Projects page (or `berth project release-dependencies {owner}`) release its dependencies"
+                    "remove the integration from {owner}'s shippable.yml, then release its dependencies on the Projects page (or with berth project release-dependencies {owner})"
                 ),
             ),
             "subscription_image" => (

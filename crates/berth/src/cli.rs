@@ -539,7 +539,11 @@ pub enum UserCmd {
     Add {
         name: String,
         /// An admin, who may change everything.
-        #[arg(long, conflicts_with = "subscription", required_unless_present = "subscription")]
+        #[arg(
+            long,
+            conflicts_with = "subscription",
+            required_unless_present = "subscription"
+        )]
         admin: bool,
         /// The subscription a member belongs to; they see only its integrations.
         #[arg(long)]

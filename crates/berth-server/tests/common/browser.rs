@@ -17,16 +17,15 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// axe-core's browser build, from the npm cache `scripts/install-peers` fills.
+/// axe-core's browser build, from the npm cache `scripts/install-peers` fills
+/// (`$BERTH_PEERS_NPM`, default `~/.cache/berth-peers/npm`).
 fn axe_script() -> Option<String> {
-    let path = std::env::var_os("BERTH_AXE_JS")
+    let dir = std::env::var_os("BERTH_PEERS_NPM")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h).join(".cache/berth-peers/npm/node_modules/axe-core/axe.min.js")
-            })
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth-peers/npm"))
         })?;
-    std::fs::read_to_string(path).ok()
+    std::fs::read_to_string(dir.join("node_modules/axe-core/axe.min.js")).ok()
 }
 
 pub struct Browser {
@@ -216,6 +215,17 @@ impl Browser {
         let path = screenshot_dir().join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
         path
+    }
+
+    /// Scrolls `css` into view (for a screenshot of it).
+    pub async fn scroll_to(&self, css: &str) {
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'end'});",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
     }
 
     /// Whether the page scrolls sideways at the current window width.

@@ -27,7 +27,8 @@ fn read_password() -> anyhow::Result<SecretString> {
         }
         return Ok(SecretString::from(line));
     }
-    let first = rpassword::prompt_password("Password: ").context("cannot prompt for the password")?;
+    let first =
+        rpassword::prompt_password("Password: ").context("cannot prompt for the password")?;
     let again = rpassword::prompt_password("Again: ").context("cannot prompt for the password")?;
     if first != again {
         bail!("the two passwords differ; nothing was changed");
@@ -66,7 +67,8 @@ pub async fn user(global: &Global, cmd: UserCmd) -> anyhow::Result<()> {
             });
         }
         UserCmd::Delete { name } => {
-            api.delete(&format!("/api/v1/users/{}", encode(&name))).await?;
+            api.delete(&format!("/api/v1/users/{}", encode(&name)))
+                .await?;
             output::print(global.output, &json!({"deleted": name}), |_| {
                 println!("deleted user {name}")
             });
