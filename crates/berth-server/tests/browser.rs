@@ -144,6 +144,11 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     assert_eq!(b.text("td[data-label=Status] .badge").await, "ok");
 
     delete_guarded_by_dependencies(&b, &s).await;
+    for page in ["subscriptions", "runtimes", "users"] {
+        b.goto(&format!("{}/{page}", s.url)).await;
+        assert!(b.text("h1").await.eq_ignore_ascii_case(page));
+        checked(&b, page).await;
+    }
     phone_width(&b, &s).await;
     b.close().await;
     s.stop().await;

@@ -440,3 +440,67 @@ fn ci_resource_env_prints_what_a_pipeline_job_sees() {
     );
     stop(child);
 }
+
+#[test]
+fn users_are_managed_from_the_cli_and_berth_up_serves_the_sign_in_page() {
+    let dir = TempDir::new("users");
+    let (child, url, banner) = up(&dir.0, &[]);
+    assert!(
+        banner.iter().any(|l| l.contains(&format!("{url}/"))),
+        "the banner points at the web pages: {banner:?}"
+    );
+    let token = std::fs::read_to_string(dir.0.join("initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let password = "a long enough password";
+    let o = berth(
+        &url,
+        &token,
+        &["user", "add", "ada", "--admin"],
+        Some(password),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("added user ada (admin)"));
+    let o = berth(
+        &url,
+        &token,
+        &["user", "add", "bob", "--subscription", "nope"],
+        Some(password),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("subscription"), "{}", text(&o));
+    let o = berth(
+        &url,
+        &token,
+        &["user", "add", "eve", "--admin"],
+        Some("short"),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("password: must be 12"), "{}", text(&o));
+    let o = berth(
+        &url,
+        &token,
+        &["user", "passwd", "ada"],
+        Some("another long password"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = berth(&url, &token, &["-o", "json", "user", "list"], None);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["items"][0]["name"], "ada");
+    assert!(!text(&o).contains(password) && !text(&o).contains("argon2"));
+    let o = berth(&url, &token, &["user", "delete", "ada"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = berth(&url, &token, &["user", "delete", "ada"], None);
+    assert!(
+        text(&o).contains("does not exist") || text(&o).contains("not found"),
+        "{}",
+        text(&o)
+    );
+    let page = Command::new("curl")
+        .args(["-s", &format!("{url}/login")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&page.stdout).contains("Sign in to Berth"));
+    stop(child);
+}

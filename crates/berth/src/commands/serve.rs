@@ -150,6 +150,9 @@ async fn run(options: &ServerOptions, ecr: Option<LocalEcr>, banner: bool) -> an
     tracing::info!(%url, store = %options.location().describe(), "berth listening");
     if banner {
         say!("Berth {} is up", env!("CARGO_PKG_VERSION"));
+        say!(
+            "  web:          {url}/   (sign in with the admin token, or a user: `berth user add`)"
+        );
         say!("  API:          {url}/api/v1   (OpenAPI at /api/v1/openapi.json)");
         say!("  store:        {}", options.location().describe());
         say!("  data dir:     {}", options.data_dir.display());
