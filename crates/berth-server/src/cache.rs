@@ -1,5 +1,6 @@
 //! Read caches keyed by the store's generation: token lookups, rendered integration pages,
-//! integrations by name and the integration serving a registry host. Every committed write (on
+//! integrations by name, the integration serving a registry host, web sessions and the web
+//! list's rows. Every committed write (on
 //! any replica, or by an admin command) moves the generation, and a cache filled under an older
 //! generation is dropped whole, so nothing stale is ever served. Revoking a token therefore
 //! takes effect on the very next request.
@@ -9,7 +10,11 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 use berth_core::Integration;
-use berth_store::TokenRecord;
+use std::sync::Arc;
+
+use berth_store::{Session, TokenRecord};
+
+use crate::pages::ListData;
 
 /// Enough for every token and page shape a busy installation uses; past it a map restarts.
 const MAX_ENTRIES: usize = 4096;
@@ -27,6 +32,10 @@ struct Inner {
     integrations: HashMap<String, Integration>,
     /// Registry host (and caller's subscription) → (integration name, region).
     hosts: HashMap<String, (String, String)>,
+    /// Hex of a session's id hash → the session.
+    sessions: HashMap<String, Session>,
+    /// The web list's query (with the caller's confinement) → its rows and count.
+    web_lists: HashMap<String, Arc<ListData>>,
 }
 
 impl Inner {
@@ -114,6 +123,24 @@ impl ReadCache {
 
     pub fn put_host(&self, generation: i64, key: String, integration: String, region: String) {
         self.put(generation, |i| &mut i.hosts, key, (integration, region))
+    }
+}
+
+impl ReadCache {
+    pub fn session(&self, generation: i64, key: &str) -> Option<Session> {
+        self.get(generation, |i| &mut i.sessions, key)
+    }
+
+    pub fn put_session(&self, generation: i64, key: String, session: Session) {
+        self.put(generation, |i| &mut i.sessions, key, session)
+    }
+
+    pub fn web_list(&self, generation: i64, key: &str) -> Option<Arc<ListData>> {
+        self.get(generation, |i| &mut i.web_lists, key)
+    }
+
+    pub fn put_web_list(&self, generation: i64, key: String, list: Arc<ListData>) {
+        self.put(generation, |i| &mut i.web_lists, key, list)
     }
 }
 

@@ -185,6 +185,20 @@ fn probes() -> Vec<Probe> {
             "THEIR_TOKEN",
             "tok-absent",
         ),
+        p(
+            Method::DELETE,
+            "/api/v1/users/{}",
+            None,
+            "their-user",
+            "no-user",
+        ),
+        p(
+            Method::PUT,
+            "/api/v1/users/{}/password",
+            Some(r#"{"password": "a long enough password"}"#),
+            "their-user",
+            "no-user",
+        ),
     ]
 }
 
@@ -202,6 +216,8 @@ const NAMELESS: &[(&str, &str)] = &[
     ("/api/v1/runtimes", "post"),
     ("/api/v1/tokens", "get"),
     ("/api/v1/tokens", "post"),
+    ("/api/v1/users", "get"),
+    ("/api/v1/users", "post"),
 ];
 
 async fn setup(s: &TestServer) -> (String, String) {
@@ -221,6 +237,10 @@ async fn setup(s: &TestServer) -> (String, String) {
         (
             "/api/v1/environments",
             json!({"name": "their-env", "subscription": "other", "integrations": ["theirs"]}),
+        ),
+        (
+            "/api/v1/users",
+            json!({"name": "their-user", "password": "a long enough password", "subscription": "other"}),
         ),
     ] {
         let r = s.admin(Method::POST, path, Some(body)).await;

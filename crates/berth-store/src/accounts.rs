@@ -2,7 +2,9 @@
 //! caller computed: this crate never sees a password), sessions found by the hash of their
 //! cookie, the failed sign-ins that throttle guessing, and each integration's last connection
 //! test. Kept in the database rather than in a replica's memory, so every replica behind a
-//! load balancer sees the same sessions and the same throttle.
+//! load balancer sees the same sessions and the same throttle. Ending a session, a new password,
+//! a deleted user and a new test result move the store's generation, so caches keyed by it (a
+//! replica's session and list caches) drop what they hold at once.
 
 use async_trait::async_trait;
 use berth_core::{Meta, Name};
@@ -259,6 +261,7 @@ macro_rules! accounts_store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                    bump(&mut tx).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -269,6 +272,7 @@ macro_rules! accounts_store {
                         .bind(name.to_ascii_lowercase())
                         .execute(&mut *tx)
                         .await?;
+                    bump(&mut tx).await?;
                     tx.commit().await?;
                     if done.rows_affected() == 0 {
                         return Err(user_absent(name));
@@ -343,6 +347,7 @@ macro_rules! accounts_store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    bump(&mut tx).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -418,6 +423,7 @@ macro_rules! accounts_store {
                     .bind(actor)
                     .execute(&mut *tx)
                     .await?;
+                    bump(&mut tx).await?;
                     tx.commit().await?;
                     Ok(())
                 }

@@ -119,7 +119,10 @@ async fn users_and_sessions(store: &dyn Store) {
         store.find_session(b"s-token").await.unwrap().unwrap().owner,
         SessionOwner::Token(_)
     ));
+    // Ending a session moves the generation: replicas' session caches drop it at once.
+    let before = store.generation().await.unwrap();
     store.end_session(b"s-token").await.unwrap();
+    assert!(store.generation().await.unwrap() > before);
     assert!(store.find_session(b"s-token").await.unwrap().is_none());
 }
 
@@ -176,10 +179,15 @@ async fn tests_and_counts(store: &dyn Store) {
         )
         .await
         .unwrap();
+    let before = store.generation().await.unwrap();
     store
         .record_connection_test(&ids[0], true, "all steps passed", "ada")
         .await
         .unwrap();
+    assert!(
+        store.generation().await.unwrap() > before,
+        "a new result drops cached list pages"
+    );
     let tests = store.connection_tests(&ids).await.unwrap();
     assert_eq!(tests.len(), 1, "only tested integrations have a result");
     assert!(tests[0].ok);

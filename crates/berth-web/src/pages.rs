@@ -201,8 +201,8 @@ pub fn range_text(before: u64, shown: usize, total: u64) -> String {
 
 #[derive(Template)]
 #[template(path = "integrations_results.html")]
-pub struct ListResults {
-    pub rows: Vec<Row>,
+pub struct ListResults<'a> {
+    pub rows: &'a [Row],
     pub range: String,
     pub filtered: bool,
     pub is_admin: bool,

@@ -3,6 +3,7 @@
 //! `routes::credentials`), with the form turned into the API's own JSON input.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -26,6 +27,7 @@ use crate::routes::integrations::{
     create_integration, delete_integration, encode_cursor, parse_query, update_integration, view,
 };
 use crate::routes::timestamp;
+use berth_store::IntegrationQuery;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,8 +67,63 @@ async fn list(
     let name = params.get("name").cloned().unwrap_or_default();
     let mut query = parse_query(params)?;
     query.subscription = policy::confine_list(&signed.caller, query.subscription.take())?;
-    let page = state.store.list_integrations(&query).await?;
-    let count = state.store.count_integrations(&query).await?;
+    let data = list_data(&state, signed.caller.generation, &query).await?;
+    let results = ListResults {
+        range: data.range.clone(),
+        filtered: !kind.is_empty() || !name.is_empty(),
+        is_admin: signed.caller.is_admin(),
+        csrf: signed.csrf.clone(),
+        first_href: query
+            .after
+            .as_ref()
+            .map(|_| list_href(&[("type", &kind), ("name", &name)])),
+        next_href: data.next_after.as_deref().map(|after| {
+            list_href(&[
+                ("type", &kind),
+                ("name", &name),
+                ("cursor", &encode_cursor(after)),
+            ])
+        }),
+        rows: &data.rows,
+    };
+    if wants_fragment(&headers) {
+        return Ok(html(StatusCode::OK, &results));
+    }
+    let mut chrome = chrome(&signed, "Integrations", "integrations");
+    chrome.notice = notice;
+    Ok(html(
+        StatusCode::OK,
+        &ListPage {
+            chrome,
+            kind,
+            name,
+            results: render(&results),
+        },
+    ))
+}
+
+/// A list page's rows and count, cached under the store's generation like the API's pages:
+/// any write (a test result included) drops it on every replica.
+pub struct ListData {
+    rows: Vec<Row>,
+    range: String,
+    next_after: Option<String>,
+}
+
+async fn list_data(
+    state: &AppState,
+    generation: i64,
+    query: &IntegrationQuery,
+) -> Result<Arc<ListData>, PageError> {
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}|{}",
+        query.kind, query.name_contains, query.subscription, query.after, query.limit
+    );
+    if let Some(hit) = state.cache.web_list(generation, &key) {
+        return Ok(hit);
+    }
+    let page = state.store.list_integrations(query).await?;
+    let count = state.store.count_integrations(query).await?;
     let ids: Vec<String> = page.items.iter().map(|i| i.id.clone()).collect();
     let tests: HashMap<String, LastTest> = state
         .store
@@ -88,38 +145,13 @@ async fn list(
         .iter()
         .map(|i| Row::new(&view(i), tests.get(&i.id)))
         .collect();
-    let results = ListResults {
+    let data = Arc::new(ListData {
         range: range_text(count.before, rows.len(), count.total),
-        filtered: !kind.is_empty() || !name.is_empty(),
-        is_admin: signed.caller.is_admin(),
-        csrf: signed.csrf.clone(),
-        first_href: query
-            .after
-            .as_ref()
-            .map(|_| list_href(&[("type", &kind), ("name", &name)])),
-        next_href: page.next_after.as_deref().map(|after| {
-            list_href(&[
-                ("type", &kind),
-                ("name", &name),
-                ("cursor", &encode_cursor(after)),
-            ])
-        }),
         rows,
-    };
-    if wants_fragment(&headers) {
-        return Ok(html(StatusCode::OK, &results));
-    }
-    let mut chrome = chrome(&signed, "Integrations", "integrations");
-    chrome.notice = notice;
-    Ok(html(
-        StatusCode::OK,
-        &ListPage {
-            chrome,
-            kind,
-            name,
-            results: render(&results),
-        },
-    ))
+        next_after: page.next_after,
+    });
+    state.cache.put_web_list(generation, key, data.clone());
+    Ok(data)
 }
 
 /// The form page with the subscription and runtime choices filled in.

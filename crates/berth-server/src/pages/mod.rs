@@ -21,6 +21,7 @@ mod login;
 mod records;
 pub(crate) mod session;
 
+pub use integrations::ListData;
 pub use session::SignedIn;
 
 /// The pages' routes, to merge beside the API's.

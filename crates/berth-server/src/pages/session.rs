@@ -89,10 +89,21 @@ impl SignedIn {
             return Ok(None);
         };
         let hash = id_hash(secret);
-        let Some(session) = state.store.find_session(&hash).await? else {
-            return Ok(None);
-        };
         let generation = state.store.generation().await?;
+        let key = berth_files::hex(&hash);
+        let session = match state.cache.session(generation, &key) {
+            Some(hit) => hit,
+            None => {
+                let Some(found) = state.store.find_session(&hash).await? else {
+                    return Ok(None);
+                };
+                state.cache.put_session(generation, key, found.clone());
+                found
+            }
+        };
+        if session.expires_at <= OffsetDateTime::now_utc() {
+            return Ok(None);
+        }
         let (caller, label) = match &session.owner {
             SessionOwner::User(user) => {
                 (Principal::of_user(user, generation), user.name.to_string())
