@@ -353,3 +353,55 @@ async fn a_subscription_member_cannot_change_anything_through_the_pages() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     s.stop().await;
 }
+
+/// The link with `rel` (or text) `label` in a page, unescaped.
+fn link(html: &str, label: &str) -> Option<String> {
+    let end = html.find(label)?;
+    let start = html[..end].rfind("href=\"")? + 6;
+    Some(
+        html[start..]
+            .split('"')
+            .next()?
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_counts_and_pages_forward_and_back() {
+    let (_dir, s) = server_with_user("pages-paging").await;
+    for i in 0..120 {
+        let body =
+            json!({"name": format!("ecr-{i:03}"), "type": "ecr", "auth": {"mode": "ambient"}});
+        let r = s
+            .admin(Method::POST, "/api/v1/integrations", Some(body))
+            .await;
+        assert_eq!(r.0, StatusCode::CREATED);
+    }
+    let mut v = Visitor::new(&s);
+    v.sign_in(&[("name", "ada"), ("password", PASSWORD)]).await;
+    let (_, _, first) = v.get("/integrations?type=ecr").await;
+    assert!(first.contains("1–50 of 120"));
+    assert!(link(&first, "Previous page").is_none() && link(&first, "First page").is_none());
+    let next = link(&first, ">Next page").expect("a next page");
+    assert!(
+        next.contains("type=ecr") && next.contains("cursor="),
+        "{next}"
+    );
+    let (_, _, second) = v.get(&next).await;
+    assert!(second.contains("51–100 of 120") && second.contains("ecr-050"));
+    assert!(
+        link(&second, ">Previous page").is_none(),
+        "its previous page is the first"
+    );
+    let (_, _, third) = v.get(&link(&second, ">Next page").unwrap()).await;
+    assert!(third.contains("101–120 of 120") && third.contains("ecr-119"));
+    assert!(link(&third, ">Next page").is_none());
+    let (_, _, back) = v.get(&link(&third, ">Previous page").unwrap()).await;
+    assert!(
+        back.contains("51–100 of 120") && back.contains("ecr-050") && !back.contains("ecr-049")
+    );
+    let (_, _, filtered) = v.get("/integrations?name=ecr-11").await;
+    assert!(filtered.contains("1–10 of 10"), "ecr-110 to ecr-119");
+    s.stop().await;
+}

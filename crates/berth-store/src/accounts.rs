@@ -55,10 +55,12 @@ pub struct ConnectionTestRecord {
 
 /// How many integrations a listing's filters match, and how many of them sort at or before its
 /// cursor (so a page can say "51–100 of 1,234").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IntegrationCount {
     pub total: u64,
     pub before: u64,
+    /// The `after` of the previous page, when that page is not the first.
+    pub previous_after: Option<String>,
 }
 
 #[async_trait]
@@ -159,6 +161,33 @@ macro_rules! accounts_store {
                 StoreError::NotFound {
                     kind: "user",
                     name: name.to_owned(),
+                }
+            }
+
+            impl $store {
+                /// The name key the page `limit` rows before `q.after` starts after, when that
+                /// page is not the first (keyset pages know only their successor).
+                async fn previous_after(
+                    &self,
+                    q: &IntegrationQuery,
+                    before: u64,
+                ) -> Result<Option<String>, StoreError> {
+                    let limit = u64::from(q.limit.max(1));
+                    let Some(after) = q.after.as_ref().filter(|_| before > limit) else {
+                        return Ok(None);
+                    };
+                    let (filter, mut binds) = $crate::sql::integration_filter(q);
+                    binds.push(after.clone());
+                    let sql = format!(
+                        "SELECT i.name_key FROM integrations i WHERE 1 = 1{filter} \
+                         AND i.name_key <= ${} ORDER BY i.name_key DESC LIMIT 1 OFFSET {limit}",
+                        binds.len()
+                    );
+                    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                    for b in binds {
+                        query = query.bind(b);
+                    }
+                    Ok(query.fetch_optional(self.reader()).await?)
                 }
             }
 
@@ -477,9 +506,11 @@ macro_rules! accounts_store {
                         query = query.bind(b);
                     }
                     let row = query.fetch_one(self.reader()).await?;
+                    let before = row.int("before")? as u64;
                     Ok(IntegrationCount {
                         total: row.int("total")? as u64,
-                        before: row.int("before")? as u64,
+                        before,
+                        previous_after: self.previous_after(q, before).await?,
                     })
                 }
             }

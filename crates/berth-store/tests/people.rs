@@ -205,6 +205,15 @@ async fn tests_and_counts(store: &dyn Store) {
     q.after = Some("ecr-a".into());
     let counted = store.count_integrations(&q).await.unwrap();
     assert_eq!((counted.total, counted.before), (2, 1));
+    assert_eq!(
+        counted.previous_after, None,
+        "the previous page is the first"
+    );
+    q.name_contains = None;
+    q.after = Some("other-c".into());
+    let third = store.count_integrations(&q).await.unwrap();
+    assert_eq!((third.total, third.before), (3, 3));
+    assert_eq!(third.previous_after.as_deref(), Some("ecr-b"));
     // Deleting the integration deletes its test result.
     store.delete_integration("ecr-a").await.unwrap();
     assert!(store.connection_tests(&ids).await.unwrap().is_empty());

@@ -208,6 +208,8 @@ pub struct ListResults<'a> {
     pub is_admin: bool,
     pub csrf: String,
     pub first_href: Option<String>,
+    /// Set when the previous page is not the first.
+    pub previous_href: Option<String>,
     pub next_href: Option<String>,
 }
 

@@ -77,6 +77,13 @@ async fn list(
             .after
             .as_ref()
             .map(|_| list_href(&[("type", &kind), ("name", &name)])),
+        previous_href: data.previous_after.as_deref().map(|after| {
+            list_href(&[
+                ("type", &kind),
+                ("name", &name),
+                ("cursor", &encode_cursor(after)),
+            ])
+        }),
         next_href: data.next_after.as_deref().map(|after| {
             list_href(&[
                 ("type", &kind),
@@ -108,6 +115,7 @@ pub struct ListData {
     rows: Vec<Row>,
     range: String,
     next_after: Option<String>,
+    previous_after: Option<String>,
 }
 
 async fn list_data(
@@ -149,6 +157,7 @@ async fn list_data(
         range: range_text(count.before, rows.len(), count.total),
         rows,
         next_after: page.next_after,
+        previous_after: count.previous_after,
     });
     state.cache.put_web_list(generation, key, data.clone());
     Ok(data)
