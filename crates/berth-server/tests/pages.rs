@@ -287,6 +287,18 @@ async fn a_refused_save_keeps_the_typed_values_but_never_the_secret() {
     let r = s.admin(Method::GET, "/api/v1/integrations", None).await;
     assert_eq!(r.1["items"], json!([]), "nothing was saved");
 
+    // Without the script, Test connection answers the whole form with the report in it.
+    let mut test = form.to_vec();
+    test[1] = ("action", "test");
+    test[6] = ("region", "eu-west-1");
+    test[7] = ("endpoint", "http://127.0.0.1:1");
+    let (status, _, html) = v.post("/integrations/new?type=ecr", &test).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Test connection: failed") && html.contains("endpoint_unreachable"));
+    assert!(html.contains("value=\"ecr-prod\"") && !html.contains(SECRET));
+    let r = s.admin(Method::GET, "/api/v1/integrations", None).await;
+    assert_eq!(r.1["items"], json!([]), "a test saves nothing");
+
     // Saved, then edited with the secret left blank: the secret is kept.
     let mut good = form.to_vec();
     good[6] = ("region", "eu-west-1");

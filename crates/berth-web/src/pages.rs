@@ -438,11 +438,13 @@ pub struct DeleteBody {
     pub error: Option<String>,
 }
 
+/// A page whose content is one rendered fragment in a card: the delete dialog or a row's
+/// Test connection report, for a browser without the script.
 #[derive(Template)]
-#[template(path = "delete_page.html")]
-pub struct DeletePage {
+#[template(path = "card_page.html")]
+pub struct CardPage {
     pub chrome: Chrome,
-    /// The rendered [`DeleteBody`].
+    /// The rendered fragment.
     pub body: String,
 }
 

@@ -13,7 +13,7 @@ use axum::routing::get;
 use berth_api::{ConnectionTest, IntegrationView};
 use berth_web::forms::{Fields, IntegrationForm, create_input, form_field, patch_input};
 use berth_web::pages::{
-    DeleteBody, DeletePage, DependencyItem, FormPage, LastTest, ListPage, ListResults, NewTypePage,
+    CardPage, DeleteBody, DependencyItem, FormPage, LastTest, ListPage, ListResults, NewTypePage,
     Refusal, Row, TestReport, range_text,
 };
 
@@ -331,7 +331,7 @@ async fn test_row(
     if wants_fragment(&headers) {
         return Ok(html(StatusCode::OK, &fragment));
     }
-    let page = DeletePage {
+    let page = CardPage {
         chrome: chrome(
             &signed,
             format!("Test connection of {name}"),
@@ -368,7 +368,7 @@ fn delete_answer(
     if wants_fragment(headers) {
         return html(status, &body);
     }
-    let page = DeletePage {
+    let page = CardPage {
         chrome: chrome(signed, format!("Delete {}", body.name), "integrations"),
         body: render(&body),
     };
