@@ -11,6 +11,7 @@
 #![deny(clippy::too_many_lines)]
 
 mod diagnose;
+mod shared;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +33,7 @@ use berth_core::{
 use secrecy::{ExposeSecret, SecretString};
 
 pub use diagnose::{Diagnosis, Step, StepStatus, TestReport};
+pub use shared::{SharedCache, SharedFetch};
 
 /// Registry credentials for one integration and region.
 #[derive(Clone)]
@@ -150,6 +152,8 @@ pub struct Broker {
     probe: reqwest::Client,
     timeouts: Timeouts,
     cache: Mutex<HashMap<CacheKey, Slot>>,
+    /// The level replicas share, asked on a miss of `cache` (PostgreSQL deployments).
+    shared: Option<Arc<dyn SharedCache>>,
     token_calls: AtomicU64,
 }
 
@@ -235,8 +239,16 @@ impl Broker {
             probe,
             timeouts,
             cache: Mutex::new(HashMap::new()),
+            shared: None,
             token_calls: AtomicU64::new(0),
         }
+    }
+
+    /// Adds the cache level replicas share: across all of them, one GetAuthorizationToken per
+    /// integration version, region and half-life.
+    pub fn with_shared_cache(mut self, shared: Arc<dyn SharedCache>) -> Broker {
+        self.shared = Some(shared);
+        self
     }
 
     /// How many GetAuthorizationToken calls this broker made (for tests and metrics).
@@ -432,8 +444,8 @@ impl Broker {
         secrets: F,
     ) -> Result<RegistryCredentials, BrokerError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Secrets, E>>,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Secrets, E>> + Send,
         E: std::fmt::Display,
     {
         let IntegrationConfig::Ecr(ecr) = &integration.config;
@@ -454,7 +466,7 @@ impl Broker {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
+            .entry(key.clone())
             .or_default()
             .clone();
         let mut guard = slot.lock().await;
@@ -463,22 +475,87 @@ impl Broker {
         {
             return Ok(c.credentials.clone());
         }
-        let secrets = secrets().await.map_err(|e| {
-            BrokerError::new(
-                Diagnosis::SecretsUnavailable,
-                format!("cannot open the integration's secrets: {e}"),
-                SECRETS_HINT,
-            )
-        })?;
-        let fresh = self
-            .fetch(integration.name.as_str(), ecr, region, &secrets)
-            .await?;
-        let life = (fresh.expires_at - now_epoch()).max(0) as u64;
+        let fetch = async {
+            let secrets = secrets().await.map_err(|e| {
+                BrokerError::new(
+                    Diagnosis::SecretsUnavailable,
+                    format!("cannot open the integration's secrets: {e}"),
+                    SECRETS_HINT,
+                )
+            })?;
+            let fresh = self
+                .fetch(integration.name.as_str(), ecr, region, &secrets)
+                .await?;
+            // Reuse until half the token's life has passed, as amazon-ecr-credential-helper does.
+            let now = now_epoch();
+            let refresh_at = now + (fresh.expires_at - now).max(0) / 2;
+            Ok((fresh, refresh_at))
+        };
+        let (fresh, refresh_at) = match &self.shared {
+            Some(shared) => Self::through_shared(shared.as_ref(), &key, fetch).await?,
+            None => fetch.await?,
+        };
         *guard = Some(Cached {
             credentials: fresh.clone(),
-            refresh_at: Instant::now() + Duration::from_secs(life / 2),
+            refresh_at: Instant::now()
+                + Duration::from_secs((refresh_at - now_epoch()).max(0) as u64),
         });
         Ok(fresh)
+    }
+
+    /// Runs `fetch` through the shared level: another replica's token when it has a fresh one,
+    /// else this replica fetches while the others wait. A token this replica fetched is served
+    /// even when storing it failed; a shared level that fails before fetching is reported.
+    async fn through_shared(
+        shared: &dyn SharedCache,
+        key: &CacheKey,
+        fetch: impl Future<Output = Result<(RegistryCredentials, i64), BrokerError>> + Send,
+    ) -> Result<(RegistryCredentials, i64), BrokerError> {
+        let text_key = format!("{}|{}|{}", key.integration_id, key.version, key.region);
+        let failure = Mutex::new(None);
+        let outcome = Mutex::new(None);
+        let shared_fetch: SharedFetch<'_> = Box::pin(async {
+            match fetch.await {
+                Ok((c, refresh_at)) => {
+                    let text = shared::encode(&c, refresh_at);
+                    *outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((c, refresh_at));
+                    Some((text, refresh_at))
+                }
+                Err(e) => {
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    None
+                }
+            }
+        });
+        let answer = shared
+            .get_or_fetch(&text_key, &key.integration_id, shared_fetch)
+            .await;
+        let fetched = outcome.into_inner().unwrap_or_else(|e| e.into_inner());
+        let failed = failure.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (answer, fetched, failed) {
+            (_, Some(mine), _) => Ok(mine),
+            (_, None, Some(e)) => Err(e),
+            (Ok(Some(text)), None, None) => shared::decode(&text).ok_or_else(|| {
+                BrokerError::new(
+                    Diagnosis::Other,
+                    "the shared token cache holds an unreadable entry",
+                    "retry; the entry is replaced on the next fetch",
+                )
+            }),
+            (Ok(None), None, None) => Err(BrokerError::new(
+                Diagnosis::Other,
+                "the shared token cache returned nothing",
+                "retry",
+            )),
+            (Err(reason), None, None) => {
+                tracing::warn!(%reason, "the shared token cache failed before fetching; the token is not shared");
+                Err(BrokerError::new(
+                    Diagnosis::Other,
+                    format!("the shared token cache is unavailable: {reason}"),
+                    "retry in a few seconds; check the database",
+                ))
+            }
+        }
     }
 
     /// AWS credentials for a CI job's own AWS calls (pipeline `integration` and `cliConfig`

@@ -20,6 +20,7 @@ mod passwords;
 pub mod policy;
 mod private_dir;
 mod routes;
+mod token_cache;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,10 +44,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of one replica. On PostgreSQL the broker's cache has a second level in the
+    /// database that every replica shares.
     pub fn new(store: Arc<dyn Store>) -> Self {
+        let broker = match store.token_cache() {
+            Some(_) => berth_aws::Broker::new()
+                .with_shared_cache(Arc::new(token_cache::StoreTokenCache(store.clone()))),
+            None => berth_aws::Broker::new(),
+        };
         AppState {
             store,
-            broker: Arc::new(berth_aws::Broker::new()),
+            broker: Arc::new(broker),
             cache: Default::default(),
         }
     }

@@ -72,7 +72,7 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     assert_eq!(b.path().await, "/login");
     checked(&b, "login").await;
     sign_in_user(&b, &s.url, "ada", "not the password at all").await;
-    assert!(b.text("#login-error").await.contains("not valid"));
+    b.wait_for_text("#login-error", "not valid").await;
     sign_in_user(&b, &s.url, "ada", PASSWORD).await;
     b.wait_for_path("/integrations").await;
     assert!(b.text(".empty").await.contains("No integration yet"));
@@ -249,10 +249,10 @@ async fn a_subscription_member_sees_only_its_integrations_and_no_edit_controls()
     b.goto(&format!("{}/login", s.url)).await;
     b.fill("#token", "brt_000000_wrong").await;
     b.click("form.stack button[type=submit]").await;
-    assert!(b.text("#login-error").await.contains("not valid"));
+    b.wait_for_text("#login-error", "not valid").await;
     b.fill("#token", &token).await;
     b.click("form.stack button[type=submit]").await;
-    assert_eq!(b.path().await, "/integrations");
+    b.wait_for_path("/integrations").await;
     assert_eq!(b.count("tbody tr").await, 1);
     assert!(b.text("tbody").await.contains("acme-registry"));
     let html = b.source().await;

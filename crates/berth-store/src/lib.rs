@@ -20,6 +20,7 @@ pub mod seal;
 mod sql;
 mod sqlite;
 mod statements;
+pub mod token_cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use seal::{Keyring, MasterKey, SealError};
 pub use sqlite::SqliteStore;
+pub use token_cache::TokenCache;
 
 /// Where the records live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,9 @@ pub type IntegrationChange<'a> =
 pub trait Store: Accounts + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The cache of registry tokens shared by replicas, on backends that have one (PostgreSQL).
+    fn token_cache(&self) -> Option<&dyn TokenCache>;
 
     /// A number that grows with every committed write (by any replica or admin command), for
     /// caches that must never serve data older than the last write they could have seen.

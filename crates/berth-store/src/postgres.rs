@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "people",
         sql: include_str!("../migrations/postgres/0004_people.sql"),
     },
+    Migration {
+        version: 5,
+        name: "shared_token_cache",
+        sql: include_str!("../migrations/postgres/0005_shared_token_cache.sql"),
+    },
 ];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.
@@ -70,6 +75,18 @@ impl PgStore {
 
     fn reader(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    fn shared_token_cache(&self) -> Option<&dyn crate::TokenCache> {
+        Some(self)
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -407,6 +407,10 @@ macro_rules! sql_store {
                 $backend
             }
 
+            fn token_cache(&self) -> Option<&dyn $crate::TokenCache> {
+                self.shared_token_cache()
+            }
+
             async fn generation(&self) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar(q::GENERATION)
                     .fetch_one(self.reader())

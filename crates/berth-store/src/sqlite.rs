@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "people",
         sql: include_str!("../migrations/sqlite/0004_people.sql"),
     },
+    Migration {
+        version: 5,
+        name: "shared_token_cache",
+        sql: include_str!("../migrations/sqlite/0005_shared_token_cache.sql"),
+    },
 ];
 
 pub struct SqliteStore {
@@ -104,6 +109,11 @@ impl SqliteStore {
 
     fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    /// One process: the broker's in-process cache is the only level.
+    fn shared_token_cache(&self) -> Option<&dyn crate::TokenCache> {
+        None
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {

@@ -1,0 +1,12 @@
+-- The broker's second cache level, shared by every replica: registry tokens sealed like other
+-- secrets (never in the clear), one row per (integration, version, region), reused until half
+-- the token's life has passed. Deleting the integration deletes its tokens.
+CREATE TABLE registry_token_cache (
+    cache_key      TEXT PRIMARY KEY,
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    key_id         TEXT NOT NULL,
+    nonce          BYTEA NOT NULL,
+    ciphertext     BYTEA NOT NULL,
+    refresh_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX registry_token_cache_integration ON registry_token_cache(integration_id);
