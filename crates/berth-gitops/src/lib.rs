@@ -1,0 +1,10 @@
+//! GitOps: integrations as Kubernetes resources in the shared configuration repository. So far
+//! this crate holds the sealing of secret values for a runtime's sealed-secrets controller
+//! ([`seal`]), in the exact format the Bitnami controller decrypts.
+//!
+//! This crate owns resource rendering and sealing. It must not touch HTTP, SQL or AWS, and it
+//! only ever encrypts: no private key enters Berth.
+
+#![forbid(unsafe_code)]
+
+pub mod seal;
