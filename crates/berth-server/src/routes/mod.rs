@@ -134,6 +134,14 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     &DOCUMENT
 }
 
+/// A role as the API words it: `admin`, or `subscription` with the subscription's name.
+pub(crate) fn role_parts(role: &berth_store::TokenRole) -> (String, Option<String>) {
+    match role {
+        berth_store::TokenRole::Admin => ("admin".into(), None),
+        berth_store::TokenRole::Subscription(s) => ("subscription".into(), Some(s.to_string())),
+    }
+}
+
 pub(crate) fn timestamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }

@@ -16,13 +16,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 
 fn view(t: &TokenInfo) -> TokenView {
-    let (role, subscription) = match &t.role {
-        TokenRole::Admin => ("admin", None),
-        TokenRole::Subscription(s) => ("subscription", Some(s.to_string())),
-    };
+    let (role, subscription) = super::role_parts(&t.role);
     TokenView {
         id: t.id.clone(),
-        role: role.into(),
+        role,
         subscription,
         description: t.description.clone(),
         created_at: timestamp(t.created_at),

@@ -16,14 +16,11 @@ use crate::json::ApiJson;
 use crate::passwords;
 
 pub(crate) fn view(u: &User) -> UserView {
-    let (role, subscription) = match &u.role {
-        TokenRole::Admin => ("admin", None),
-        TokenRole::Subscription(s) => ("subscription", Some(s.to_string())),
-    };
+    let (role, subscription) = super::role_parts(&u.role);
     UserView {
         id: u.id.clone(),
         name: u.name.to_string(),
-        role: role.into(),
+        role,
         subscription,
         meta: meta_view(&u.meta),
     }
