@@ -1,5 +1,6 @@
 //! GitOps: integrations as Kubernetes resources in the shared configuration repository. So far
-//! this crate holds the sealing of secret values for a runtime's sealed-secrets controller
+//! this crate renders an integration's files ([`resources`]: a ConfigMap and a SealedSecret per
+//! target directory) and seals secret values for a runtime's sealed-secrets controller
 //! ([`seal`]), in the exact format the Bitnami controller decrypts.
 //!
 //! This crate owns resource rendering and sealing. It must not touch HTTP, SQL or AWS, and it
@@ -7,4 +8,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod resources;
 pub mod seal;

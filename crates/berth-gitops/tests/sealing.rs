@@ -119,3 +119,93 @@ fn sealed_values_open_with_an_independent_decryptor_in_their_scope_only() {
             .is_err()
     );
 }
+
+/// The files of an integration shared with two runtimes validate against the Kubernetes
+/// schemas (`kubernetes-validate`, strict), and the SealedSecret opens for its own name only.
+#[test]
+fn rendered_resources_validate_and_their_secrets_open_for_the_runtime() {
+    use berth_core::{AwsAuth, RoleSource, RuntimeScope};
+    use berth_gitops::resources::{config_map, sealed_secret, targets};
+    use std::collections::BTreeMap;
+
+    let (Some(python), Some(validate)) = (peer("python"), peer("kubernetes-validate")) else {
+        return;
+    };
+    let dir = TempDir::new("resources");
+    oracle(&python, "keys", dir.path());
+    let key = SealingKey::from_pem(&std::fs::read_to_string(dir.path().join("cert.pem")).unwrap())
+        .unwrap();
+    let mut integration = berth_testkit::integration::EcrFixture::new("ECR_Prod")
+        .auth(AwsAuth::AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/ci-push".into(),
+            external_id: Some("ext-42".into()),
+            session_name: None,
+            source: RoleSource::Ambient,
+        })
+        .version(7)
+        .build();
+    integration.runtimes = RuntimeScope::Selected(vec![
+        berth_core::Name::parse("r", "prod-eu").unwrap(),
+        berth_core::Name::parse("r", "Staging_1").unwrap(),
+    ]);
+    let values = BTreeMap::from([("externalId".to_owned(), "ext-42".to_owned())]);
+    let mut paths = Vec::new();
+    let mut sealed = Vec::new();
+    for target in targets(&integration.runtimes) {
+        let cm = config_map(&integration, "codefresh", &target);
+        let ss = sealed_secret(&integration, "codefresh", &target, &key, &values)
+            .unwrap()
+            .expect("a role with an external id has a secret");
+        assert!(cm.path.starts_with("resources/runtimes/") && cm.path.ends_with(".configmap.yaml"));
+        assert!(
+            cm.yaml.contains("berth.io/revision: '7'")
+                || cm.yaml.contains("berth.io/revision: \"7\""),
+            "{}",
+            cm.yaml
+        );
+        assert!(
+            cm.yaml.contains("externalIdRef") && !cm.yaml.contains("ext-42"),
+            "{}",
+            cm.yaml
+        );
+        assert!(!ss.yaml.contains("ext-42"), "the secret is only sealed");
+        let doc: Value = yaml_serde::from_str(&ss.yaml).unwrap();
+        let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
+        // The template as the Secret the controller will make, for the schema check.
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": doc["spec"]["template"]["metadata"], "data": {"externalId": "ZXh0LTQy"}});
+        for (file, text) in [
+            (format!("{name}-{}.cm.yaml", paths.len()), cm.yaml.clone()),
+            (
+                format!("{name}-{}.secret.yaml", paths.len()),
+                yaml_serde::to_string(&secret).unwrap(),
+            ),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::write(&path, text).unwrap();
+            paths.push(path);
+        }
+        sealed.push(json!({"sealed": doc["spec"]["encryptedData"]["externalId"],
+            "label": format!("codefresh/{name}"), "other": "codefresh/another"}));
+    }
+    assert_eq!(paths.len(), 4, "two runtimes, two files each");
+    let out = Command::new(validate)
+        .arg("--strict")
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.path().join("sealed.json"),
+        Value::Array(sealed).to_string(),
+    )
+    .unwrap();
+    let answer: Value = serde_json::from_str(&oracle(&python, "open", dir.path())).unwrap();
+    let opened = json!({"opened": "ext-42", "other": null});
+    assert_eq!(answer, json!([opened, opened]));
+}
