@@ -10,7 +10,8 @@ pub fn in_ci() -> bool {
 }
 
 /// A peer program, searched in one order: `$BERTH_PEERS_VENV/bin`, the user cache that
-/// `scripts/install-peers` fills (`~/.cache/berth-peers/venv/bin`), then `PATH`. When it is
+/// `scripts/install-peers` fills (`~/.cache/berth-peers/venv/bin`), then `PATH`, then `/usr/sbin`
+/// and `/sbin`. When it is
 /// absent, [`unavailable`] decides: a failure in CI, a visible skip elsewhere.
 pub fn peer(name: &str) -> Option<PathBuf> {
     let found = search_dirs()
@@ -59,5 +60,7 @@ fn search_dirs() -> Vec<PathBuf> {
     if let Some(paths) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&paths));
     }
+    // Daemons such as nginx and fcgiwrap live in sbin, which a user's PATH may lack.
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
     dirs
 }

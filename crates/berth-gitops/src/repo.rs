@@ -1,0 +1,366 @@
+//! The shared configuration repository through the system `git`: the Codefresh form of its
+//! address (`<repo_url>.git[/<path>][?ref=<branch>]`), a working checkout, and changes that land
+//! as one commit each. A push that someone else beat is retried after a rebase; a real conflict
+//! on the same file is reported and the checkout is put back as it was.
+//!
+//! Credentials reach `git` through `GIT_ASKPASS`: a script without secrets that echoes two
+//! variables set only in the `git` process's environment, so a password is never in a URL, a
+//! config file or anywhere on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Why a repository operation failed, with git's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("repo: {0}")]
+    Address(String),
+    #[error("git {action} failed: {stderr}")]
+    Git { action: String, stderr: String },
+    #[error(
+        "the change conflicts with a commit pushed meanwhile to {file}: nothing was pushed; resolve it in the repository, then retry"
+    )]
+    Conflict { file: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the shared configuration lives: a repository, a folder in it, a branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoAddress {
+    /// The clone URL, ending in `.git`.
+    pub url: String,
+    /// A folder inside the repository; empty for its root.
+    pub path: String,
+    /// `None` for the repository's default branch.
+    pub branch: Option<String>,
+}
+
+impl RepoAddress {
+    /// Parses `<repo_url>.git[/<path>][?ref=<branch>]`. Credentials in the URL are refused: they
+    /// belong in the sealed credentials.
+    pub fn parse(text: &str) -> Result<RepoAddress, RepoError> {
+        let bad = |why: &str| RepoError::Address(format!("'{text}' {why}"));
+        let (rest, branch) = match text.split_once("?ref=") {
+            Some((rest, b)) if !b.is_empty() && !b.contains(['?', '&', ' ']) => (rest, Some(b)),
+            Some(_) => return Err(bad("has an empty or malformed ?ref=")),
+            None => (text, None),
+        };
+        let at = rest.find(".git").ok_or_else(|| {
+            bad("must be <repo_url>.git[/<path>][?ref=<branch>] (the URL ends in .git)")
+        })?;
+        let (url, path) = rest.split_at(at + 4);
+        if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/')) {
+            return Err(bad("must be an http(s) URL or a local path"));
+        }
+        if url
+            .split("://")
+            .nth(1)
+            .is_some_and(|r| r.split('/').next().unwrap_or("").contains('@'))
+        {
+            return Err(bad(
+                "carries credentials in the URL: give them as credentials instead",
+            ));
+        }
+        let path = path.trim_matches('/');
+        if !(path.is_empty() || path.starts_with(|c: char| c != '/')) || path.contains("..") {
+            return Err(bad("has a path that leaves the repository"));
+        }
+        Ok(RepoAddress {
+            url: url.to_owned(),
+            path: path.to_owned(),
+            branch: branch.map(str::to_owned),
+        })
+    }
+}
+
+/// Push credentials: an HTTPS token or a user and password.
+pub struct RepoCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// One file change under the address's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Write { path: String, content: String },
+    Remove { path: String },
+}
+
+/// Who commits.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// A checkout of the shared repository in a directory Berth owns.
+pub struct Checkout {
+    dir: PathBuf,
+    address: RepoAddress,
+    credentials: Option<RepoCredentials>,
+    askpass: PathBuf,
+}
+
+const ASKPASS: &str = "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n";
+
+/// How many times a push beaten by another writer is rebased and tried again.
+const PUSH_ATTEMPTS: usize = 4;
+
+impl Checkout {
+    /// Clones into `dir` (or reuses the clone there) and brings it to the remote branch.
+    pub fn open(
+        dir: &Path,
+        address: RepoAddress,
+        credentials: Option<RepoCredentials>,
+    ) -> Result<Checkout, RepoError> {
+        std::fs::create_dir_all(dir)?;
+        let askpass = dir.join("askpass.sh");
+        std::fs::write(&askpass, ASKPASS)?;
+        set_executable(&askpass)?;
+        let checkout = Checkout {
+            dir: dir.join("repo"),
+            address,
+            credentials,
+            askpass,
+        };
+        if !checkout.dir.join(".git").exists() {
+            let mut args = vec!["clone", "--quiet"];
+            if let Some(b) = &checkout.address.branch {
+                args.extend(["--branch", b]);
+            }
+            let target = checkout.dir.to_string_lossy().into_owned();
+            let url = checkout.address.url.clone();
+            args.extend([url.as_str(), target.as_str()]);
+            checkout.git_in(dir, "clone", &args)?;
+        }
+        checkout.sync()?;
+        Ok(checkout)
+    }
+
+    /// The folder inside the checkout that the address names.
+    fn root(&self) -> PathBuf {
+        self.dir.join(&self.address.path)
+    }
+
+    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(cwd)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", &self.askpass)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE");
+        if let Some(c) = &self.credentials {
+            cmd.env("BERTH_GIT_USERNAME", &c.username)
+                .env("BERTH_GIT_PASSWORD", c.password.expose_secret());
+        }
+        cmd
+    }
+
+    fn git_in(&self, cwd: &Path, action: &str, args: &[&str]) -> Result<Output, RepoError> {
+        let out = self.command(cwd, args).output()?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(RepoError::Git {
+                action: action.to_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    fn git(&self, action: &str, args: &[&str]) -> Result<Output, RepoError> {
+        self.git_in(&self.dir, action, args)
+    }
+
+    fn branch(&self) -> Result<String, RepoError> {
+        // symbolic-ref also names the unborn branch of an empty repository.
+        let out = self.git("symbolic-ref", &["symbolic-ref", "--short", "HEAD"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Resets the checkout to `base` (a commit) or else to the remote branch, dropping
+    /// anything local.
+    fn sync_to(&self, base: Option<&str>) -> Result<(), RepoError> {
+        let branch = self.branch()?;
+        self.git("fetch", &["fetch", "--quiet", "origin"])?;
+        let remote = format!("origin/{branch}");
+        let target = base.unwrap_or(&remote);
+        // An empty remote has no branch yet: nothing to reset to.
+        if self
+            .git("rev-parse", &["rev-parse", "--verify", "--quiet", target])
+            .is_ok()
+        {
+            self.git("reset", &["reset", "--quiet", "--hard", target])?;
+        }
+        self.git("clean", &["clean", "--quiet", "-fdx"])?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), RepoError> {
+        self.sync_to(None)
+    }
+
+    /// Applies `changes` as one commit on `base` (the commit Berth last saw; the remote branch
+    /// when `None`) and pushes it; `None` when they change nothing. When the branch moved past
+    /// `base`, the commit is rebased and pushed again; if someone changed the same file
+    /// meanwhile, that is a conflict: it is reported and nothing is pushed.
+    pub fn commit(
+        &self,
+        base: Option<&str>,
+        changes: &[Change],
+        message: &str,
+        author: &Author,
+    ) -> Result<Option<String>, RepoError> {
+        self.sync_to(base)?;
+        for change in changes {
+            self.apply(change)?;
+        }
+        self.git("add", &["add", "--all", "."])?;
+        let staged = self
+            .command(&self.dir, &["diff", "--cached", "--quiet"])
+            .status()?;
+        if staged.success() {
+            return Ok(None);
+        }
+        let who = format!("{} <{}>", author.name, author.email);
+        self.git(
+            "commit",
+            &[
+                "-c",
+                &format!("user.name={}", author.name),
+                "-c",
+                &format!("user.email={}", author.email),
+                "commit",
+                "--quiet",
+                "--author",
+                &who,
+                "-m",
+                message,
+            ],
+        )?;
+        self.push_with_retries()
+    }
+
+    fn apply(&self, change: &Change) -> Result<(), RepoError> {
+        let relative = match change {
+            Change::Write { path, .. } | Change::Remove { path } => path,
+        };
+        if relative.split('/').any(|p| p == ".." || p.is_empty()) || relative.starts_with('/') {
+            return Err(RepoError::Address(format!(
+                "'{relative}' leaves the folder"
+            )));
+        }
+        let path = self.root().join(relative);
+        match change {
+            Change::Write { content, .. } => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, content)?;
+            }
+            Change::Remove { .. } => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            },
+        }
+        Ok(())
+    }
+
+    fn push_with_retries(&self) -> Result<Option<String>, RepoError> {
+        let branch = self.branch()?;
+        for _ in 0..PUSH_ATTEMPTS {
+            let pushed = self
+                .command(
+                    &self.dir,
+                    &["push", "--quiet", "origin", &format!("HEAD:{branch}")],
+                )
+                .output()?;
+            if pushed.status.success() {
+                let head = self.git("rev-parse", &["rev-parse", "HEAD"])?;
+                return Ok(Some(
+                    String::from_utf8_lossy(&head.stdout).trim().to_owned(),
+                ));
+            }
+            let stderr = String::from_utf8_lossy(&pushed.stderr).into_owned();
+            if !(stderr.contains("rejected") || stderr.contains("fetch first")) {
+                return Err(RepoError::Git {
+                    action: "push".into(),
+                    stderr: stderr.trim().to_owned(),
+                });
+            }
+            self.git("fetch", &["fetch", "--quiet", "origin"])?;
+            let rebased = self
+                .command(
+                    &self.dir,
+                    &["rebase", "--quiet", &format!("origin/{branch}")],
+                )
+                .output()?;
+            if !rebased.status.success() {
+                let file = self.conflicted_file();
+                let _ = self.command(&self.dir, &["rebase", "--abort"]).output();
+                self.sync()?;
+                return Err(RepoError::Conflict { file });
+            }
+        }
+        Err(RepoError::Git {
+            action: "push".into(),
+            stderr: format!(
+                "still rejected after {PUSH_ATTEMPTS} rebases: the branch moves too fast"
+            ),
+        })
+    }
+
+    fn conflicted_file(&self) -> String {
+        self.command(&self.dir, &["diff", "--name-only", "--diff-filter=U"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codefresh_address_form_parses_and_bad_ones_are_named() {
+        let a =
+            RepoAddress::parse("https://github.com/acme/config.git/berth/shared?ref=main").unwrap();
+        assert_eq!(a.url, "https://github.com/acme/config.git");
+        assert_eq!(a.path, "berth/shared");
+        assert_eq!(a.branch.as_deref(), Some("main"));
+        let b = RepoAddress::parse("https://example.com/config.git").unwrap();
+        assert_eq!((b.path.as_str(), b.branch), ("", None));
+        for bad in [
+            "https://example.com/config",
+            "https://user:pw@example.com/config.git",
+            "https://example.com/config.git/../x",
+            "ftp://example.com/config.git",
+            "https://example.com/config.git?ref=",
+        ] {
+            let e = RepoAddress::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("repo: '"), "{bad}: {e}");
+        }
+    }
+}
