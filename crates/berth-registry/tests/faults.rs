@@ -151,8 +151,12 @@ async fn proxy(State(f): State<Arc<Faults>>, req: Request) -> Response {
             .body(Body::from(r#"{"errors":[{"code":"DENIED","message":"User is not authorized to perform: ecr:InitiateLayerUpload on repository test/e"}]}"#))
             .unwrap();
     }
-    if method == "HEAD" && f.expired.load(Ordering::SeqCst) > 0 {
-        f.expired.fetch_sub(1, Ordering::SeqCst);
+    // Take one expiry atomically: two concurrent HEADs must not both see 1 and wrap it below 0.
+    if method == "HEAD"
+        && f.expired
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
         return Response::builder()
             .status(StatusCode::FORBIDDEN)
             .header("content-type", "application/json")
