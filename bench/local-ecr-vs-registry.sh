@@ -7,6 +7,8 @@
 # to /dev/null), which costs the client almost nothing and so measures the servers. With curl, the
 # blob files the local ECR stored are also pulled from nginx (Debian's) as static files, the same
 # GETs in the same run: the kernel's ceiling that the local ECR's serving path is held against.
+# Blob GETs follow the local ECR's redirect to its layer bucket (as ECR's go to S3; curl -L), and
+# once more served in line on /v2/ (--layer-listen off), the hyper path the bucket replaced.
 # Usage: bench/local-ecr-vs-registry.sh [RUNS=3] [SIZES="150:3 600:6"]   (CLIENTS="skopeo berth curl")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,20 +34,23 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
-start_ecr() {
-  rm -rf "$WORK/ecr"
-  BERTH_LOG=warn "$BIN" local-ecr --data-dir "$WORK/ecr" --listen "127.0.0.1:$PORT_ECR" >/dev/null 2>&1 &
+start_ecr() {  # start_ecr [keep [ARGS…]]: fresh data unless "keep"
+  [ "${1:-}" = keep ] && shift || rm -rf "$WORK/ecr"
+  BERTH_LOG=warn "$BIN" local-ecr --data-dir "$WORK/ecr" --listen "127.0.0.1:$PORT_ECR" "$@" >/dev/null 2>&1 &
   ECR_PID=$!
   wait_http "http://127.0.0.1:$PORT_ECR/v2/"
   export AWS_SHARED_CREDENTIALS_FILE="$WORK/ecr/local-ecr/credentials" AWS_CONFIG_FILE=/dev/null
-  "$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr create-repository --repository-name bench/img >/dev/null
+  [ -n "${1:-}" ] || "$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr create-repository --repository-name bench/img >/dev/null
   ECR_CREDS="AWS:$("$AWS" --profile berth-local --endpoint-url "http://127.0.0.1:$PORT_ECR" --region us-east-1 ecr get-login-password)"
 }
 
 start_nginx() {  # serves the local ECR's blob files as they lie on disk
+  # Its workers run as this user: the local ECR's data directory is 0700, and a worker running
+  # as nobody gets 403 for every blob, which once passed for a very fast reference.
   mkdir -p "$WORK/ngx"
   cat > "$WORK/ngx/nginx.conf" <<CONF
 daemon off; worker_processes 1; error_log $WORK/ngx/error.log; pid $WORK/ngx/nginx.pid;
+user $(id -un) $(id -gn);
 events { worker_connections 64; }
 http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path $WORK/ngx;
   server { listen 127.0.0.1:$PORT_NGX; root $WORK/ecr/local-ecr; } }
@@ -88,12 +93,12 @@ for spec in $SIZES; do
     [ -n "$2" ] && auth=(-u "$2")
     curl -sf -o /dev/null "${auth[@]}" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/bench/img/manifests/v1"
     for f in "$img"/blobs/sha256/*; do
-      curl -sf -o /dev/null "${auth[@]}" "http://127.0.0.1:$port/v2/bench/img/blobs/sha256:$(basename "$f")"
+      curl -sfL -o /dev/null "${auth[@]}" "http://127.0.0.1:$port/v2/bench/img/blobs/sha256:$(basename "$f")"
     done
   }
   static_pull() {  # static_pull PORT: every blob file the local ECR stored, as nginx serves it
     for f in "$img"/blobs/sha256/*; do
-      curl -s -o /dev/null "http://127.0.0.1:$1/blobs/sha256/$(basename "$f")"
+      curl -sf -o /dev/null "http://127.0.0.1:$1/blobs/sha256/$(basename "$f")"
     done
   }
   export -f curl_push curl_pull static_pull; export img
@@ -126,6 +131,10 @@ for spec in $SIZES; do
         start_nginx
         secs bash -c 'static_pull "$@"' _ "$PORT_NGX" >> "$WORK/r.nginx-pull"
         kill "$NGX_PID"; wait "$NGX_PID" 2>/dev/null || true
+        # The same blobs served in line on /v2/ (hyper's user-space body), for comparison.
+        kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
+        start_ecr keep --layer-listen off
+        pull curl "$PORT_ECR" "$ECR_CREDS" >> "$WORK/r.curl.inline-pull"
       fi
       kill "$ECR_PID"; wait "$ECR_PID" 2>/dev/null || true
 
@@ -147,6 +156,9 @@ for spec in $SIZES; do
     e=$(median < "$WORK/r.curl.ecr-pull"); n=$(median < "$WORK/r.nginx-pull")
     printf '%s MiB / %s layers pull with curl: local ECR %.2f s, nginx static files %.2f s (%.0f MiB/s), local ECR / nginx %.2fx\n' \
       "$size" "$layers" "$e" "$n" "$(echo "$mib / $n" | bc -l)" "$(echo "$e / $n" | bc -l)"
+    i=$(median < "$WORK/r.curl.inline-pull")
+    printf '%s MiB / %s layers pull with curl, blobs in line on /v2/ (--layer-listen off): %.2f s, local ECR / nginx %.2fx\n' \
+      "$size" "$layers" "$i" "$(echo "$i / $n" | bc -l)"
   fi
   printf '%s MiB / %s layers: local ECR peak RSS while receiving: %.1f MiB (max of all runs)\n' "$size" "$layers" "$(sort -n "$WORK/r.rss" | tail -1)"
 done

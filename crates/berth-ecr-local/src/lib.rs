@@ -1,8 +1,9 @@
-//! The local ECR: an Amazon ECR look-alike on one listener, so Berth runs end to end with no AWS
-//! account and its tests run against something real clients accept unchanged. It speaks the ECR
+//! The local ECR: an Amazon ECR look-alike, so Berth runs end to end with no AWS account and its
+//! tests run against something real clients accept unchanged. One listener speaks the ECR
 //! control plane (JSON 1.1), STS (query protocol, XML) and the registry v2 / OCI distribution
 //! API, checks SigV4 signatures against its own users and issued sessions, and applies simple
-//! allow-list policies.
+//! allow-list policies; a second one, the layer bucket, serves the pre-signed layer downloads
+//! that blob GETs redirect to, as ECR's redirect to S3.
 //!
 //! This crate owns those wire protocols and the image storage behind them. It must not depend on
 //! Berth's integration store, server or broker: it is a stand-in for AWS, and Berth talks to it
@@ -17,6 +18,7 @@ mod ecr_api;
 mod error;
 pub mod iam;
 mod ids;
+mod layer_store;
 pub mod oci;
 pub mod oidc;
 mod range;
@@ -62,6 +64,21 @@ pub struct LocalEcrOptions {
     pub upload_limits: UploadLimits,
     /// A connection that moves no byte for this long is closed (half-sent headers, stalls).
     pub idle_timeout: Duration,
+    /// Where layer downloads are served (blob GETs on `/v2/` redirect there, as ECR's go to S3).
+    pub layer_listen: LayerListen,
+    /// What the redirects point at, when not the layer listener's bound address.
+    pub layer_public_url: Option<String>,
+}
+
+/// Where the layer bucket listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerListen {
+    /// A free port on the main listener's address; off when `public_url` is set (behind a proxy
+    /// only the proxied port may be reachable).
+    Auto,
+    /// Blob GETs are served in line on `/v2/`.
+    Off,
+    At(SocketAddr),
 }
 
 impl LocalEcrOptions {
@@ -77,6 +94,8 @@ impl LocalEcrOptions {
             clock_offset_seconds: 0,
             upload_limits: UploadLimits::default(),
             idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
+            layer_listen: LayerListen::Auto,
+            layer_public_url: None,
         }
     }
 }
@@ -102,6 +121,8 @@ pub(crate) struct State {
     pub iam: IamConfig,
     pub keys: token::Keys,
     pub public_url: String,
+    /// Base URL of the layer bucket; `None` serves blobs in line.
+    pub layer_url: Option<String>,
     pub token_ttl: Duration,
     pub create_on_push: bool,
     pub clock_offset_seconds: i64,
@@ -135,11 +156,14 @@ impl State {
 pub struct LocalEcr {
     pub addr: SocketAddr,
     pub public_url: String,
+    /// Where blob GETs are redirected to, when they are.
+    pub layer_url: Option<String>,
     /// The AWS shared-credentials file holding profile `berth-local`.
     pub credentials_file: PathBuf,
     /// True when this start wrote the demo user and role.
     pub seeded: bool,
     listener: tokio::net::TcpListener,
+    layer_listener: Option<tokio::net::TcpListener>,
     idle_timeout: Duration,
     state: Arc<State>,
 }
@@ -198,11 +222,13 @@ impl LocalEcr {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
+        let (layer_listener, layer_url) = bind_layers(options, addr).await?;
         let state = Arc::new(State {
             storage,
             iam,
             keys,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            layer_url: layer_url.clone(),
             token_ttl: options.token_ttl,
             create_on_push: options.create_on_push,
             clock_offset_seconds: options.clock_offset_seconds,
@@ -212,9 +238,11 @@ impl LocalEcr {
         Ok(LocalEcr {
             addr,
             public_url,
+            layer_url,
             credentials_file: dir.join("credentials"),
             seeded,
             listener,
+            layer_listener,
             idle_timeout: options.idle_timeout,
             state,
         })
@@ -225,13 +253,42 @@ impl LocalEcr {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let reaper = tokio::spawn(reap_uploads(self.state.clone()));
+        let layers = self
+            .layer_listener
+            .map(|l| tokio::spawn(layer_store::serve(l, self.state.clone(), self.idle_timeout)));
         let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
         let served = axum::serve(listener, build_router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         reaper.abort();
+        if let Some(layers) = layers {
+            layers.abort();
+        }
         served
     }
+}
+
+/// Binds the layer bucket's listener as `options` ask, with the URL redirects will name.
+async fn bind_layers(
+    options: &LocalEcrOptions,
+    main: SocketAddr,
+) -> Result<(Option<tokio::net::TcpListener>, Option<String>), StartError> {
+    let at = match options.layer_listen {
+        LayerListen::Off => return Ok((None, None)),
+        LayerListen::Auto if options.public_url.is_some() => return Ok((None, None)),
+        LayerListen::Auto => SocketAddr::new(main.ip(), 0),
+        LayerListen::At(at) => at,
+    };
+    let bind_error = |source| StartError::Bind { addr: at, source };
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let url = options
+        .layer_public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    Ok((Some(listener), Some(url.trim_end_matches('/').to_owned())))
 }
 
 /// Expires idle upload sessions, checked at a quarter of the idle limit.

@@ -55,13 +55,32 @@ impl Access {
 
 /// The query of a layer download URL: the claims in clear, and a signature over them, the
 /// repository and the digest.
-pub(crate) fn download_query(c: &Claims, signature: &str) -> String {
+fn download_query(c: &Claims, signature: &str) -> String {
     format!(
         "X-Berth-Registry={}&X-Berth-Region={}&X-Berth-Principal={}&X-Berth-Expires={}&X-Berth-Signature={signature}",
         c.registry_id,
         c.region,
         c.principal.replace(':', "%3A"),
         c.expires_at
+    )
+}
+
+/// How long a layer download URL (GetDownloadUrlForLayer's, or a blob GET's redirect) is valid.
+pub(crate) const DOWNLOAD_URL_SECONDS: i64 = 600;
+
+/// A pre-signed URL for one layer of `repository`: on the layer bucket when there is one, else
+/// on `/v2/` itself.
+pub(crate) fn layer_download_url(
+    state: &State,
+    claims: &Claims,
+    repository: &str,
+    digest: &str,
+) -> String {
+    let signature = state.keys.sign_download(claims, repository, digest);
+    let base = state.layer_url.as_deref().unwrap_or(&state.public_url);
+    format!(
+        "{base}/v2/{repository}/blobs/{digest}?{}",
+        download_query(claims, &signature)
     )
 }
 
@@ -720,7 +739,27 @@ async fn get_blob(req: Req<'_>, name: &str, digest: &str) -> Result<Response, Oc
         .await
         .map_err(OciError::server)?
         .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
+    if method == Method::GET && state.layer_url.is_some() {
+        return Ok(redirect_to_layer(state, access, name, digest));
+    }
     blob(state, method, digest, size, headers).await
+}
+
+/// ECR's answer to a blob GET: 307 to a pre-signed URL where the bytes are served.
+fn redirect_to_layer(state: &State, access: &Access, name: &str, digest: &str) -> Response {
+    let claims = Claims {
+        registry_id: access.registry_id.clone(),
+        region: access.region.clone(),
+        principal: access.principal.clone(),
+        expires_at: now_epoch() + DOWNLOAD_URL_SECONDS,
+    };
+    let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+    header(
+        &mut r,
+        "location",
+        &layer_download_url(state, &claims, name, digest),
+    );
+    r
 }
 
 /// The referrers API: an index of the manifests whose `subject` is `digest`.

@@ -529,10 +529,24 @@ type RangeCase = (
 );
 
 /// RFC 9110's one-range forms on a 2048-byte blob, over HTTP, GET and HEAD: what is served, with
-/// which `Content-Range` and `Content-Length`, and that every refusal is a clean 416.
+/// which `Content-Range` and `Content-Length`, and that every refusal is a clean 416. GETs
+/// follow the redirect to the layer bucket; HEADs are answered on `/v2/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blob_ranges_follow_rfc_9110() {
-    let e = start("ranges", TWELVE_HOURS).await;
+    ranges_follow_rfc_9110(start("ranges", TWELVE_HOURS).await).await;
+}
+
+/// The same with blobs served in line on `/v2/` (`--layer-listen off`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_ranges_follow_rfc_9110_in_line() {
+    let e = common::start_configured("ranges-inline", TWELVE_HOURS, "", |o| {
+        o.layer_listen = berth_ecr_local::LayerListen::Off;
+    })
+    .await;
+    ranges_follow_rfc_9110(e).await;
+}
+
+async fn ranges_follow_rfc_9110(e: common::Ecr) {
     e.create_repo("team/app", "MUTABLE").await;
     let pw = e.password(&e.admin).await;
     let data = random_bytes(2048);

@@ -359,6 +359,24 @@ pub struct LocalEcrArgs {
     /// 0 accepts any size, for development.
     #[arg(long, default_value_t = berth_ecr_local::UploadLimits::default().min_part)]
     pub min_chunk_size: u64,
+    /// Where layer downloads are served (ADDR or `off`): blob GETs on /v2/ redirect there, as
+    /// ECR's go to S3 [default: a free port on the listen address, or off with --public-url];
+    /// `off` serves them in line.
+    #[arg(long, env = "BERTH_LOCAL_ECR_LAYER_LISTEN", value_parser = layer_listen)]
+    pub layer_listen: Option<berth_ecr_local::LayerListen>,
+    /// URL the layer redirects point at, when not the layer listener's own address.
+    #[arg(long, env = "BERTH_LOCAL_ECR_LAYER_PUBLIC_URL")]
+    pub layer_public_url: Option<String>,
+}
+
+fn layer_listen(value: &str) -> Result<berth_ecr_local::LayerListen, String> {
+    match value {
+        "off" => Ok(berth_ecr_local::LayerListen::Off),
+        v => v
+            .parse()
+            .map(berth_ecr_local::LayerListen::At)
+            .map_err(|_| format!("'{v}' is neither an address (host:port) nor 'off'")),
+    }
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -5,9 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use super::{Ctx, DOWNLOAD_URL_SECONDS, MIN_PART, invalid, storage, upload_not_found};
+use super::{Ctx, MIN_PART, invalid, storage, upload_not_found};
 use crate::error::AwsError;
 use crate::oci;
+use crate::registry::DOWNLOAD_URL_SECONDS;
 use crate::storage::{StorageError, now_epoch};
 use crate::token::Claims;
 
@@ -182,10 +183,8 @@ pub(super) async fn get_download_url_for_layer(ctx: &Ctx<'_>) -> Result<Value, A
         principal: ctx.caller.principal.clone(),
         expires_at: now_epoch() + DOWNLOAD_URL_SECONDS,
     };
-    let signature = ctx.state.keys.sign_download(&claims, &repo.name, digest);
-    let query = crate::registry::download_query(&claims, &signature);
     Ok(json!({
-        "downloadUrl": format!("{}/v2/{}/blobs/{digest}?{query}", ctx.state.public_url, repo.name),
+        "downloadUrl": crate::registry::layer_download_url(ctx.state, &claims, &repo.name, digest),
         "layerDigest": digest,
     }))
 }

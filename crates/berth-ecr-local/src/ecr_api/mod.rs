@@ -287,9 +287,6 @@ fn invalid_next_token() -> AwsError {
     )
 }
 
-/// How long a layer's download URL works (S3 pre-signed URLs from ECR are short-lived too).
-const DOWNLOAD_URL_SECONDS: i64 = 600;
-
 fn upload_not_found(id: &str, repo: &Repository) -> AwsError {
     AwsError::new(
         "UploadNotFoundException",

@@ -62,6 +62,10 @@ fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
     o.create_on_push = args.create_on_push;
     o.token_ttl = Duration::from_secs(args.token_ttl);
     o.upload_limits.min_part = args.min_chunk_size;
+    if let Some(layers) = args.layer_listen {
+        o.layer_listen = layers;
+    }
+    o.layer_public_url = args.layer_public_url.clone();
     o.idle_timeout = crate::config::idle_timeout()?;
     Ok(o)
 }
@@ -76,6 +80,9 @@ fn print_local_ecr(ecr: &LocalEcr) {
         "  local ECR:    {}   (ECR API, STS and registry v2)",
         ecr.public_url
     );
+    if let Some(layers) = &ecr.layer_url {
+        say!("  layers:       {layers}   (blob downloads; /v2/ redirects here, as ECR does to S3)");
+    }
     say!(
         "  AWS profile:  {DEMO_PROFILE} in {}{}",
         absolute(&ecr.credentials_file).display(),
@@ -128,6 +135,8 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
             create_on_push: false,
             token_ttl: 43200,
             min_chunk_size: berth_ecr_local::UploadLimits::default().min_part,
+            layer_listen: None,
+            layer_public_url: None,
         };
         Some(LocalEcr::start(&local_ecr_options(&ecr_args)?).await?)
     };
