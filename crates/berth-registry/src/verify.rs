@@ -145,3 +145,94 @@ pub async fn open(
     .filter(|r: &Result<Bytes>| std::future::ready(r.is_err()));
     Ok(Box::pin(body.chain(tail)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use async_trait::async_trait;
+
+    /// Serves `bytes` in 1000-byte chunks, whatever the descriptor says.
+    struct Serves(Vec<u8>);
+
+    #[async_trait]
+    impl Source for Serves {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        async fn root(&self) -> Result<Manifest> {
+            unreachable!("only blobs are read")
+        }
+        async fn manifest(&self, _: &Descriptor) -> Result<Manifest> {
+            unreachable!("only blobs are read")
+        }
+        async fn blob(&self, _: &Descriptor, offset: u64) -> Result<BlobStream> {
+            let chunks: Vec<Result<Bytes>> = self.0[offset as usize..]
+                .chunks(1000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            Ok(Box::pin(futures_util::stream::iter(chunks)))
+        }
+    }
+
+    fn descriptor(bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: String::new(),
+            digest: crate::digest::sha256_digest(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            urls: None,
+        }
+    }
+
+    /// What a destination would receive: the bytes forwarded before the stream failed, and why.
+    async fn receive(served: &[u8], d: &Descriptor, offset: u64) -> (Vec<u8>, Option<String>) {
+        let verifier = SharedVerifier::new(d);
+        let mut stream = open(&Serves(served.to_vec()), d, offset, &verifier)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => got.extend_from_slice(&c),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+        (got, verifier.finish().err().map(|e| e.to_string()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_matching_blob_passes_whole_from_any_offset() {
+        let blob: Vec<u8> = (0..25_500u32).map(|i| (i * 7) as u8).collect();
+        let d = descriptor(&blob);
+        assert_eq!(receive(&blob, &d, 0).await, (blob.clone(), None));
+        assert_eq!(
+            receive(&blob, &d, 12_345).await,
+            (blob[12_345..].to_vec(), None)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_that_does_not_match_never_reaches_its_end() {
+        let blob: Vec<u8> = (0..25_500u32).map(|i| i as u8).collect();
+        let d = descriptor(&blob);
+        let mut corrupt = blob.clone();
+        corrupt[3] ^= 1;
+        let (got, error) = receive(&corrupt, &d, 0).await;
+        assert!(got.len() < blob.len(), "the last chunk is withheld");
+        assert!(error.unwrap().contains("does not match its content"));
+
+        let (got, error) = receive(&blob[..20_000], &d, 0).await;
+        assert_eq!(got.len(), 20_000);
+        assert!(error.unwrap().contains("ended after 20000 bytes"));
+
+        let mut long = blob.clone();
+        long.extend_from_slice(b"more");
+        let (got, error) = receive(&long, &d, 0).await;
+        assert!(
+            got.len() <= blob.len(),
+            "nothing past the size is forwarded"
+        );
+        assert!(error.unwrap().contains("longer than"), "too long is named");
+    }
+}
