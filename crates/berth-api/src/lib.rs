@@ -13,6 +13,7 @@
 mod ci;
 mod credentials;
 mod error;
+mod gitops;
 mod integrations;
 mod records;
 mod users;
@@ -26,6 +27,7 @@ pub use credentials::{
     RepositoryRequest, TestStep,
 };
 pub use error::{ErrorBody, ErrorObject};
+pub use gitops::{GitOpsInput, GitOpsView, SyncList, SyncView};
 pub use integrations::{
     AccessKeysInput, AmbientWord, AuthInput, AuthView, IntegrationInput, IntegrationPage,
     IntegrationPatch, IntegrationView, KeyView, RoleSourceInput, RoleSourceView, RuntimeScopeInput,

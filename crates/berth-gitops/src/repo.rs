@@ -140,6 +140,49 @@ impl Checkout {
         Ok(checkout)
     }
 
+    /// Checks that the repository answers with these credentials and that the branch exists,
+    /// without cloning (`git ls-remote`); `scratch` holds the askpass script meanwhile.
+    pub fn probe(
+        scratch: &Path,
+        address: &RepoAddress,
+        credentials: Option<RepoCredentials>,
+    ) -> Result<(), RepoError> {
+        std::fs::create_dir_all(scratch)?;
+        let askpass = scratch.join("askpass.sh");
+        std::fs::write(&askpass, ASKPASS)?;
+        set_executable(&askpass)?;
+        let probe = Checkout {
+            dir: scratch.to_owned(),
+            address: address.clone(),
+            credentials,
+            askpass,
+        };
+        let branch = address.branch.as_deref().unwrap_or("HEAD");
+        let wanted = match &address.branch {
+            Some(b) => format!("refs/heads/{b}"),
+            None => "HEAD".to_owned(),
+        };
+        let out = probe
+            .command(
+                scratch,
+                &["ls-remote", "--exit-code", &address.url, &wanted],
+            )
+            .output()?;
+        match out.status.code() {
+            Some(0) => Ok(()),
+            // An empty repository has no HEAD yet: the first commit creates the branch.
+            Some(2) if address.branch.is_none() => Ok(()),
+            Some(2) => Err(RepoError::Address(format!(
+                "branch '{branch}' does not exist in {}",
+                address.url
+            ))),
+            _ => Err(RepoError::Git {
+                action: "ls-remote".into(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            }),
+        }
+    }
+
     /// The folder inside the checkout that the address names.
     fn root(&self) -> PathBuf {
         self.dir.join(&self.address.path)
@@ -202,6 +245,32 @@ impl Checkout {
 
     fn sync(&self) -> Result<(), RepoError> {
         self.sync_to(None)
+    }
+
+    /// Brings the checkout to the remote branch's head (what `read` then sees).
+    pub fn refresh(&self) -> Result<(), RepoError> {
+        self.sync()
+    }
+
+    /// The commit the checkout is at; `None` for a repository without commits.
+    pub fn head(&self) -> Option<String> {
+        self.git("rev-parse", &["rev-parse", "--verify", "--quiet", "HEAD"])
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
+    /// A file under the address's folder as the checkout holds it; `None` when absent.
+    pub fn read(&self, relative: &str) -> Result<Option<String>, RepoError> {
+        if relative.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(RepoError::Address(format!(
+                "'{relative}' leaves the folder"
+            )));
+        }
+        match std::fs::read(self.root().join(relative)) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Applies `changes` as one commit on `base` (the commit Berth last saw; the remote branch

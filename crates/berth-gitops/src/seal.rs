@@ -58,25 +58,50 @@ impl Scope {
     }
 }
 
-/// A runtime's sealing key: the controller's RSA public key.
+/// A runtime's sealing key: the controller's RSA public key, with the SHA-256 fingerprint of
+/// the certificate (or key) it came from and the certificate's expiry.
 #[derive(Debug, Clone)]
-pub struct SealingKey(RsaPublicKey);
+pub struct SealingKey {
+    key: RsaPublicKey,
+    fingerprint: String,
+    not_after: Option<std::time::SystemTime>,
+}
 
 impl SealingKey {
     /// From the controller's certificate (`BEGIN CERTIFICATE`) or a bare `BEGIN PUBLIC KEY`.
     pub fn from_pem(pem: &str) -> Result<SealingKey, SealError> {
-        let key = if pem.contains("BEGIN CERTIFICATE") {
-            let cert = Certificate::from_pem(pem.trim().as_bytes())
-                .map_err(|e| SealError::Certificate(e.to_string()))?;
-            let spki = cert.tbs_certificate.subject_public_key_info;
-            let der = x509_cert::der::Encode::to_der(&spki)
-                .map_err(|e| SealError::Certificate(e.to_string()))?;
-            RsaPublicKey::from_public_key_der(&der)
+        let bad = |e: &dyn std::fmt::Display| SealError::Certificate(e.to_string());
+        if pem.contains("BEGIN CERTIFICATE") {
+            let cert = Certificate::from_pem(pem.trim().as_bytes()).map_err(|e| bad(&e))?;
+            let der = x509_cert::der::Encode::to_der(&cert).map_err(|e| bad(&e))?;
+            let validity = &cert.tbs_certificate.validity;
+            let spki = &cert.tbs_certificate.subject_public_key_info;
+            let spki_der = x509_cert::der::Encode::to_der(spki).map_err(|e| bad(&e))?;
+            Ok(SealingKey {
+                key: RsaPublicKey::from_public_key_der(&spki_der).map_err(|e| bad(&e))?,
+                fingerprint: fingerprint(&der),
+                not_after: Some(std::time::UNIX_EPOCH + validity.not_after.to_unix_duration()),
+            })
         } else {
-            RsaPublicKey::from_public_key_pem(pem.trim())
-        };
-        key.map(SealingKey)
-            .map_err(|e| SealError::Certificate(e.to_string()))
+            let key = RsaPublicKey::from_public_key_pem(pem.trim()).map_err(|e| bad(&e))?;
+            let der = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key).map_err(|e| bad(&e))?;
+            Ok(SealingKey {
+                fingerprint: fingerprint(der.as_bytes()),
+                key,
+                not_after: None,
+            })
+        }
+    }
+
+    /// `sha256:<hex>` of the certificate's DER (or the bare key's), as `openssl x509
+    /// -fingerprint -sha256` shows it without colons.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// When the certificate expires; `None` for a bare public key.
+    pub fn not_after(&self) -> Option<std::time::SystemTime> {
+        self.not_after
     }
 
     /// `value` sealed for a SealedSecret `name` in `namespace` under `scope`, as the base64
@@ -92,7 +117,7 @@ impl SealingKey {
         OsRng.fill_bytes(&mut session_key);
         let label = scope.label(namespace, name);
         let wrapped = self
-            .0
+            .key
             .encrypt(
                 &mut OsRng,
                 Oaep::new_with_label::<Sha256, _>(label),
@@ -112,4 +137,11 @@ impl SealingKey {
         out.extend_from_slice(&sealed);
         Ok(STANDARD.encode(out))
     }
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    use rsa::sha2::Digest;
+    let digest = Sha256::digest(der);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod auth;
 mod cache;
 mod error;
+pub mod gitops;
 mod json;
 pub mod pages;
 mod passwords;
@@ -40,19 +41,22 @@ pub use routes::document as openapi;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub broker: Arc<berth_aws::Broker>,
+    /// The shared configuration repository's side of this replica.
+    pub gitops: Arc<gitops::GitOpsSync>,
     cache: Arc<cache::ReadCache>,
 }
 
 impl AppState {
     /// The state of one replica. On PostgreSQL the broker's cache has a second level in the
-    /// database that every replica shares.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// database that every replica shares. `data_dir` holds the GitOps checkout.
+    pub fn new(store: Arc<dyn Store>, data_dir: &std::path::Path) -> Self {
         let broker = match store.token_cache() {
             Some(_) => berth_aws::Broker::new()
                 .with_shared_cache(Arc::new(token_cache::StoreTokenCache(store.clone()))),
             None => berth_aws::Broker::new(),
         };
         AppState {
+            gitops: gitops::GitOpsSync::new(store.clone(), data_dir),
             store,
             broker: Arc::new(broker),
             cache: Default::default(),
@@ -172,6 +176,7 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
     idle_timeout: std::time::Duration,
+    data_dir: PathBuf,
 }
 
 impl Server {
@@ -195,6 +200,7 @@ impl Server {
             store,
             listener,
             idle_timeout: options.idle_timeout,
+            data_dir: options.data_dir.clone(),
         })
     }
 
@@ -203,10 +209,14 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = build_app(AppState::new(self.store));
+        let state = AppState::new(self.store, &self.data_dir);
+        let sync = tokio::spawn(state.gitops.clone().run());
+        let app = build_app(state);
         let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        sync.abort();
+        served
     }
 }

@@ -27,7 +27,7 @@ async fn replica(dir: &Path, db_url: &str, key_file: &Path) -> Replica {
         .open_store()
         .await
         .expect("the replica opens the shared store");
-    let state = AppState::new(store);
+    let state = AppState::new(store, dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = build_app(state.clone());

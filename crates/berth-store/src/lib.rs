@@ -5,7 +5,8 @@
 //! This crate owns every SQL statement and every ciphertext. It must not know about HTTP, the CLI
 //! or AWS: callers hand it validated domain values from `berth-core` and get domain values back.
 //! Secret values enter only as `SecretString`s to be sealed and leave only through
-//! [`Store::open_secrets`].
+//! [`Store::open_secrets`] (and the GitOps push password through
+//! [`GitOpsStore::gitops_settings`], for the process that pushes).
 
 #![forbid(unsafe_code)]
 // No function over 100 lines in `src/`: a longer one is doing two jobs.
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 mod error;
+pub mod gitops;
 mod migrate;
 mod postgres;
 mod rows;
@@ -34,6 +36,9 @@ pub use accounts::{
     Accounts, ConnectionTestRecord, IntegrationCount, Session, SessionOwner, User, UserRecord,
 };
 pub use error::StoreError;
+pub use gitops::{
+    GitOpsSettings, GitOpsSettingsInput, GitOpsStore, SyncRecord, SyncState, WrittenFile,
+};
 pub use postgres::PgStore;
 pub use seal::{Keyring, MasterKey, SealError};
 pub use sqlite::SqliteStore;
@@ -161,7 +166,7 @@ pub type IntegrationChange<'a> =
     Box<dyn FnOnce(&Integration) -> Result<IntegrationDraft, DomainError> + Send + 'a>;
 
 #[async_trait]
-pub trait Store: Accounts + Send + Sync + 'static {
+pub trait Store: Accounts + GitOpsStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "shared_token_cache",
         sql: include_str!("../migrations/postgres/0005_shared_token_cache.sql"),
     },
+    Migration {
+        version: 6,
+        name: "gitops",
+        sql: include_str!("../migrations/postgres/0006_gitops.sql"),
+    },
 ];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.
@@ -108,3 +113,4 @@ impl PgStore {
 
 sql_store!(PgStore, Postgres, sqlx::PgConnection, "postgres");
 accounts_store!(PgStore);
+crate::gitops::gitops_store!(PgStore);

@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "shared_token_cache",
         sql: include_str!("../migrations/sqlite/0005_shared_token_cache.sql"),
     },
+    Migration {
+        version: 6,
+        name: "gitops",
+        sql: include_str!("../migrations/sqlite/0006_gitops.sql"),
+    },
 ];
 
 pub struct SqliteStore {
@@ -140,3 +145,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");
 accounts_store!(SqliteStore);
+crate::gitops::gitops_store!(SqliteStore);

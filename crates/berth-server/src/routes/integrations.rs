@@ -268,6 +268,14 @@ pub(crate) async fn create_integration(
         .await?;
     tracing::info!(integration = %created.name, actor = %caller.actor(), "integration created");
     audit_export_switch(&created, false, caller);
+    if berth_gitops::desired::is_shared(&created.runtimes) {
+        let message = format!(
+            "berth: create integration {} ({})",
+            created.name,
+            summary(&created)
+        );
+        state.gitops.queue(&[&created.name], message).await;
+    }
     Ok(created)
 }
 
@@ -298,7 +306,8 @@ pub(crate) async fn update_integration(
     caller.require_admin()?;
     precheck(&body, false)?;
     let patch: IntegrationPatch = from_value(body)?;
-    let exported_before = exports_keys(&state.store.get_integration(name).await?);
+    let before = state.store.get_integration(name).await?;
+    let exported_before = exports_keys(&before);
     let updated = state
         .store
         .update_integration(
@@ -310,6 +319,7 @@ pub(crate) async fn update_integration(
     state.broker.invalidate(&updated.id);
     tracing::info!(integration = %updated.name, actor = %caller.actor(), "integration updated");
     audit_export_switch(&updated, exported_before, caller);
+    queue_update(state, &before, &updated).await;
     Ok(updated)
 }
 
@@ -355,11 +365,51 @@ pub(crate) async fn delete_integration(
     name: &str,
 ) -> Result<(), ApiError> {
     caller.require_admin()?;
-    let id = state.store.get_integration(name).await?.id;
+    let before = state.store.get_integration(name).await?;
     state.store.delete_integration(name).await?;
-    state.broker.invalidate(&id);
+    state.broker.invalidate(&before.id);
     tracing::info!(integration = %name, actor = %caller.actor(), "integration deleted");
+    if berth_gitops::desired::is_shared(&before.runtimes) {
+        let message = format!("berth: delete integration {}", before.name);
+        state.gitops.queue(&[&before.name], message).await;
+    }
     Ok(())
+}
+
+/// The settings a commit message names: the region, the way it authenticates.
+fn summary(i: &Integration) -> String {
+    let IntegrationConfig::Ecr(ecr) = &i.config;
+    format!(
+        "region {}, {}",
+        ecr.region,
+        ecr.auth.mode().replace('_', " ")
+    )
+}
+
+/// Queues the repository change an update makes: files rewritten, moved (re-scoped) or renamed.
+async fn queue_update(state: &AppState, before: &Integration, after: &Integration) {
+    let shared = |i: &Integration| berth_gitops::desired::is_shared(&i.runtimes);
+    if !shared(before) && !shared(after) {
+        return;
+    }
+    let message = if before.name.key() != after.name.key() {
+        format!(
+            "berth: rename integration {} to {}",
+            before.name, after.name
+        )
+    } else if !shared(after) {
+        format!("berth: unshare integration {} from runtimes", after.name)
+    } else {
+        format!(
+            "berth: update integration {} ({})",
+            after.name,
+            summary(after)
+        )
+    };
+    state
+        .gitops
+        .queue(&[&before.name, &after.name], message)
+        .await;
 }
 
 /// Deletes an integration (admin); refused with the list of users while anything uses it.

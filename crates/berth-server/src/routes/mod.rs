@@ -23,6 +23,7 @@ use crate::error::ApiError;
 pub(crate) mod ci;
 pub(crate) mod credentials;
 pub(crate) mod environments;
+pub(crate) mod gitops;
 pub(crate) mod health;
 pub(crate) mod integrations;
 pub(crate) mod openapi;
@@ -96,6 +97,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(subscriptions::list, subscriptions::create))
         .routes(routes!(subscriptions::show, subscriptions::remove))
         .routes(routes!(projects::list, projects::create))
+        .routes(routes!(gitops::show, gitops::configure))
+        .routes(routes!(gitops::status))
         .routes(routes!(runtimes::list, runtimes::create))
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(tokens::list, tokens::create))

@@ -1,0 +1,157 @@
+//! What the repository should hold for an integration: its files for every target, each with a
+//! tag naming what it was made from. A ConfigMap is compared by its bytes; a SealedSecret cannot
+//! be (sealing is randomized, and only the cluster can open it), so it is compared by its tag —
+//! the integration's revision and the certificate's fingerprint — and by the hash of the bytes
+//! Berth last wrote. The tag holds no secret and no hash of one.
+
+use std::collections::BTreeMap;
+
+use berth_core::{AwsAuth, Integration, IntegrationConfig, RuntimeScope};
+
+use crate::resources::{self, Target};
+use crate::seal::{SealError, SealingKey};
+
+/// Where a runtime's files are applied and what they are sealed for.
+#[derive(Debug, Clone)]
+pub struct RuntimePlace {
+    pub name: String,
+    pub namespace: String,
+    pub key: Option<SealingKey>,
+}
+
+/// Everything rendering needs besides the integration: the runtimes it may be shared with, and
+/// the namespace and account-wide key of `resources/all-runtimes-all-clusters/`.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    pub all_runtimes_namespace: String,
+    pub account_key: Option<SealingKey>,
+    pub runtimes: Vec<RuntimePlace>,
+}
+
+/// One file as Berth would write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredFile {
+    pub path: String,
+    pub content: String,
+    /// What the file was made from: a SealedSecret is current when its tag is.
+    pub tag: String,
+    pub sealed: bool,
+}
+
+/// Why an integration cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(
+        "integration {0} holds secrets and is shared with All runtimes, but no account-wide sealing certificate is configured: give one with `berth gitops configure --account-cert FILE` (PUT /api/v1/gitops account_cert)"
+    )]
+    NoAccountKey(String),
+    #[error(
+        "integration {integration} holds secrets, but runtime {runtime} has no sealing certificate: add one to the runtime first"
+    )]
+    NoRuntimeKey {
+        integration: String,
+        runtime: String,
+    },
+    #[error("integration {integration} is shared with runtime {runtime}, which does not exist")]
+    UnknownRuntime {
+        integration: String,
+        runtime: String,
+    },
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+/// The secret values of an integration under the keys its SealedSecret holds: the access keys
+/// it was given, and the external id of a role.
+pub fn secret_values(
+    integration: &Integration,
+    access_keys: Option<(&str, &str)>,
+) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    let IntegrationConfig::Ecr(ecr) = &integration.config;
+    if let AwsAuth::AssumeRole {
+        external_id: Some(id),
+        ..
+    } = &ecr.auth
+    {
+        values.insert("externalId".to_owned(), id.clone());
+    }
+    if let Some((id, secret)) = access_keys {
+        values.insert("awsAccessKeyId".to_owned(), id.to_owned());
+        values.insert("awsSecretAccessKey".to_owned(), secret.to_owned());
+    }
+    values
+}
+
+/// Every file `integration` should have in the repository; none when it is not shared with
+/// runtimes.
+pub fn render(
+    integration: &Integration,
+    secrets: &BTreeMap<String, String>,
+    placement: &Placement,
+) -> Result<Vec<DesiredFile>, RenderError> {
+    let name = integration.name.to_string();
+    let mut files = Vec::new();
+    for target in resources::targets(&integration.runtimes) {
+        let (namespace, key) = match &target {
+            Target::AllRuntimes => (
+                placement.all_runtimes_namespace.as_str(),
+                placement.account_key.as_ref(),
+            ),
+            Target::Runtime(runtime) => {
+                let place = placement
+                    .runtimes
+                    .iter()
+                    .find(|r| r.name.eq_ignore_ascii_case(runtime))
+                    .ok_or_else(|| RenderError::UnknownRuntime {
+                        integration: name.clone(),
+                        runtime: runtime.clone(),
+                    })?;
+                (place.namespace.as_str(), place.key.as_ref())
+            }
+        };
+        let map = resources::config_map(integration, namespace, &target);
+        files.push(DesiredFile {
+            tag: format!("revision {}", integration.meta.version),
+            path: map.path,
+            content: map.yaml,
+            sealed: false,
+        });
+        if secrets.is_empty() {
+            continue;
+        }
+        let key = key.ok_or_else(|| match &target {
+            Target::AllRuntimes => RenderError::NoAccountKey(name.clone()),
+            Target::Runtime(runtime) => RenderError::NoRuntimeKey {
+                integration: name.clone(),
+                runtime: runtime.clone(),
+            },
+        })?;
+        if let Some(file) = resources::sealed_secret(integration, namespace, &target, key, secrets)?
+        {
+            files.push(DesiredFile {
+                tag: format!(
+                    "revision {}, sealed for {}",
+                    integration.meta.version,
+                    key.fingerprint()
+                ),
+                path: file.path,
+                content: file.yaml,
+                sealed: true,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Whether the integration is shared with any runtime (and so has files).
+pub fn is_shared(scope: &RuntimeScope) -> bool {
+    !resources::targets(scope).is_empty()
+}
+
+/// Why `text` is not a YAML document, if it is not (a hand edit gone wrong).
+pub fn yaml_problem(text: &str) -> Option<String> {
+    yaml_serde::from_str::<serde_json::Value>(text)
+        .err()
+        .map(|e| e.to_string())
+}

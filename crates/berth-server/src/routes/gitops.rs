@@ -1,0 +1,181 @@
+//! `/api/v1/gitops`: the shared configuration repository (admin) and each integration's sync
+//! status. Settings are checked against the real repository before anything is saved.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use berth_api::{GitOpsInput, GitOpsView, SyncList};
+use berth_gitops::repo::{Checkout, RepoAddress, RepoCredentials};
+use berth_gitops::seal::SealingKey;
+use berth_store::{GitOpsSettings, GitOpsSettingsInput};
+use secrecy::ExposeSecret;
+
+use super::{Refusals, timestamp};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+
+const DEFAULT_NAMESPACE: &str = "codefresh";
+
+fn view(s: &GitOpsSettings) -> GitOpsView {
+    let key = s
+        .account_cert
+        .as_deref()
+        .and_then(|p| SealingKey::from_pem(p).ok());
+    GitOpsView {
+        repo: s.repo.clone(),
+        username: s.username.clone(),
+        password_set: s.password.is_some(),
+        account_cert_fingerprint: key.as_ref().map(|k| k.fingerprint().to_owned()),
+        account_cert_expires_at: key
+            .and_then(|k| k.not_after())
+            .map(|t| timestamp(time::OffsetDateTime::from(t))),
+        namespace: s.namespace.clone(),
+        updated_at: timestamp(s.updated_at),
+        updated_by: s.updated_by.clone(),
+    }
+}
+
+/// A Kubernetes namespace name: RFC 1123 label, 63 characters at most.
+fn check_namespace(ns: &str) -> Result<(), ApiError> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "namespace",
+            format!(
+                "'{ns}' is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63, not starting or ending with '-')"
+            ),
+        ))
+    }
+}
+
+fn check_account_cert(pem: &str) -> Result<(), ApiError> {
+    let key =
+        SealingKey::from_pem(pem).map_err(|e| ApiError::invalid("account_cert", e.to_string()))?;
+    if key
+        .not_after()
+        .is_some_and(|t| t < std::time::SystemTime::now())
+    {
+        return Err(ApiError::invalid(
+            "account_cert",
+            "the certificate has expired: fetch the controller's current one (kubeseal --fetch-cert)",
+        ));
+    }
+    Ok(())
+}
+
+/// Sets the shared configuration repository (admin). The repository must answer with the
+/// credentials and hold the branch; the password is sealed and never shown.
+#[utoipa::path(put, path = "/api/v1/gitops", tag = "gitops",
+    request_body = GitOpsInput,
+    responses((status = 200, body = GitOpsView), Refusals))]
+pub async fn configure(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<GitOpsInput>,
+) -> Result<Json<GitOpsView>, ApiError> {
+    caller.require_admin()?;
+    let address =
+        RepoAddress::parse(&body.repo).map_err(|e| ApiError::invalid("repo", e.to_string()))?;
+    let namespace = body.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+    check_namespace(namespace)?;
+    if let Some(pem) = &body.account_cert {
+        check_account_cert(pem)?;
+    }
+    let stored = state.store.gitops_settings().await?;
+    let password = body
+        .password
+        .as_ref()
+        .map(|p| p.expose_secret().to_owned())
+        .or_else(|| {
+            stored
+                .as_ref()
+                .and_then(|s| s.password.as_ref())
+                .map(|p| p.expose_secret().to_owned())
+        });
+    let credentials = password.map(|p| RepoCredentials {
+        username: body.username.clone().unwrap_or_else(|| "berth".into()),
+        password: p.into(),
+    });
+    let scratch = std::env::temp_dir().join(format!("berth-gitops-probe-{}", std::process::id()));
+    let probed =
+        tokio::task::spawn_blocking(move || Checkout::probe(&scratch, &address, credentials))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+    probed.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "repo_unreachable",
+            e.to_string(),
+        )
+        .on_field("repo")
+    })?;
+    let saved = state
+        .store
+        .put_gitops_settings(
+            &GitOpsSettingsInput {
+                repo: &body.repo,
+                username: body.username.as_deref(),
+                password: body.password.as_ref(),
+                clear_password: false,
+                account_cert: body.account_cert.as_deref(),
+                namespace,
+            },
+            &caller.actor(),
+        )
+        .await?;
+    tracing::info!(repo = %saved.repo, actor = %caller.actor(), "GitOps repository configured");
+    Ok(Json(view(&saved)))
+}
+
+/// The shared configuration repository (admin); 404 when none is configured.
+#[utoipa::path(get, path = "/api/v1/gitops", tag = "gitops",
+    responses((status = 200, body = GitOpsView), Refusals))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<GitOpsView>, ApiError> {
+    caller.require_admin()?;
+    let settings = state
+        .store
+        .gitops_settings()
+        .await?
+        .ok_or_else(not_configured)?;
+    Ok(Json(view(&settings)))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::not_found(
+        "no GitOps repository is configured: PUT /api/v1/gitops (berth gitops configure REPO)",
+    )
+}
+
+/// Each integration shared with runtimes (admin): SYNCED, OUT_OF_SYNC (with what differs),
+/// SYNCING or UNKNOWN, read from the branch head.
+#[utoipa::path(get, path = "/api/v1/gitops/status", tag = "gitops",
+    responses((status = 200, body = SyncList), Refusals))]
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<SyncList>, ApiError> {
+    caller.require_admin()?;
+    let settings = state
+        .store
+        .gitops_settings()
+        .await?
+        .ok_or_else(not_configured)?;
+    Ok(Json(
+        crate::gitops::sync_status(&state.gitops, &settings).await?,
+    ))
+}
