@@ -78,3 +78,17 @@ pub struct SyncList {
     pub head: Option<String>,
     pub items: Vec<SyncView>,
 }
+
+/// `GET /api/v1/gitops/diff`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GitOpsDiff {
+    /// Unified diff, repository (`a/`) to what Berth would write (`b/`); empty when in sync.
+    pub diff: String,
+}
+
+/// `POST /api/v1/gitops/reconcile`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Reconciled {
+    /// Integrations queued for the one commit.
+    pub queued: usize,
+}

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 mod status;
 
-pub(crate) use status::sync_status;
+pub(crate) use status::{sync_diff, sync_status};
 
 /// How often due retries are looked for when nothing wakes the worker.
 const POLL: Duration = Duration::from_secs(2);
@@ -375,6 +375,10 @@ fn plan(
 fn commit_message(records: &[SyncRecord]) -> String {
     match records {
         [one] => one.message.clone(),
+        [first, rest @ ..] if rest.iter().all(|r| r.message == first.message) => {
+            let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+            format!("{}\n\n{}", first.message, names.join("\n"))
+        }
         many => {
             let names: Vec<&str> = many.iter().map(|r| r.name.as_str()).collect();
             let mut text = format!(
@@ -391,6 +395,27 @@ fn commit_message(records: &[SyncRecord]) -> String {
 }
 
 impl GitOpsSync {
+    /// Queues every integration with files (or that should have them) with one message: the
+    /// next push rewrites the repository from Berth in one commit. Returns how many.
+    pub(crate) async fn reconcile(&self) -> Result<usize, StoreError> {
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for i in self.all_integrations().await? {
+            if desired::is_shared(&i.runtimes) {
+                names.insert(i.name.key(), i.name.to_string());
+            }
+        }
+        for f in self.store.written_files().await? {
+            names.entry(f.name_key.clone()).or_insert(f.name_key);
+        }
+        let names: Vec<(String, String)> = names.into_iter().collect();
+        if !names.is_empty() {
+            let message = format!("berth: reconcile {} integrations from Berth", names.len());
+            self.store.queue_sync(&names, &message).await?;
+            self.wake.notify_one();
+        }
+        Ok(names.len())
+    }
+
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -352,6 +352,28 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
     assert_eq!(status["status"], "OUT_OF_SYNC", "{status}");
     assert!(status["reason"].as_str().unwrap().contains(map), "{status}");
 
+    // The diff shows the YAML; reconcile repairs it in one commit.
+    let (code, diff) = s.admin(Method::GET, "/api/v1/gitops/diff", None).await;
+    assert_eq!(code, StatusCode::OK, "{diff}");
+    let diff = diff["diff"].as_str().unwrap().to_owned();
+    assert!(
+        diff.contains(&format!("--- a/{map}")) && diff.contains(&format!("+++ b/{map}")),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-metadata: {name: edited}") && diff.contains("+  name: ecr-prod"),
+        "{diff}"
+    );
+    assert!(!diff.contains(&keys.secret), "{diff}");
+    let (code, queued) = s
+        .admin(Method::POST, "/api/v1/gitops/reconcile", None)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{queued}");
+    commit_lands(&bare, "berth: reconcile 2 integrations from Berth").await;
+    assert_eq!(status_of(&s, "ecr-prod").await["status"], "SYNCED");
+    let (_, diff) = s.admin(Method::GET, "/api/v1/gitops/diff", None).await;
+    assert_eq!(diff["diff"], "", "in sync: no difference");
+
     // Delete: the files go, in one commit.
     assert_eq!(
         s.admin(Method::DELETE, "/api/v1/integrations/ecr-role", None)

@@ -212,6 +212,8 @@ const NAMELESS: &[(&str, &str)] = &[
     ("/api/v1/gitops", "get"),
     ("/api/v1/gitops", "put"),
     ("/api/v1/gitops/status", "get"),
+    ("/api/v1/gitops/diff", "get"),
+    ("/api/v1/gitops/reconcile", "post"),
     ("/api/v1/subscriptions", "get"),
     ("/api/v1/subscriptions", "post"),
     ("/api/v1/projects", "post"),

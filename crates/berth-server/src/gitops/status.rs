@@ -191,3 +191,120 @@ fn difference(
         .find(|f| files.get(&f.path).is_some_and(Option::is_some))
         .map(|f| format!("{} should have been removed", f.path))
 }
+
+/// The repository's difference from what Berth would write, as a unified diff of the YAML;
+/// sealed files only as "sealed, differs" (their bytes say nothing a person can read).
+pub(crate) async fn sync_diff(
+    sync: &GitOpsSync,
+    settings: &GitOpsSettings,
+) -> Result<String, String> {
+    let entries = entries(sync, settings).await.map_err(|e| e.to_string())?;
+    let mut pairs: Vec<(String, Option<DesiredFile>)> = Vec::new();
+    let mut unrenderable = String::new();
+    for e in entries {
+        let desired = match e.desired {
+            Ok(d) => d,
+            Err(reason) => {
+                unrenderable.push_str(&format!("# {}: not rendered: {reason}\n", e.name));
+                continue;
+            }
+        };
+        let wanted: BTreeSet<String> = desired.iter().map(|f| f.path.clone()).collect();
+        for f in e.ledger.into_iter().filter(|f| !wanted.contains(&f.path)) {
+            pairs.push((f.path, None));
+        }
+        pairs.extend(desired.into_iter().map(|f| (f.path.clone(), Some(f))));
+    }
+    let ledger = sync
+        .store()
+        .written_files()
+        .await
+        .map_err(|e| e.to_string())?;
+    sync.at_head(settings, move |checkout| {
+        let mut out = unrenderable;
+        for (path, want) in pairs {
+            let current = checkout.read(&path).ok().flatten();
+            out.push_str(&file_diff(
+                &path,
+                current.as_deref(),
+                want.as_ref(),
+                &ledger,
+            ));
+        }
+        out
+    })
+    .await
+}
+
+fn file_diff(
+    path: &str,
+    current: Option<&str>,
+    want: Option<&DesiredFile>,
+    ledger: &[WrittenFile],
+) -> String {
+    match (current, want) {
+        (None, None) => String::new(),
+        (Some(c), Some(w)) if w.sealed => {
+            let same = ledger
+                .iter()
+                .any(|r| r.path == path && r.tag == w.tag && r.sha256 == sha256_hex(c));
+            if same {
+                String::new()
+            } else {
+                format!("--- a/{path}\n+++ b/{path}\n(sealed, differs)\n")
+            }
+        }
+        (None, Some(w)) if w.sealed => format!("--- /dev/null\n+++ b/{path}\n(sealed, missing)\n"),
+        (Some(c), None)
+            if path.ends_with(".sealedsecret.yaml") || c.contains("kind: SealedSecret") =>
+        {
+            format!("--- a/{path}\n+++ /dev/null\n(sealed, should be removed)\n")
+        }
+        (c, w) => unified(path, c.unwrap_or(""), w.map_or("", |w| w.content.as_str())),
+    }
+}
+
+/// `git diff --no-index` of two texts, labelled with the repository path.
+fn unified(path: &str, current: &str, want: &str) -> String {
+    if current == want {
+        return String::new();
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "berth-gitops-diff-{}-{}",
+        std::process::id(),
+        sha256_hex(path)
+    ));
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&a, current))
+        .and_then(|()| std::fs::write(&b, want));
+    if let Err(e) = written {
+        return format!("--- a/{path}\n+++ b/{path}\n(cannot compare: {e})\n");
+    }
+    let out = std::process::Command::new("git")
+        .current_dir(&dir)
+        .args([
+            "diff",
+            "--no-index",
+            "--no-color",
+            "--src-prefix=",
+            "--dst-prefix=",
+            "a",
+            "b",
+        ])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => return format!("--- a/{path}\n+++ b/{path}\n(cannot run git diff: {e})\n"),
+    };
+    // git names the temporary files; the reader wants the repository's path.
+    text.lines()
+        .filter(|l| !l.starts_with("diff --git") && !l.starts_with("index "))
+        .map(|l| match l {
+            "--- a" => format!("--- a/{path}\n"),
+            "+++ b" => format!("+++ b/{path}\n"),
+            other => format!("{other}\n"),
+        })
+        .collect()
+}

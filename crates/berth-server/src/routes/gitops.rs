@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_api::{GitOpsInput, GitOpsView, SyncList};
+use berth_api::{GitOpsDiff, GitOpsInput, GitOpsView, Reconciled, SyncList};
 use berth_gitops::repo::{Checkout, RepoAddress, RepoCredentials};
 use berth_gitops::seal::SealingKey;
 use berth_store::{GitOpsSettings, GitOpsSettingsInput};
@@ -178,4 +178,42 @@ pub async fn status(
     Ok(Json(
         crate::gitops::sync_status(&state.gitops, &settings).await?,
     ))
+}
+
+/// The repository's difference from what Berth would write (admin), as a unified diff of the
+/// YAML; sealed files only as "sealed, differs".
+#[utoipa::path(get, path = "/api/v1/gitops/diff", tag = "gitops",
+    responses((status = 200, body = GitOpsDiff), Refusals))]
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<GitOpsDiff>, ApiError> {
+    caller.require_admin()?;
+    let settings = state
+        .store
+        .gitops_settings()
+        .await?
+        .ok_or_else(not_configured)?;
+    let diff = crate::gitops::sync_diff(&state.gitops, &settings)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "repo_unreachable", e))?;
+    Ok(Json(GitOpsDiff { diff }))
+}
+
+/// Re-writes the repository from Berth in one commit (admin): every integration is queued
+/// and pushed together.
+#[utoipa::path(post, path = "/api/v1/gitops/reconcile", tag = "gitops",
+    responses((status = 202, body = Reconciled), Refusals))]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<(StatusCode, Json<Reconciled>), ApiError> {
+    caller.require_admin()?;
+    state
+        .store
+        .gitops_settings()
+        .await?
+        .ok_or_else(not_configured)?;
+    let queued = state.gitops.reconcile().await?;
+    Ok((StatusCode::ACCEPTED, Json(Reconciled { queued })))
 }

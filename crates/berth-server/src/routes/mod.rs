@@ -99,6 +99,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(projects::list, projects::create))
         .routes(routes!(gitops::show, gitops::configure))
         .routes(routes!(gitops::status))
+        .routes(routes!(gitops::diff))
+        .routes(routes!(gitops::reconcile))
         .routes(routes!(runtimes::list, runtimes::create))
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(tokens::list, tokens::create))
