@@ -63,6 +63,9 @@ pub enum Command {
     /// GitOps runtimes (clusters).
     #[command(subcommand)]
     Runtime(RuntimeCmd),
+    /// The shared GitOps configuration repository: settings, sync status, diff, reconcile.
+    #[command(subcommand)]
+    Gitops(GitOpsCmd),
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -549,6 +552,34 @@ pub enum TokenCmd {
     },
     /// Replace the admin token (offline: works on the data directory or database directly).
     RotateAdmin(ServeArgs),
+}
+
+#[derive(Subcommand)]
+pub enum GitOpsCmd {
+    /// Set the repository: `<repo_url>.git[/<path>][?ref=<branch>]` (checked before it is saved).
+    Configure {
+        repo: String,
+        /// HTTPS user name for the push.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the HTTPS token or password from stdin (sealed; never on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// PEM certificate that `resources/all-runtimes-all-clusters/` is sealed for.
+        #[arg(long)]
+        account_cert: Option<PathBuf>,
+        /// Namespace of the written resources [default: codefresh].
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// Show the repository settings (never the password).
+    Show,
+    /// Each integration's sync status: SYNCED, OUT_OF_SYNC (and why), SYNCING or UNKNOWN.
+    Status,
+    /// The repository's difference from what Berth would write, as a unified diff.
+    Diff,
+    /// Re-write the repository from Berth in one commit.
+    Reconcile,
 }
 
 #[derive(Subcommand)]

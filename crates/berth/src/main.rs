@@ -113,6 +113,7 @@ fn main() -> ExitCode {
             Command::Runtime(cmd) => commands::records::runtime(&global, cmd).await,
             Command::Token(cmd) => commands::records::token(&global, cmd).await,
             Command::User(cmd) => commands::users::user(&global, cmd).await,
+            Command::Gitops(cmd) => commands::gitops::gitops(&global, cmd).await,
             Command::Admin(AdminCmd::RotateKey(args)) => {
                 commands::admin::rotate_key(&global, &args).await
             }

@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod ci;
+pub mod gitops;
 pub mod integration;
 pub mod login;
 pub mod records;

@@ -1,0 +1,157 @@
+//! `kill -9` between the database write and the push: `berth up` takes an integration change
+//! while the shared repository cannot be reached, is killed, and the queue entry is removed as
+//! if the process had died before writing it. The next start finds the change by comparing the
+//! database with what it last pushed, and pushes it; the CLI shows the sync status throughout.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_testkit::TempDir;
+use common::{berth, ok, up_at};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn origin(root: &Path) -> std::path::PathBuf {
+    let bare = root.join("origin.git");
+    git(
+        root,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            bare.to_str().unwrap(),
+        ],
+    );
+    let seed = root.join("seed");
+    git(
+        root,
+        &[
+            "clone",
+            "--quiet",
+            bare.to_str().unwrap(),
+            seed.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(seed.join("README.md"), "shared configuration\n").unwrap();
+    git(&seed, &["add", "."]);
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "seed",
+        ],
+    );
+    git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
+    bare
+}
+
+/// Polls `berth gitops status` until `integration` shows `want`.
+fn wait_status(u: &common::Up, docker: &Path, integration: &str, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = ok(&berth(u, docker, &["gitops", "status"], ""));
+        if last
+            .lines()
+            .any(|l| l.starts_with(integration) && l.contains(want))
+        {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{integration} never showed {want}:\n{last}");
+}
+
+#[test]
+fn a_change_lost_between_the_database_and_the_push_is_pushed_at_the_next_start() {
+    let root = TempDir::new("gitops-crash");
+    let bare = origin(&root.0);
+    let docker = root.0.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let mut u = up_at(TempDir::new("gitops-crash-data"), "warn", None);
+    let repo = format!("{}?ref=main", bare.display());
+    let said = ok(&berth(&u, &docker, &["gitops", "configure", &repo], ""));
+    assert!(said.contains("GitOps repository set"), "{said}");
+    ok(&berth(&u, &docker, &["runtime", "add", "prod-eu"], ""));
+
+    // The repository goes away; the change reaches the database only.
+    let away = root.0.join("away.git");
+    std::fs::rename(&bare, &away).unwrap();
+    let args = [
+        "integration",
+        "add",
+        "ecr-role",
+        "--auth",
+        "ambient",
+        "--region",
+        "eu-west-1",
+        "--runtime",
+        "prod-eu",
+    ];
+    ok(&berth(&u, &docker, &args, ""));
+    let status = wait_status(&u, &docker, "ecr-role", "OUT_OF_SYNC");
+    assert!(
+        status.contains("origin.git"),
+        "the reason names the repository: {status}"
+    );
+
+    // kill -9, and the queue entry is gone as if the process died before writing it.
+    u.child.kill().unwrap();
+    u.child.wait().unwrap();
+    let data = std::mem::replace(&mut u.data, TempDir::new("gitops-crash-spare"));
+    drop(u);
+    let db = data.0.join("berth.db");
+    let out = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM gitops_sync'); c.commit()"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&away, &bare).unwrap();
+
+    // The next start compares the database with what it pushed, and pushes the change.
+    let u = up_at(data, "warn", None);
+    wait_status(&u, &docker, "ecr-role", "SYNCED");
+    let subjects = git(&bare, &["log", "--format=%s", "main"]);
+    assert!(
+        subjects
+            .lines()
+            .next()
+            .unwrap()
+            .contains("recovered at start"),
+        "{subjects}"
+    );
+    let files = git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(
+        files.contains("resources/runtimes/prod-eu/ecr-role.configmap.yaml"),
+        "{files}"
+    );
+    let diff = ok(&berth(&u, &docker, &["gitops", "diff"], ""));
+    assert!(diff.trim().is_empty(), "in sync after recovery: {diff}");
+}
