@@ -36,6 +36,7 @@ pub use integrations::{
 pub use records::{
     CreatedToken, EnvironmentList, EnvironmentView, Health, MetaView, NewEnvironment, NewProject,
     NewRuntime, NewSubscription, NewToken, ProjectList, ProjectView, ReleasedDependencies,
-    RuntimeList, RuntimeView, SubscriptionList, SubscriptionView, TokenList, TokenView,
+    RuntimeCertificate, RuntimeList, RuntimeView, SubscriptionList, SubscriptionView, TokenList,
+    TokenView,
 };
 pub use users::{NewPassword, NewUser, UserList, UserView};

@@ -87,8 +87,20 @@ pub struct RuntimeView {
     pub id: String,
     pub name: String,
     pub sealing_cert: Option<String>,
+    /// `sha256:<hex>` of the sealing certificate.
+    pub sealing_cert_fingerprint: Option<String>,
+    /// When the sealing certificate expires (RFC 3339).
+    pub sealing_cert_expires_at: Option<String>,
     #[serde(flatten)]
     pub meta: MetaView,
+}
+
+/// `PUT /api/v1/runtimes/{name}/sealing-cert`: a new certificate; every SealedSecret sealed
+/// for the runtime is re-sealed to it in one commit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeCertificate {
+    pub sealing_cert: String,
 }
 
 /// `GET /api/v1/runtimes`.

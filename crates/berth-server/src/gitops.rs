@@ -372,6 +372,19 @@ fn plan(
     Ok((changes, files))
 }
 
+/// Whether the integration has anything its SealedSecret would hold.
+fn holds_secrets(i: &Integration) -> bool {
+    let berth_core::IntegrationConfig::Ecr(ecr) = &i.config;
+    !i.secrets_set.is_empty()
+        || matches!(
+            &ecr.auth,
+            berth_core::AwsAuth::AssumeRole {
+                external_id: Some(_),
+                ..
+            }
+        )
+}
+
 fn commit_message(records: &[SyncRecord]) -> String {
     match records {
         [one] => one.message.clone(),
@@ -413,6 +426,40 @@ impl GitOpsSync {
             self.store.queue_sync(&names, &message).await?;
             self.wake.notify_one();
         }
+        Ok(names.len())
+    }
+
+    /// Queues the integrations whose SealedSecrets a new certificate invalidates: those shared
+    /// with `runtime` by selection, or (with `None`) those shared with All runtimes. Returns how
+    /// many, so the caller can say so.
+    pub(crate) async fn reseal(
+        &self,
+        runtime: Option<&Name>,
+        fingerprint: &str,
+    ) -> Result<usize, StoreError> {
+        let mut names = Vec::new();
+        for i in self.all_integrations().await? {
+            let hit = match (&i.runtimes, runtime) {
+                (berth_core::RuntimeScope::All, None) => true,
+                (berth_core::RuntimeScope::Selected(rs), Some(r)) => {
+                    rs.iter().any(|n| n.key() == r.key())
+                }
+                _ => false,
+            };
+            if hit && holds_secrets(&i) {
+                names.push((i.name.key(), i.name.to_string()));
+            }
+        }
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let whom = runtime.map_or("all runtimes".to_owned(), |r| format!("runtime {r}"));
+        let message = format!(
+            "berth: re-seal {} integrations for {whom} (certificate {fingerprint})",
+            names.len()
+        );
+        self.store.queue_sync(&names, &message).await?;
+        self.wake.notify_one();
         Ok(names.len())
     }
 

@@ -91,6 +91,64 @@ fn sealing_cert(dir: &Path) -> Option<String> {
     Some(std::fs::read_to_string(dir.join("cert.pem")).unwrap())
 }
 
+/// An independent decryptor (Python's `cryptography`): `keys DIR DAYS` makes `key.pem` and a
+/// certificate valid for DAYS (negative: already expired); `open DIR LABEL VALUE` prints what
+/// the controller would decrypt, or nothing.
+const ORACLE: &str = r#"
+import base64, datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
+cmd, d = sys.argv[1], sys.argv[2]
+if cmd == "keys":
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sealed-secret")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    days = int(sys.argv[3])
+    start, end = (now - datetime.timedelta(days=2), now - datetime.timedelta(days=1)) if days < 0 else (now, now + datetime.timedelta(days=days))
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+            .sign(key, hashes.SHA256()))
+    open(f"{d}/key.pem", "wb").write(key.private_bytes(serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    open(f"{d}/cert.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+else:
+    key = serialization.load_pem_private_key(open(f"{d}/key.pem", "rb").read(), None)
+    raw = base64.b64decode(sys.argv[4])
+    n = int.from_bytes(raw[:2], "big")
+    try:
+        session = key.decrypt(raw[2:2 + n], padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+            algorithm=hashes.SHA256(), label=sys.argv[3].encode()))
+        print(AESGCM(session).decrypt(b"\0" * 12, raw[2 + n:], None).decode(), end="")
+    except Exception:
+        pass
+"#;
+
+fn oracle(python: &Path, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .args(["-c", ORACLE])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One `spec.encryptedData` value of a SealedSecret's YAML.
+fn encrypted(yaml: &str, key: &str) -> String {
+    yaml.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+        .trim()
+        .to_owned()
+}
+
 fn subjects(bare: &Path) -> Vec<String> {
     git(bare, &["log", "--format=%s", "main"])
         .lines()
@@ -235,6 +293,17 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         (Some("codefresh"), Some(false))
     );
 
+    // Runtimes: a Kubernetes name, an RSA certificate.
+    for (body, field) in [
+        (json!({"name": "Prod_EU"}), "name"),
+        (
+            json!({"name": "prod-eu", "sealing_cert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}),
+            "sealing_cert",
+        ),
+    ] {
+        let r = s.admin(Method::POST, "/api/v1/runtimes", Some(body)).await;
+        assert_error(&r, 400, "invalid_field", Some(field));
+    }
     let r = s
         .admin(
             Method::POST,
@@ -243,6 +312,15 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         )
         .await;
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert!(
+        r.1["sealing_cert_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{}",
+        r.1
+    );
+    assert!(r.1["sealing_cert_expires_at"].is_string(), "{}", r.1);
 
     // Create: one commit with the ConfigMap and the SealedSecret for the selected runtime.
     let keys = random_keys("GITO");
@@ -285,6 +363,80 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
     .await;
     assert_eq!(subjects(&bare).len(), before + 1, "one commit per change");
     assert!(git(&bare, &["show", &format!("main:{map}")]).contains("eu-west-1"));
+
+    // A new certificate for the runtime: its SealedSecret is re-sealed in one commit and opens
+    // with the new private key only (Python's cryptography as the independent decryptor).
+    let python = peer("python").expect("python with cryptography (scripts/install-peers)");
+    let new_keys = root.0.join("new-keys");
+    std::fs::create_dir_all(&new_keys).unwrap();
+    oracle(&python, &["keys", new_keys.to_str().unwrap(), "30"]);
+    let new_cert = std::fs::read_to_string(new_keys.join("cert.pem")).unwrap();
+    let expired = root.0.join("expired");
+    std::fs::create_dir_all(&expired).unwrap();
+    oracle(&python, &["keys", expired.to_str().unwrap(), "-1"]);
+    let r = s
+        .admin(
+            Method::PUT,
+            "/api/v1/runtimes/prod-eu/sealing-cert",
+            Some(
+                json!({"sealing_cert": std::fs::read_to_string(expired.join("cert.pem")).unwrap()}),
+            ),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_field", Some("sealing_cert"));
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        r.1
+    );
+    let old_sealed = git(&bare, &["show", &format!("main:{sealed}")]);
+    let r = s
+        .admin(
+            Method::PUT,
+            "/api/v1/runtimes/prod-eu/sealing-cert",
+            Some(json!({"sealing_cert": new_cert})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let fingerprint = r.1["sealing_cert_fingerprint"].as_str().unwrap().to_owned();
+    commit_lands(
+        &bare,
+        &format!("berth: re-seal 1 integrations for runtime prod-eu (certificate {fingerprint})"),
+    )
+    .await;
+    let new_sealed = git(&bare, &["show", &format!("main:{sealed}")]);
+    assert_ne!(old_sealed, new_sealed);
+    let value = encrypted(&new_sealed, "awsSecretAccessKey");
+    let label = "codefresh/ecr-prod-secrets";
+    assert_eq!(
+        oracle(
+            &python,
+            &["open", new_keys.to_str().unwrap(), label, &value]
+        ),
+        keys.secret
+    );
+    assert_eq!(
+        oracle(&python, &["open", root.0.to_str().unwrap(), label, &value]),
+        "",
+        "the old key no longer opens it"
+    );
+    assert_eq!(
+        oracle(
+            &python,
+            &[
+                "open",
+                new_keys.to_str().unwrap(),
+                "other/ecr-prod-secrets",
+                &value
+            ]
+        ),
+        "",
+        "strict scope"
+    );
+    assert_eq!(status_of(&s, "ecr-prod").await["status"], "SYNCED");
 
     // Re-scope an integration without secrets: its files move.
     let role = json!({"name": "ecr-role", "type": "ecr", "region": "us-east-1",

@@ -179,6 +179,13 @@ fn probes() -> Vec<Probe> {
             "no-cluster",
         ),
         p(
+            Method::PUT,
+            "/api/v1/runtimes/{}/sealing-cert",
+            Some(r#"{"sealing_cert": "not a certificate"}"#),
+            "their-cluster",
+            "no-cluster",
+        ),
+        p(
             Method::DELETE,
             "/api/v1/tokens/{}",
             None,

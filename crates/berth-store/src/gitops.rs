@@ -138,6 +138,13 @@ pub trait GitOpsStore: Send + Sync {
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     async fn written_files(&self) -> Result<Vec<WrittenFile>, StoreError>;
+    /// Replaces a runtime's sealing certificate (its SealedSecrets are then re-sealed).
+    async fn set_runtime_sealing_cert(
+        &self,
+        name: &str,
+        sealing_cert: &str,
+        actor: &str,
+    ) -> Result<crate::Runtime, StoreError>;
 }
 
 pub(crate) fn read_sync(row: &impl crate::rows::Columns) -> Result<SyncRecord, StoreError> {
@@ -390,6 +397,35 @@ macro_rules! gitops_store {
                     bump(&mut tx).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn set_runtime_sealing_cert(
+                    &self,
+                    name: &str,
+                    sealing_cert: &str,
+                    actor: &str,
+                ) -> Result<$crate::Runtime, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let changed = sqlx::query(
+                        "UPDATE runtimes SET sealing_cert = $1, updated_at = $2, updated_by = $3, \
+                         version = version + 1 WHERE name_key = $4",
+                    )
+                    .bind(sealing_cert)
+                    .bind($crate::sql::now())
+                    .bind(actor)
+                    .bind(name.to_ascii_lowercase())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(StoreError::NotFound {
+                            kind: "runtime",
+                            name: name.to_owned(),
+                        });
+                    }
+                    bump(&mut tx).await?;
+                    tx.commit().await?;
+                    $crate::Store::get_runtime(self, name).await
                 }
 
                 async fn written_files(&self) -> Result<Vec<WrittenFile>, StoreError> {

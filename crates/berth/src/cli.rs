@@ -538,6 +538,12 @@ pub enum RuntimeCmd {
         #[arg(long, value_name = "FILE")]
         sealing_cert: Option<PathBuf>,
     },
+    /// Replace the runtime's sealing certificate; its SealedSecrets are re-sealed in one commit.
+    SetCert {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        sealing_cert: PathBuf,
+    },
     List,
 }
 

@@ -58,21 +58,6 @@ fn check_namespace(ns: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_account_cert(pem: &str) -> Result<(), ApiError> {
-    let key =
-        SealingKey::from_pem(pem).map_err(|e| ApiError::invalid("account_cert", e.to_string()))?;
-    if key
-        .not_after()
-        .is_some_and(|t| t < std::time::SystemTime::now())
-    {
-        return Err(ApiError::invalid(
-            "account_cert",
-            "the certificate has expired: fetch the controller's current one (kubeseal --fetch-cert)",
-        ));
-    }
-    Ok(())
-}
-
 /// Sets the shared configuration repository (admin). The repository must answer with the
 /// credentials and hold the branch; the password is sealed and never shown.
 #[utoipa::path(put, path = "/api/v1/gitops", tag = "gitops",
@@ -88,9 +73,10 @@ pub async fn configure(
         RepoAddress::parse(&body.repo).map_err(|e| ApiError::invalid("repo", e.to_string()))?;
     let namespace = body.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
     check_namespace(namespace)?;
-    if let Some(pem) = &body.account_cert {
-        check_account_cert(pem)?;
-    }
+    let account_key = match &body.account_cert {
+        Some(pem) => Some(super::runtimes::check_sealing_cert("account_cert", pem)?),
+        None => None,
+    };
     let stored = state.store.gitops_settings().await?;
     let password = body
         .password
@@ -136,6 +122,10 @@ pub async fn configure(
         )
         .await?;
     tracing::info!(repo = %saved.repo, actor = %caller.actor(), "GitOps repository configured");
+    let old_cert = stored.as_ref().and_then(|s| s.account_cert.as_deref());
+    if let Some(key) = account_key.filter(|_| old_cert != body.account_cert.as_deref()) {
+        state.gitops.reseal(None, key.fingerprint()).await?;
+    }
     Ok(Json(view(&saved)))
 }
 

@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_api::{NewRuntime, RuntimeList, RuntimeView};
+use berth_api::{NewRuntime, RuntimeCertificate, RuntimeList, RuntimeView};
 use berth_core::Name;
+use berth_gitops::seal::SealingKey;
 use berth_store::Runtime;
 
 use super::{Refusals, meta_view};
@@ -14,12 +15,56 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 
 fn view(r: &Runtime) -> RuntimeView {
+    let key = r
+        .sealing_cert
+        .as_deref()
+        .and_then(|p| SealingKey::from_pem(p).ok());
     RuntimeView {
         id: r.id.clone(),
         name: r.name.to_string(),
         sealing_cert: r.sealing_cert.clone(),
+        sealing_cert_fingerprint: key.as_ref().map(|k| k.fingerprint().to_owned()),
+        sealing_cert_expires_at: key
+            .and_then(|k| k.not_after())
+            .map(|t| super::timestamp(time::OffsetDateTime::from(t))),
         meta: meta_view(&r.meta),
     }
+}
+
+/// A runtime's name is the folder `resources/runtimes/<name>/` and a Kubernetes label value:
+/// an RFC 1123 label.
+fn check_kubernetes_name(name: &str) -> Result<(), ApiError> {
+    let ok = name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            format!(
+                "'{name}' is not a Kubernetes name: lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// A sealing certificate the controller could have issued: PEM, an RSA key, not expired.
+pub(crate) fn check_sealing_cert(field: &str, pem: &str) -> Result<SealingKey, ApiError> {
+    let key = SealingKey::from_pem(pem).map_err(|e| ApiError::invalid(field, e.to_string()))?;
+    if key
+        .not_after()
+        .is_some_and(|t| t < std::time::SystemTime::now())
+    {
+        return Err(ApiError::invalid(
+            field,
+            "the certificate has expired: fetch the controller's current one (kubeseal --fetch-cert)",
+        ));
+    }
+    Ok(key)
 }
 
 /// Adds a runtime (admin), with the cluster's sealing certificate when it has one.
@@ -33,19 +78,41 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<RuntimeView>), ApiError> {
     caller.require_admin()?;
     let name = Name::parse("name", &body.name)?;
-    if let Some(cert) = &body.sealing_cert
-        && !cert.trim_start().starts_with("-----BEGIN CERTIFICATE-----")
-    {
-        return Err(ApiError::invalid(
-            "sealing_cert",
-            "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
-        ));
+    check_kubernetes_name(name.as_str())?;
+    if let Some(cert) = &body.sealing_cert {
+        check_sealing_cert("sealing_cert", cert)?;
     }
     let created = state
         .store
         .create_runtime(&name, body.sealing_cert.as_deref(), &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+/// Replaces a runtime's sealing certificate (admin); every SealedSecret sealed for it is
+/// re-sealed to the new one in one commit (the controller never does this itself).
+#[utoipa::path(put, path = "/api/v1/runtimes/{name}/sealing-cert", tag = "runtimes",
+    params(("name" = String, Path)),
+    request_body = RuntimeCertificate,
+    responses((status = 200, body = RuntimeView), Refusals))]
+pub async fn set_sealing_cert(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RuntimeCertificate>,
+) -> Result<Json<RuntimeView>, ApiError> {
+    caller.require_admin()?;
+    let key = check_sealing_cert("sealing_cert", &body.sealing_cert)?;
+    let updated = state
+        .store
+        .set_runtime_sealing_cert(&name, &body.sealing_cert, &caller.actor())
+        .await?;
+    let queued = state
+        .gitops
+        .reseal(Some(&updated.name), key.fingerprint())
+        .await?;
+    tracing::info!(runtime = %updated.name, queued, actor = %caller.actor(), "runtime sealing certificate replaced");
+    Ok(Json(view(&updated)))
 }
 
 /// Lists runtimes (admin).

@@ -120,6 +120,20 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 .await?;
             output::print(global.output, &v, |v| println!("added runtime {}", v.name));
         }
+        RuntimeCmd::SetCert { name, sealing_cert } => {
+            let text = std::fs::read_to_string(&sealing_cert)
+                .with_context(|| format!("cannot read {}", sealing_cert.display()))?;
+            let body = berth_api::RuntimeCertificate { sealing_cert: text };
+            let path = format!("/api/v1/runtimes/{}/sealing-cert", encode(&name));
+            let v: RuntimeView = api.call(Method::PUT, &path, Some(&body)).await?;
+            output::print(global.output, &v, |v| {
+                println!(
+                    "runtime {} now seals for {}; its SealedSecrets are re-sealed in one commit",
+                    v.name,
+                    v.sealing_cert_fingerprint.as_deref().unwrap_or("-")
+                )
+            });
+        }
         RuntimeCmd::List => {
             let v: RuntimeList = api.get("/api/v1/runtimes").await?;
             output::print(global.output, &v, |v| {
@@ -129,12 +143,17 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                     .map(|r| {
                         vec![
                             r.name.clone(),
+                            r.sealing_cert_fingerprint
+                                .clone()
+                                .unwrap_or_else(|| "-".into()),
+                            r.sealing_cert_expires_at
+                                .clone()
+                                .unwrap_or_else(|| "-".into()),
                             r.meta.created_at.clone(),
-                            r.meta.created_by.clone(),
                         ]
                     })
                     .collect();
-                output::table(&["NAME", "CREATED AT", "CREATED BY"], &rows)
+                output::table(&["NAME", "SEALING CERT", "EXPIRES", "CREATED AT"], &rows)
             });
         }
     }
