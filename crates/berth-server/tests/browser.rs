@@ -149,6 +149,9 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
         assert!(b.text("h1").await.eq_ignore_ascii_case(page));
         checked(&b, page).await;
     }
+    b.goto(&format!("{}/gitops", s.url)).await;
+    assert_eq!(b.text("h1").await, "GitOps repository");
+    checked(&b, "gitops").await;
     phone_width(&b, &s).await;
     b.close().await;
     s.stop().await;

@@ -366,6 +366,8 @@ async fn a_subscription_member_cannot_change_anything_through_the_pages() {
     assert_eq!(r.1["items"].as_array().unwrap().len(), 1, "{}", r.1);
     let (status, _, _) = v.get("/users").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = v.get("/gitops").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     s.stop().await;
 }
 
@@ -418,5 +420,100 @@ async fn the_list_counts_and_pages_forward_and_back() {
     );
     let (_, _, filtered) = v.get("/integrations?name=ecr-11").await;
     assert!(filtered.contains("1–10 of 10"), "ecr-110 to ecr-119");
+    s.stop().await;
+}
+
+/// The GitOps page: a refused repository is shown with the reason and nothing saved; a real
+/// one shows its settings, each integration's sync badge (also in the list's Sync column) and
+/// the diff, and the password never reaches the HTML. Members may not see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gitops_page_configures_the_repository_and_shows_sync() {
+    let (dir, s) = server_with_user("pages-gitops").await;
+    let bare = dir.0.join("shared.git");
+    let init = std::process::Command::new("git")
+        .args(["init", "--quiet", "--bare", "-b", "main"])
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(init.success());
+    let mut v = Visitor::new(&s);
+    v.sign_in(&[("name", "ada"), ("password", PASSWORD)]).await;
+    let (status, _, html) = v.get("/gitops").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No repository is configured yet"), "{html}");
+    let csrf = v.csrf().await;
+    let missing = dir.0.join("missing.git").display().to_string();
+    let (status, headers, _) = v
+        .post("/gitops", &[("csrf", &csrf), ("repo", &missing)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = v.get(headers["location"].to_str().unwrap()).await;
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("missing.git"),
+        "{html}"
+    );
+    assert!(
+        html.contains("No repository is configured yet"),
+        "nothing was saved"
+    );
+
+    let password = "page-token-value-1234";
+    let repo = bare.display().to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("repo", &repo),
+        ("username", "ci"),
+        ("password", password),
+    ];
+    let (status, headers, _) = v.post("/gitops", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = v.get(headers["location"].to_str().unwrap()).await;
+    assert!(html.contains("Saved: Berth pushes to"), "{html}");
+    assert!(
+        html.contains("set (sealed; never shown)") && !html.contains(password),
+        "{html}"
+    );
+
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/runtimes",
+            Some(json!({"name": "edge"})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let body = json!({"name": "ecr-edge", "type": "ecr", "auth": {"mode": "ambient"},
+        "runtimes": {"selected": ["edge"]}});
+    assert_eq!(
+        s.admin(Method::POST, "/api/v1/integrations", Some(body))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = v.get("/gitops").await.2;
+        if html.contains("badge synced") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        html.contains("ecr-edge") && html.contains("badge synced"),
+        "{html}"
+    );
+    assert!(
+        html.contains("resources/runtimes/edge/ecr-edge.configmap.yaml"),
+        "{html}"
+    );
+    assert!(
+        html.contains("None: the branch head holds exactly what Berth writes"),
+        "{html}"
+    );
+    let (_, _, list) = v.get("/integrations").await;
+    assert!(
+        list.contains("data-label=\"Sync\"") && list.contains("badge synced"),
+        "{list}"
+    );
     s.stop().await;
 }

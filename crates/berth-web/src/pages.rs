@@ -46,6 +46,7 @@ impl Chrome {
         ];
         if self.is_admin {
             items.push(("Runtimes", "/runtimes", "runtimes"));
+            items.push(("GitOps", "/gitops", "gitops"));
             items.push(("Users", "/users", "users"));
         }
         items
@@ -111,9 +112,35 @@ pub struct Row {
     pub updated_at: String,
     pub updated_at_text: String,
     pub updated_by: String,
+    /// Its place in the GitOps repository: `synced`, `syncing` or `out-of-sync`, and why; empty
+    /// when it has no files there.
+    pub sync: &'static str,
+    pub sync_detail: String,
+}
+
+/// What the store knows of an integration's last GitOps push.
+#[derive(Debug, Clone)]
+pub struct SyncMark {
+    /// `SYNCED`, `SYNCING`, `PENDING` or `OUT_OF_SYNC`.
+    pub state: String,
+    pub reason: Option<String>,
 }
 
 impl Row {
+    /// Adds the GitOps column's value.
+    pub fn with_sync(mut self, mark: Option<&SyncMark>) -> Row {
+        let Some(mark) = mark else {
+            return self;
+        };
+        self.sync = match mark.state.as_str() {
+            "SYNCED" => "synced",
+            "OUT_OF_SYNC" => "out-of-sync",
+            _ => "syncing",
+        };
+        self.sync_detail = mark.reason.clone().unwrap_or_default();
+        self
+    }
+
     pub fn new(view: &IntegrationView, last: Option<&LastTest>) -> Row {
         let (auth, auth_detail) = match &view.auth {
             AuthView::AccessKeys { access_key_id, .. } => ("keys", access_key_id.clone()),
@@ -161,6 +188,8 @@ impl Row {
             updated_at: view.meta.updated_at.clone(),
             updated_at_text: short_time(&view.meta.updated_at),
             updated_by: view.meta.updated_by.clone(),
+            sync: "",
+            sync_detail: String::new(),
         }
     }
 }
@@ -203,6 +232,8 @@ pub fn range_text(before: u64, shown: usize, total: u64) -> String {
 #[template(path = "integrations_results.html")]
 pub struct ListResults<'a> {
     pub rows: &'a [Row],
+    /// A GitOps repository is configured: the list has a Sync column.
+    pub gitops: bool,
     pub range: String,
     pub filtered: bool,
     pub is_admin: bool,
@@ -470,7 +501,7 @@ pub struct RowAction {
 pub struct Input {
     pub name: &'static str,
     pub label: &'static str,
-    /// `text` or `password`.
+    /// `text`, `password` or `textarea`.
     pub kind: &'static str,
     pub options: Vec<(String, String)>,
 }
@@ -539,4 +570,49 @@ mod tests {
             "no inline style: the CSP forbids it"
         );
     }
+}
+
+/// One integration on the GitOps page.
+#[derive(Debug, Clone)]
+pub struct SyncRow {
+    pub integration: String,
+    pub status: String,
+    /// `synced`, `out-of-sync`, `syncing` or `unknown` (the badge's class).
+    pub badge: &'static str,
+    pub reason: String,
+    pub files: Vec<String>,
+}
+
+impl SyncRow {
+    pub fn new(v: &berth_api::SyncView) -> SyncRow {
+        SyncRow {
+            integration: v.integration.clone(),
+            status: v.status.clone(),
+            badge: match v.status.as_str() {
+                "SYNCED" => "synced",
+                "OUT_OF_SYNC" => "out-of-sync",
+                "SYNCING" => "syncing",
+                _ => "untested",
+            },
+            reason: v.reason.clone().unwrap_or_default(),
+            files: v.files.clone(),
+        }
+    }
+}
+
+/// The shared configuration repository: settings, sync status, diff, and the form.
+#[derive(Template)]
+#[template(path = "gitops.html")]
+pub struct GitOpsPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+    pub settings: Option<berth_api::GitOpsView>,
+    pub head: Option<String>,
+    pub rows: Vec<SyncRow>,
+    pub sync_error: Option<String>,
+    pub diff: String,
+    /// The form's values (the stored ones, or what was typed).
+    pub repo: String,
+    pub username: String,
+    pub namespace: String,
 }

@@ -14,7 +14,7 @@ use berth_api::{ConnectionTest, IntegrationView};
 use berth_web::forms::{Fields, IntegrationForm, create_input, form_field, patch_input};
 use berth_web::pages::{
     CardPage, DeleteBody, DependencyItem, FormPage, LastTest, ListPage, ListResults, NewTypePage,
-    Refusal, Row, TestReport, range_text,
+    Refusal, Row, SyncMark, TestReport, range_text,
 };
 
 use super::session::{SignedForm, SignedIn};
@@ -92,6 +92,7 @@ async fn list(
             ])
         }),
         rows: &data.rows,
+        gitops: data.gitops,
     };
     if wants_fragment(&headers) {
         return Ok(html(StatusCode::OK, &results));
@@ -113,6 +114,7 @@ async fn list(
 /// any write (a test result included) drops it on every replica.
 pub struct ListData {
     rows: Vec<Row>,
+    gitops: bool,
     range: String,
     next_after: Option<String>,
     previous_after: Option<String>,
@@ -148,12 +150,31 @@ async fn list_data(
             (t.integration_id, last)
         })
         .collect();
+    let gitops = state.store.gitops_settings().await?.is_some();
+    let marks: HashMap<String, SyncMark> = if gitops {
+        state
+            .store
+            .sync_records()
+            .await?
+            .into_iter()
+            .map(|r| {
+                let mark = SyncMark {
+                    state: r.state.as_str().to_owned(),
+                    reason: r.reason,
+                };
+                (r.name_key, mark)
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let rows: Vec<Row> = page
         .items
         .iter()
-        .map(|i| Row::new(&view(i), tests.get(&i.id)))
+        .map(|i| Row::new(&view(i), tests.get(&i.id)).with_sync(marks.get(&i.name.key())))
         .collect();
     let data = Arc::new(ListData {
+        gitops,
         range: range_text(count.before, rows.len(), count.total),
         rows,
         next_after: page.next_after,

@@ -16,6 +16,7 @@ use berth_web::pages::{Chrome, ErrorPage};
 use crate::AppState;
 use crate::error::ApiError;
 
+mod gitops;
 mod integrations;
 mod login;
 mod records;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(asset))
         .merge(integrations::router())
         .merge(records::router())
+        .merge(gitops::router())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

@@ -242,25 +242,26 @@ async fn runtimes_page(
     let mut p = page(&signed, "runtimes", "Runtimes", q.get("error").cloned());
     p.intro = "A runtime is a GitOps cluster; integrations shared with All runtimes or with it are available there.";
     p.empty = "No runtime yet.";
-    p.columns = vec!["Name", "Sealing certificate", "Created at"];
+    p.columns = vec!["Name", "Sealing certificate", "Expires", "Created at"];
     p.rows = list
         .items
         .into_iter()
         .map(|r| {
             let delete = format!("/runtimes/{}/delete", r.name);
-            let cert = if r.sealing_cert.is_some() {
-                "set"
-            } else {
-                "not set"
-            };
-            row(vec![r.name, cert.into(), r.meta.created_at], delete)
+            let cert = r
+                .sealing_cert_fingerprint
+                .unwrap_or_else(|| "not set".into());
+            let expires = r.sealing_cert_expires_at.unwrap_or_default();
+            row(vec![r.name, cert, expires, r.meta.created_at], delete)
         })
         .collect();
+    let mut cert = Input::text("sealing_cert", "Sealing certificate (PEM, optional)");
+    cert.kind = "textarea";
     p.add = Some(AddForm {
         heading: "Add runtime",
         action: "/runtimes",
         button: "Add runtime",
-        inputs: vec![Input::text("name", "Name")],
+        inputs: vec![Input::text("name", "Name"), cert],
     });
     Ok(html(StatusCode::OK, &p))
 }
@@ -269,9 +270,10 @@ async fn add_runtime(
     State(state): State<AppState>,
     form: SignedForm,
 ) -> Result<Response, PageError> {
+    let cert = form.fields.get("sealing_cert").trim();
     let body = NewRuntime {
         name: form.fields.get("name").to_owned(),
-        sealing_cert: None,
+        sealing_cert: Some(cert.to_owned()).filter(|c| !c.is_empty()),
     };
     let result = runtimes::create(State(state), form.signed.caller, ApiJson(body)).await;
     back("runtimes", result.map(|_| ()))
