@@ -92,3 +92,23 @@ pub struct Reconciled {
     /// Integrations queued for the one commit.
     pub queued: usize,
 }
+
+/// `POST /api/v1/gitops/import`: what the repository held that Berth did not.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportReport {
+    /// Integrations created from their ConfigMaps.
+    pub imported: Vec<String>,
+    /// Found, but their secrets are sealed for a cluster (Berth cannot open them): add them
+    /// with the secrets (`berth integration add`), and Berth takes the files over.
+    pub needs_secrets: Vec<ImportNote>,
+    /// Files or integrations not imported, and why.
+    pub skipped: Vec<ImportNote>,
+}
+
+/// One thing import did not take, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportNote {
+    pub integration: Option<String>,
+    pub file: String,
+    pub reason: String,
+}

@@ -27,7 +27,9 @@ pub use credentials::{
     RepositoryRequest, TestStep,
 };
 pub use error::{ErrorBody, ErrorObject};
-pub use gitops::{GitOpsDiff, GitOpsInput, GitOpsView, Reconciled, SyncList, SyncView};
+pub use gitops::{
+    GitOpsDiff, GitOpsInput, GitOpsView, ImportNote, ImportReport, Reconciled, SyncList, SyncView,
+};
 pub use integrations::{
     AccessKeysInput, AmbientWord, AuthInput, AuthView, IntegrationInput, IntegrationPage,
     IntegrationPatch, IntegrationView, KeyView, RoleSourceInput, RoleSourceView, RuntimeScopeInput,

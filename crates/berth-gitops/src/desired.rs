@@ -151,7 +151,71 @@ pub fn is_shared(scope: &RuntimeScope) -> bool {
 
 /// Why `text` is not a YAML document, if it is not (a hand edit gone wrong).
 pub fn yaml_problem(text: &str) -> Option<String> {
-    yaml_serde::from_str::<serde_json::Value>(text)
-        .err()
-        .map(|e| e.to_string())
+    parse_yaml(text).err()
+}
+
+/// A YAML document as JSON values.
+pub fn parse_yaml(text: &str) -> Result<serde_json::Value, String> {
+    yaml_serde::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())
+}
+
+/// An integration found in the repository: what its ConfigMaps say, and where they lie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    /// The ConfigMap's `data`: type, region, authMode, roleArn, registryId, endpoint, ….
+    pub data: BTreeMap<String, String>,
+    /// `None` for All runtimes, else the runtime folders it lies in.
+    pub runtimes: Option<Vec<String>>,
+    /// The first file it was found in.
+    pub file: String,
+}
+
+/// Groups the integration ConfigMaps among `files` (path, YAML) by integration name; files that
+/// are not one are skipped, with why when they look like one but cannot be read.
+pub fn found_integrations(files: &[(String, String)]) -> (Vec<Found>, Vec<(String, String)>) {
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for (path, text) in files {
+        let doc = match parse_yaml(text) {
+            Ok(d) => d,
+            Err(e) => {
+                skipped.push((path.clone(), format!("not valid YAML: {e}")));
+                continue;
+            }
+        };
+        if doc["kind"] != "ConfigMap" || doc["data"]["type"] != "ecr" {
+            continue;
+        }
+        let data: BTreeMap<String, String> = doc["data"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(name) = data.get("name").cloned() else {
+            skipped.push((path.clone(), "an ecr ConfigMap without data.name".into()));
+            continue;
+        };
+        let runtime = path
+            .strip_prefix("resources/runtimes/")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(r, _)| r.to_owned());
+        let entry = found.entry(name.clone()).or_insert_with(|| Found {
+            name,
+            data,
+            runtimes: Some(Vec::new()),
+            file: path.clone(),
+        });
+        match (runtime, &mut entry.runtimes) {
+            (Some(r), Some(list)) => list.push(r),
+            (None, _) if path.starts_with(&format!("{}/", crate::resources::ALL_RUNTIMES_DIR)) => {
+                entry.runtimes = None
+            }
+            _ => {}
+        }
+    }
+    (found.into_values().collect(), skipped)
 }

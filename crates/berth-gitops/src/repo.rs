@@ -259,6 +259,32 @@ impl Checkout {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     }
 
+    /// The `.yaml` files under `folder` (inside the address's folder), as relative paths.
+    pub fn yaml_files(&self, folder: &str) -> Result<Vec<String>, RepoError> {
+        let root = self.root();
+        let mut found = Vec::new();
+        let mut pending = vec![root.join(folder)];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                    && let Ok(relative) = path.strip_prefix(&root)
+                {
+                    found.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// A file under the address's folder as the checkout holds it; `None` when absent.
     pub fn read(&self, relative: &str) -> Result<Option<String>, RepoError> {
         if relative.split('/').any(|p| p == ".." || p.is_empty()) {

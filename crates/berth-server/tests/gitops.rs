@@ -180,6 +180,20 @@ async fn commit_lands(bare: &Path, subject: &str) {
     );
 }
 
+/// Waits until the integration's status reads SYNCED (the commit lands before the database
+/// records it).
+async fn wait_synced(s: &TestServer, name: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = status_of(s, name).await;
+        if last["status"] == "SYNCED" {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never read SYNCED: {last}");
+}
+
 async fn status_of(s: &TestServer, name: &str) -> Value {
     let (code, list) = s.admin(Method::GET, "/api/v1/gitops/status", None).await;
     assert_eq!(code, StatusCode::OK, "{list}");
@@ -194,6 +208,21 @@ async fn status_of(s: &TestServer, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integrations_land_in_the_shared_repository_as_commits() {
+    story(None).await;
+}
+
+/// The same story with the store on PostgreSQL (when BERTH_TEST_POSTGRES_URL is set; always in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_land_in_the_shared_repository_as_commits_on_postgres() {
+    let Some(url) = berth_testkit::postgres_url() else {
+        return;
+    };
+    let db = berth_testkit::TempDb::create(&url).await;
+    story(Some(db.url.clone())).await;
+    db.drop_now().await;
+}
+
+async fn story(database: Option<String>) {
     let root = TempDir::new("gitops");
     let Some(cert) = sealing_cert(&root.0) else {
         assert!(std::env::var_os("CI").is_none(), "openssl is missing in CI");
@@ -201,8 +230,9 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         return;
     };
     let bare = origin(&root.0);
-    let data = root.0.join("data");
-    let s = TestServer::start(options(&data)).await;
+    let mut o = options(&root.0.join("data"));
+    o.database = database;
+    let s = TestServer::start(o).await;
     let repo = format!("{}?ref=main", bare.display());
 
     // Refused, naming the field; nothing saved.
@@ -343,8 +373,7 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         files.contains(&map.to_owned()) && files.contains(&sealed.to_owned()),
         "{files:?}"
     );
-    let status = status_of(&s, "ecr-prod").await;
-    assert_eq!(status["status"], "SYNCED", "{status}");
+    wait_synced(&s, "ecr-prod").await;
 
     // Update: one more commit, the ConfigMap carries the new region.
     let before = subjects(&bare).len();
@@ -436,7 +465,7 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         "",
         "strict scope"
     );
-    assert_eq!(status_of(&s, "ecr-prod").await["status"], "SYNCED");
+    wait_synced(&s, "ecr-prod").await;
 
     // Re-scope an integration without secrets: its files move.
     let role = json!({"name": "ecr-role", "type": "ecr", "region": "us-east-1",
@@ -522,9 +551,70 @@ async fn integrations_land_in_the_shared_repository_as_commits() {
         .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{queued}");
     commit_lands(&bare, "berth: reconcile 2 integrations from Berth").await;
-    assert_eq!(status_of(&s, "ecr-prod").await["status"], "SYNCED");
+    wait_synced(&s, "ecr-prod").await;
     let (_, diff) = s.admin(Method::GET, "/api/v1/gitops/diff", None).await;
     assert_eq!(diff["diff"], "", "in sync: no difference");
+
+    // Import: a hand-written integration is adopted (and rewritten in Berth's form); one
+    // whose keys would be sealed for a cluster is listed as needing them.
+    let hand_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ecr-hand\n  namespace: codefresh\ndata:\n  type: ecr\n  name: ecr-hand\n  region: ap-south-1\n  authMode: assume_role\n  roleArn: arn:aws:iam::123456789012:role/deploy\n";
+    let keys_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ecr-keys\ndata:\n  type: ecr\n  name: ecr-keys\n  region: us-east-1\n  authMode: access_keys\n";
+    git(&hand, &["pull", "--quiet", "--rebase", "origin", "main"]);
+    std::fs::write(
+        hand.join("resources/runtimes/prod-eu/ecr-hand.yaml"),
+        hand_map,
+    )
+    .unwrap();
+    std::fs::write(
+        hand.join("resources/runtimes/prod-eu/ecr-keys.yaml"),
+        keys_map,
+    )
+    .unwrap();
+    std::fs::write(
+        hand.join("resources/runtimes/prod-eu/broken.yaml"),
+        "a: [unclosed\n",
+    )
+    .unwrap();
+    git(&hand, &["add", "."]);
+    git(
+        &hand,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "by hand",
+        ],
+    );
+    git(&hand, &["push", "--quiet", "origin", "HEAD:main"]);
+    let (code, report) = s.admin(Method::POST, "/api/v1/gitops/import", None).await;
+    assert_eq!(code, StatusCode::OK, "{report}");
+    assert_eq!(report["imported"], json!(["ecr-hand"]), "{report}");
+    assert_eq!(
+        report["needs_secrets"][0]["integration"], "ecr-keys",
+        "{report}"
+    );
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid YAML"),
+        "{report}"
+    );
+    let (_, hand_view) = s
+        .admin(Method::GET, "/api/v1/integrations/ecr-hand", None)
+        .await;
+    assert_eq!(hand_view["region"], "ap-south-1", "{hand_view}");
+    assert_eq!(
+        hand_view["runtimes"],
+        json!({"selected": ["prod-eu"]}),
+        "{hand_view}"
+    );
+    commit_lands(&bare, "berth: create integration ecr-hand").await;
+    assert!(tree(&bare).contains(&"resources/runtimes/prod-eu/ecr-hand.configmap.yaml".to_owned()));
 
     // Delete: the files go, in one commit.
     assert_eq!(

@@ -221,6 +221,7 @@ const NAMELESS: &[(&str, &str)] = &[
     ("/api/v1/gitops/status", "get"),
     ("/api/v1/gitops/diff", "get"),
     ("/api/v1/gitops/reconcile", "post"),
+    ("/api/v1/gitops/import", "post"),
     ("/api/v1/subscriptions", "get"),
     ("/api/v1/subscriptions", "post"),
     ("/api/v1/projects", "post"),

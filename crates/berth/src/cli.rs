@@ -586,6 +586,8 @@ pub enum GitOpsCmd {
     Diff,
     /// Re-write the repository from Berth in one commit.
     Reconcile,
+    /// Adopt the integrations the repository holds and Berth does not.
+    Import,
 }
 
 #[derive(Subcommand)]

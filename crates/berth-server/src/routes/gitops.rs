@@ -4,11 +4,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_api::{GitOpsDiff, GitOpsInput, GitOpsView, Reconciled, SyncList};
+use berth_api::{
+    GitOpsDiff, GitOpsInput, GitOpsView, ImportNote, ImportReport, Reconciled, SyncList,
+};
+use berth_gitops::desired::{Found, found_integrations};
 use berth_gitops::repo::{Checkout, RepoAddress, RepoCredentials};
 use berth_gitops::seal::SealingKey;
 use berth_store::{GitOpsSettings, GitOpsSettingsInput};
 use secrecy::ExposeSecret;
+use serde_json::{Value, json};
 
 use super::{Refusals, timestamp};
 use crate::AppState;
@@ -206,4 +210,99 @@ pub async fn reconcile(
         .ok_or_else(not_configured)?;
     let queued = state.gitops.reconcile().await?;
     Ok((StatusCode::ACCEPTED, Json(Reconciled { queued })))
+}
+
+/// The API body that creates a found integration, or why it needs its secrets first.
+fn import_body(f: &Found) -> Result<Value, String> {
+    let get = |k: &str| f.data.get(k).cloned();
+    let auth = match (get("authMode").as_deref(), get("roleArn")) {
+        (Some("ambient") | None, _) => json!({"mode": "ambient"}),
+        (Some("assume_role"), Some(role))
+            if get("externalIdRef").is_none() && get("roleSource").is_none() =>
+        {
+            json!({"mode": "assume_role", "role_arn": role, "source": "ambient"})
+        }
+        (Some("assume_role"), _) => {
+            return Err("its external id or source keys are sealed for a cluster: add it with them (berth integration add)".into());
+        }
+        (Some(mode), _) => {
+            return Err(format!(
+                "auth mode {mode}: its keys are sealed for a cluster: add it with them (berth integration add)"
+            ));
+        }
+    };
+    let mut body = json!({"name": f.name, "type": "ecr", "auth": auth,
+        "runtimes": match &f.runtimes { None => json!({"all": true}), Some(r) => json!({"selected": r}) }});
+    for (field, key) in [
+        ("region", "region"),
+        ("registry_id", "registryId"),
+        ("endpoint", "endpoint"),
+    ] {
+        if let Some(v) = get(key) {
+            body[field] = json!(v);
+        }
+    }
+    Ok(body)
+}
+
+/// Adopts the integrations the repository holds and Berth does not (admin): ConfigMaps without
+/// secrets become integrations; those whose secrets are sealed are listed as needing them.
+#[utoipa::path(post, path = "/api/v1/gitops/import", tag = "gitops",
+    responses((status = 200, body = ImportReport), Refusals))]
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<ImportReport>, ApiError> {
+    caller.require_admin()?;
+    let settings = state
+        .store
+        .gitops_settings()
+        .await?
+        .ok_or_else(not_configured)?;
+    let files = state
+        .gitops
+        .at_head(&settings, |c| {
+            c.yaml_files("resources").map(|paths| {
+                paths
+                    .into_iter()
+                    .filter_map(|p| c.read(&p).ok().flatten().map(|t| (p, t)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "repo_unreachable", e))?
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "repo_unreachable", e.to_string()))?;
+    let (found, unreadable) = found_integrations(&files);
+    let note = |integration: Option<&str>, file: &str, reason: String| ImportNote {
+        integration: integration.map(str::to_owned),
+        file: file.to_owned(),
+        reason,
+    };
+    let mut report = ImportReport {
+        imported: Vec::new(),
+        needs_secrets: Vec::new(),
+        skipped: unreadable
+            .into_iter()
+            .map(|(f, r)| note(None, &f, r))
+            .collect(),
+    };
+    for f in found {
+        if state.store.get_integration(&f.name).await.is_ok() {
+            continue;
+        }
+        match import_body(&f) {
+            Err(reason) => report
+                .needs_secrets
+                .push(note(Some(&f.name), &f.file, reason)),
+            Ok(body) => {
+                match super::integrations::create_integration(&state, &caller, body).await {
+                    Ok(created) => report.imported.push(created.name.to_string()),
+                    Err(e) => report
+                        .skipped
+                        .push(note(Some(&f.name), &f.file, e.body.message)),
+                }
+            }
+        }
+    }
+    Ok(Json(report))
 }

@@ -101,6 +101,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gitops::status))
         .routes(routes!(gitops::diff))
         .routes(routes!(gitops::reconcile))
+        .routes(routes!(gitops::import))
         .routes(routes!(runtimes::list, runtimes::create))
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(runtimes::set_sealing_cert))

@@ -23,7 +23,7 @@ CREATE TABLE gitops_sync (
     state           TEXT NOT NULL CHECK (state IN ('PENDING', 'SYNCING', 'SYNCED', 'OUT_OF_SYNC')),
     message         TEXT NOT NULL,
     reason          TEXT,
-    attempts        INTEGER NOT NULL,
+    attempts        BIGINT NOT NULL,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     commit_id       TEXT,
     updated_at      TIMESTAMPTZ NOT NULL

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use berth_api::{GitOpsDiff, GitOpsInput, GitOpsView, Reconciled, SyncList};
+use berth_api::{GitOpsDiff, GitOpsInput, GitOpsView, ImportReport, Reconciled, SyncList};
 use reqwest::Method;
 use secrecy::SecretString;
 
@@ -99,6 +99,32 @@ pub async fn gitops(global: &Global, cmd: GitOpsCmd) -> anyhow::Result<()> {
         GitOpsCmd::Diff => {
             let v: GitOpsDiff = api.get("/api/v1/gitops/diff").await?;
             output::print(global.output, &v, |v| print!("{}", v.diff));
+        }
+        GitOpsCmd::Import => {
+            let v: ImportReport = api
+                .call(Method::POST, "/api/v1/gitops/import", None::<&()>)
+                .await?;
+            output::print(global.output, &v, |v| {
+                for name in &v.imported {
+                    println!("imported {name}");
+                }
+                for n in &v.needs_secrets {
+                    println!(
+                        "needs secrets: {} ({}): {}",
+                        n.integration.as_deref().unwrap_or("-"),
+                        n.file,
+                        n.reason
+                    );
+                }
+                for n in &v.skipped {
+                    println!("skipped {}: {}", n.file, n.reason);
+                }
+                if v.imported.is_empty() && v.needs_secrets.is_empty() && v.skipped.is_empty() {
+                    println!(
+                        "nothing to import: Berth already has every integration the repository holds"
+                    );
+                }
+            });
         }
         GitOpsCmd::Reconcile => {
             let v: Reconciled = api
