@@ -24,6 +24,39 @@ fn password_from_stdin() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(line))
 }
 
+fn show(v: &GitOpsView) {
+    println!("repo:          {}", v.repo);
+    println!("username:      {}", v.username.as_deref().unwrap_or("-"));
+    println!(
+        "password:      {}",
+        if v.password_set { "set" } else { "not set" }
+    );
+    println!("namespace:     {}", v.namespace);
+    match &v.account_cert_fingerprint {
+        Some(fp) => println!(
+            "account cert:  {fp} (expires {})",
+            v.account_cert_expires_at.as_deref().unwrap_or("-")
+        ),
+        None => println!("account cert:  none"),
+    }
+}
+
+fn import_report(v: &ImportReport) {
+    for name in &v.imported {
+        println!("imported {name}");
+    }
+    for n in &v.needs_secrets {
+        let name = n.integration.as_deref().unwrap_or("-");
+        println!("needs secrets: {name} ({}): {}", n.file, n.reason);
+    }
+    for n in &v.skipped {
+        println!("skipped {}: {}", n.file, n.reason);
+    }
+    if v.imported.is_empty() && v.needs_secrets.is_empty() && v.skipped.is_empty() {
+        println!("nothing to import: Berth already has every integration the repository holds");
+    }
+}
+
 pub async fn gitops(global: &Global, cmd: GitOpsCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
@@ -62,22 +95,7 @@ pub async fn gitops(global: &Global, cmd: GitOpsCmd) -> anyhow::Result<()> {
         }
         GitOpsCmd::Show => {
             let v: GitOpsView = api.get("/api/v1/gitops").await?;
-            output::print(global.output, &v, |v| {
-                println!("repo:          {}", v.repo);
-                println!("username:      {}", v.username.as_deref().unwrap_or("-"));
-                println!(
-                    "password:      {}",
-                    if v.password_set { "set" } else { "not set" }
-                );
-                println!("namespace:     {}", v.namespace);
-                match &v.account_cert_fingerprint {
-                    Some(fp) => println!(
-                        "account cert:  {fp} (expires {})",
-                        v.account_cert_expires_at.as_deref().unwrap_or("-")
-                    ),
-                    None => println!("account cert:  none"),
-                }
-            });
+            output::print(global.output, &v, show);
         }
         GitOpsCmd::Status => {
             let v: SyncList = api.get("/api/v1/gitops/status").await?;
@@ -104,27 +122,7 @@ pub async fn gitops(global: &Global, cmd: GitOpsCmd) -> anyhow::Result<()> {
             let v: ImportReport = api
                 .call(Method::POST, "/api/v1/gitops/import", None::<&()>)
                 .await?;
-            output::print(global.output, &v, |v| {
-                for name in &v.imported {
-                    println!("imported {name}");
-                }
-                for n in &v.needs_secrets {
-                    println!(
-                        "needs secrets: {} ({}): {}",
-                        n.integration.as_deref().unwrap_or("-"),
-                        n.file,
-                        n.reason
-                    );
-                }
-                for n in &v.skipped {
-                    println!("skipped {}: {}", n.file, n.reason);
-                }
-                if v.imported.is_empty() && v.needs_secrets.is_empty() && v.skipped.is_empty() {
-                    println!(
-                        "nothing to import: Berth already has every integration the repository holds"
-                    );
-                }
-            });
+            output::print(global.output, &v, import_report);
         }
         GitOpsCmd::Reconcile => {
             let v: Reconciled = api
