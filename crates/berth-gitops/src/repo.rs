@@ -102,6 +102,8 @@ pub struct Checkout {
     address: RepoAddress,
     credentials: Option<RepoCredentials>,
     askpass: PathBuf,
+    /// The checked-out branch, asked of git once.
+    branch: std::sync::OnceLock<String>,
 }
 
 const ASKPASS: &str = "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n";
@@ -125,6 +127,7 @@ impl Checkout {
             address,
             credentials,
             askpass,
+            branch: std::sync::OnceLock::new(),
         };
         if !checkout.dir.join(".git").exists() {
             let mut args = vec!["clone", "--quiet"];
@@ -156,6 +159,7 @@ impl Checkout {
             address: address.clone(),
             credentials,
             askpass,
+            branch: std::sync::OnceLock::new(),
         };
         let branch = address.branch.as_deref().unwrap_or("HEAD");
         let wanted = match &address.branch {
@@ -220,9 +224,13 @@ impl Checkout {
     }
 
     fn branch(&self) -> Result<String, RepoError> {
+        if let Some(b) = self.branch.get() {
+            return Ok(b.clone());
+        }
         // symbolic-ref also names the unborn branch of an empty repository.
         let out = self.git("symbolic-ref", &["symbolic-ref", "--short", "HEAD"])?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let branch = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(self.branch.get_or_init(|| branch).clone())
     }
 
     /// Resets the checkout to `base` (a commit) or else to the remote branch, dropping
@@ -310,7 +318,39 @@ impl Checkout {
         message: &str,
         author: &Author,
     ) -> Result<Option<String>, RepoError> {
-        self.sync_to(base)?;
+        let result = self.commit_on(base, changes, message, author);
+        if result.is_err() {
+            // Nothing half-done stays behind for the next change: back to the last fetched
+            // state of the branch (no network needed, so this works when the remote is gone).
+            self.reset_to_tracking();
+        }
+        result
+    }
+
+    fn reset_to_tracking(&self) {
+        let remote = format!("origin/{}", self.branch().unwrap_or_default());
+        let known = self
+            .git("rev-parse", &["rev-parse", "--verify", "--quiet", &remote])
+            .is_ok();
+        if known {
+            let _ = self.git("reset", &["reset", "--quiet", "--hard", &remote]);
+        }
+        let _ = self.git("clean", &["clean", "--quiet", "-fdx"]);
+    }
+
+    /// The commit is made where the checkout is (the branch as Berth last pushed or fetched it)
+    /// without fetching first: when someone pushed meanwhile, the push is refused and the commit
+    /// rebased, so the common case costs no round trip.
+    fn commit_on(
+        &self,
+        base: Option<&str>,
+        changes: &[Change],
+        message: &str,
+        author: &Author,
+    ) -> Result<Option<String>, RepoError> {
+        if base.is_some() {
+            self.sync_to(base)?;
+        }
         for change in changes {
             self.apply(change)?;
         }

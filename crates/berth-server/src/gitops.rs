@@ -39,8 +39,9 @@ pub struct GitOpsSync {
     store: Arc<dyn Store>,
     /// The checkout lives under here (`<data dir>/gitops`).
     dir: PathBuf,
-    /// One git operation at a time in this process.
-    repo_lock: Arc<std::sync::Mutex<()>>,
+    /// The checkout, kept open between pushes, for the settings (repository, credentials,
+    /// version) it was opened with; its lock makes one git operation at a time.
+    checkout: Arc<std::sync::Mutex<Option<(String, Checkout)>>>,
     wake: tokio::sync::Notify,
 }
 
@@ -77,7 +78,7 @@ impl GitOpsSync {
         Arc::new(GitOpsSync {
             store,
             dir: data_dir.join("gitops"),
-            repo_lock: Arc::default(),
+            checkout: Arc::default(),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -298,15 +299,9 @@ impl GitOpsSync {
         wanted: DesiredByName,
         ledger: Vec<WrittenFile>,
     ) -> Result<Pushed, String> {
-        let address = RepoAddress::parse(&settings.repo).map_err(|e| e.to_string())?;
-        let creds = credentials(settings);
         let message = commit_message(records);
-        let dir = self.dir.clone();
-        let lock = self.repo_lock.clone();
-        let work = move || {
-            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let checkout = Checkout::open(&dir, address, creds).map_err(|e| e.to_string())?;
-            let (changes, files) = plan(&checkout, &wanted, &ledger)?;
+        self.with_checkout(settings, move |checkout| {
+            let (changes, files) = plan(checkout, &wanted, &ledger)?;
             let author = Author {
                 name: "Berth".into(),
                 email: "berth@localhost".into(),
@@ -315,11 +310,38 @@ impl GitOpsSync {
                 .commit(None, &changes, &message, &author)
                 .map_err(|e| e.to_string())?;
             Ok(Pushed { commit, files })
-        };
-        // git runs as child processes: on a blocking thread.
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| e.to_string())?
+        })
+        .await
+    }
+
+    /// Runs `work` on a blocking thread (git runs as child processes) with the checkout of
+    /// `settings`' repository, opening it when there is none yet or the settings changed.
+    async fn with_checkout<T: Send + 'static>(
+        &self,
+        settings: &GitOpsSettings,
+        work: impl FnOnce(&Checkout) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let address = RepoAddress::parse(&settings.repo).map_err(|e| e.to_string())?;
+        let creds = credentials(settings);
+        let key = format!(
+            "{}|{:?}|{}",
+            settings.repo, settings.username, settings.version
+        );
+        // One directory per repository: a new address never reuses another's clone.
+        let dir = self.dir.join(&sha256_hex(&settings.repo)[..16]);
+        let cache = self.checkout.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut held = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if held.as_ref().is_none_or(|(k, _)| *k != key) {
+                *held = None;
+                let opened = Checkout::open(&dir, address, creds).map_err(|e| e.to_string())?;
+                *held = Some((key, opened));
+            }
+            let (_, checkout) = held.as_ref().expect("opened above");
+            work(checkout)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 
@@ -473,18 +495,11 @@ impl GitOpsSync {
         settings: &GitOpsSettings,
         read: impl FnOnce(&Checkout) -> T + Send + 'static,
     ) -> Result<T, String> {
-        let address = RepoAddress::parse(&settings.repo).map_err(|e| e.to_string())?;
-        let creds = credentials(settings);
-        let dir = self.dir.clone();
-        let lock = self.repo_lock.clone();
-        tokio::task::spawn_blocking(move || {
-            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let checkout = Checkout::open(&dir, address, creds).map_err(|e| e.to_string())?;
+        self.with_checkout(settings, move |checkout| {
             checkout.refresh().map_err(|e| e.to_string())?;
-            Ok(read(&checkout))
+            Ok(read(checkout))
         })
         .await
-        .map_err(|e| e.to_string())?
     }
 
     pub(crate) async fn desired_files(
