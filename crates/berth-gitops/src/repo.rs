@@ -260,6 +260,21 @@ impl Checkout {
         self.sync()
     }
 
+    /// As [`Checkout::refresh`] in two git processes, for a checkout Berth keeps clean itself
+    /// (after a failed commit it is cleaned): before planning a change on the current head.
+    pub fn update(&self) -> Result<(), RepoError> {
+        let branch = self.branch()?;
+        self.git("fetch", &["fetch", "--quiet", "origin"])?;
+        match self.git(
+            "reset",
+            &["reset", "--quiet", "--hard", &format!("origin/{branch}")],
+        ) {
+            // An empty remote has no branch yet: nothing to reset to.
+            Err(RepoError::Git { stderr, .. }) if stderr.contains("unknown revision") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// The commit the checkout is at; `None` for a repository without commits.
     pub fn head(&self) -> Option<String> {
         self.git("rev-parse", &["rev-parse", "--verify", "--quiet", "HEAD"])

@@ -359,9 +359,16 @@ fn plan(
             .iter()
             .filter(|f| &f.name_key == key && !paths.contains(f.path.as_str()))
         {
-            changes.push(Change::Remove {
-                path: old.path.clone(),
-            });
+            // Only what is still there: an empty change list means nothing to commit.
+            if checkout
+                .read(&old.path)
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                changes.push(Change::Remove {
+                    path: old.path.clone(),
+                });
+            }
         }
         for file in desired {
             let current = checkout.read(&file.path).map_err(|e| e.to_string())?;
