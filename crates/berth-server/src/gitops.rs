@@ -301,7 +301,15 @@ impl GitOpsSync {
     ) -> Result<Pushed, String> {
         let message = commit_message(records);
         self.with_checkout(settings, move |checkout| {
+            // Planned on the branch head: an outside edit since Berth's last push is seen.
+            checkout.update().map_err(|e| e.to_string())?;
             let (changes, files) = plan(checkout, &wanted, &ledger)?;
+            if changes.is_empty() {
+                return Ok(Pushed {
+                    commit: None,
+                    files,
+                });
+            }
             let author = Author {
                 name: "Berth".into(),
                 email: "berth@localhost".into(),

@@ -616,6 +616,35 @@ async fn story(database: Option<String>) {
     commit_lands(&bare, "berth: create integration ecr-hand").await;
     assert!(tree(&bare).contains(&"resources/runtimes/prod-eu/ecr-hand.configmap.yaml".to_owned()));
 
+    // An outside edit right before a push (no status read in between) is seen by the push.
+    git(&hand, &["pull", "--quiet", "--rebase", "origin", "main"]);
+    let adopted = "resources/runtimes/prod-eu/ecr-hand.configmap.yaml";
+    std::fs::write(
+        hand.join(adopted),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hand}\n",
+    )
+    .unwrap();
+    git(
+        &hand,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-am",
+            "again by hand",
+        ],
+    );
+    git(&hand, &["push", "--quiet", "origin", "HEAD:main"]);
+    let (code, _) = s
+        .admin(Method::POST, "/api/v1/gitops/reconcile", None)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    commit_lands(&bare, "berth: reconcile").await;
+    assert!(git(&bare, &["show", &format!("main:{adopted}")]).contains("ap-south-1"));
+
     // Delete: the files go, in one commit.
     assert_eq!(
         s.admin(Method::DELETE, "/api/v1/integrations/ecr-role", None)
