@@ -353,9 +353,9 @@ impl Checkout {
         let _ = self.git("clean", &["clean", "--quiet", "-fdx"]);
     }
 
-    /// The commit is made where the checkout is (the branch as Berth last pushed or fetched it)
-    /// without fetching first: when someone pushed meanwhile, the push is refused and the commit
-    /// rebased, so the common case costs no round trip.
+    /// The commit is made where the checkout is (the caller brought it to the branch head with
+    /// [`Checkout::update`], or `base` names the commit): when someone pushed meanwhile, the
+    /// push is refused and the commit rebased.
     fn commit_on(
         &self,
         base: Option<&str>,
@@ -370,28 +370,27 @@ impl Checkout {
             self.apply(change)?;
         }
         self.git("add", &["add", "--all", "."])?;
-        let staged = self
-            .command(&self.dir, &["diff", "--cached", "--quiet"])
-            .status()?;
-        if staged.success() {
-            return Ok(None);
-        }
         let who = format!("{} <{}>", author.name, author.email);
-        self.git(
-            "commit",
-            &[
-                "-c",
-                &format!("user.name={}", author.name),
-                "-c",
-                &format!("user.email={}", author.email),
-                "commit",
-                "--quiet",
-                "--author",
-                &who,
-                "-m",
-                message,
-            ],
-        )?;
+        let name = format!("user.name={}", author.name);
+        let email = format!("user.email={}", author.email);
+        let committed = self
+            .command(
+                &self.dir,
+                &[
+                    "-c", &name, "-c", &email, "commit", "--quiet", "--author", &who, "-m", message,
+                ],
+            )
+            .output()?;
+        if !committed.status.success() {
+            // `git commit` says so on stdout when the changes changed nothing.
+            if String::from_utf8_lossy(&committed.stdout).contains("nothing to commit") {
+                return Ok(None);
+            }
+            return Err(RepoError::Git {
+                action: "commit".into(),
+                stderr: String::from_utf8_lossy(&committed.stderr).trim().to_owned(),
+            });
+        }
         self.push_with_retries()
     }
 

@@ -538,6 +538,20 @@ pub enum RuntimeCmd {
         #[arg(long, value_name = "FILE")]
         sealing_cert: Option<PathBuf>,
     },
+    /// Print an image pull secret for a cluster: fresh credentials as a dockerconfigjson Secret
+    /// (apply it, do not commit it), or `--external-secrets` for an ExternalSecret that lets the
+    /// cluster's operator mint and refresh the token itself.
+    PullSecret {
+        runtime: String,
+        integration: String,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// The Secret's name [default: <integration>-pull-secret].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        external_secrets: bool,
+    },
     /// Replace the runtime's sealing certificate; its SealedSecrets are re-sealed in one commit.
     SetCert {
         name: String,

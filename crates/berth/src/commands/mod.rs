@@ -3,6 +3,7 @@ pub mod ci;
 pub mod gitops;
 pub mod integration;
 pub mod login;
+pub mod pull_secret;
 pub mod records;
 pub mod serve;
 pub mod transfer;

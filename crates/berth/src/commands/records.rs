@@ -120,6 +120,22 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 .await?;
             output::print(global.output, &v, |v| println!("added runtime {}", v.name));
         }
+        RuntimeCmd::PullSecret {
+            runtime,
+            integration,
+            namespace,
+            name,
+            external_secrets,
+        } => {
+            let args = super::pull_secret::PullSecretArgs {
+                runtime,
+                integration,
+                namespace,
+                name,
+                external_secrets,
+            };
+            return super::pull_secret::pull_secret(global, args).await;
+        }
         RuntimeCmd::SetCert { name, sealing_cert } => {
             let text = std::fs::read_to_string(&sealing_cert)
                 .with_context(|| format!("cannot read {}", sealing_cert.display()))?;
