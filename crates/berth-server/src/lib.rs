@@ -1,10 +1,13 @@
 //! Berth's HTTP server: the REST API under `/api/v1` (integrations, subscriptions, projects,
-//! runtimes, tokens), its OpenAPI document, token authentication, and start-up (opening the
-//! store with its master key, minting the first admin token, graceful shutdown).
+//! runtimes, tokens, the GitOps repository), its OpenAPI document, token authentication, the web
+//! pages, start-up (opening the store with its master key, minting the first admin token,
+//! graceful shutdown), and the GitOps sync worker that keeps the shared configuration
+//! repository following the store ([`gitops`]).
 //!
-//! This crate owns HTTP: routing, status codes, JSON shapes and who may call what. It must not
-//! hold domain rules (those are `berth-core`'s) or SQL (`berth-store`'s), and never renders a
-//! secret: responses show masked key ids and `*_set` flags only.
+//! This crate owns HTTP and that orchestration: routing, status codes, JSON shapes, who may call
+//! what, and when a change is pushed. It must not hold domain rules (those are `berth-core`'s),
+//! SQL (`berth-store`'s) or Git and sealing (`berth-gitops`'s), and never renders a secret:
+//! responses show masked key ids and `*_set` flags only.
 
 #![forbid(unsafe_code)]
 // No function over 100 lines in `src/`: a longer one is doing two jobs.
