@@ -3,58 +3,14 @@
 //! same file reported with nothing pushed, and removals.
 
 use std::path::Path;
-use std::process::Command;
 
 use berth_gitops::repo::{Author, Change, Checkout, RepoAddress, RepoError};
 use berth_testkit::TempDir;
-
-fn git(cwd: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(cwd)
-        .args([
-            "-c",
-            "user.name=Someone",
-            "-c",
-            "user.email=someone@example.com",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use berth_testkit::git::{bare_repository, git};
 
 /// A bare repository with one commit on `main`, and a second clone of it (another writer).
 fn repository(dir: &Path) -> (String, std::path::PathBuf) {
-    let bare = dir.join("config.git");
-    git(
-        dir,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            bare.to_str().unwrap(),
-        ],
-    );
-    let other = dir.join("other");
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            bare.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(other.join("README.md"), "shared configuration\n").unwrap();
-    git(&other, &["add", "README.md"]);
-    git(&other, &["commit", "--quiet", "-m", "init"]);
-    git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
+    let (bare, other) = bare_repository(dir);
     (bare.to_string_lossy().into_owned(), other)
 }
 

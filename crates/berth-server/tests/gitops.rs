@@ -5,70 +5,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use berth_testkit::git::{bare_repository, git};
 use berth_testkit::{TempDir, peer, random_keys};
 use common::{TestServer, assert_error, options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A bare repository with one commit on `main`.
-fn origin(root: &Path) -> PathBuf {
-    let bare = root.join("origin.git");
-    git(
-        root,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "-b",
-            "main",
-            bare.to_str().unwrap(),
-        ],
-    );
-    let seed = root.join("seed");
-    git(
-        root,
-        &[
-            "clone",
-            "--quiet",
-            bare.to_str().unwrap(),
-            seed.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(seed.join("README.md"), "shared configuration\n").unwrap();
-    git(&seed, &["add", "."]);
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            "seed",
-        ],
-    );
-    git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
-    bare
+fn origin(root: &Path) -> std::path::PathBuf {
+    bare_repository(root).0
 }
 
 /// A sealing certificate made at test time, like the controller's.

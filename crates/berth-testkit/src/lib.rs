@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod dir;
+pub mod git;
 mod local_ecr;
 mod peer;
 mod postgres;

@@ -10,62 +10,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_testkit::TempDir;
+use berth_testkit::git::{bare_repository, git};
 use common::{berth, ok, up_at};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// A bare repository with one commit on `main`.
 fn origin(root: &Path) -> std::path::PathBuf {
-    let bare = root.join("origin.git");
-    git(
-        root,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "-b",
-            "main",
-            bare.to_str().unwrap(),
-        ],
-    );
-    let seed = root.join("seed");
-    git(
-        root,
-        &[
-            "clone",
-            "--quiet",
-            bare.to_str().unwrap(),
-            seed.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(seed.join("README.md"), "shared configuration\n").unwrap();
-    git(&seed, &["add", "."]);
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            "seed",
-        ],
-    );
-    git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
-    bare
+    bare_repository(root).0
 }
 
 /// Polls `berth gitops status` until `integration` shows `want`.
@@ -113,7 +63,7 @@ fn a_change_lost_between_the_database_and_the_push_is_pushed_at_the_next_start()
     ok(&berth(&u, &docker, &args, ""));
     let status = wait_status(&u, &docker, "ecr-role", "OUT_OF_SYNC");
     assert!(
-        status.contains("origin.git"),
+        status.contains("config.git"),
         "the reason names the repository: {status}"
     );
 
