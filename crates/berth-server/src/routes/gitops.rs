@@ -140,13 +140,18 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
 ) -> Result<Json<GitOpsView>, ApiError> {
+    let settings = configured(&state, &caller).await?;
+    Ok(Json(view(&settings)))
+}
+
+/// The settings, for an admin; 404 when no repository is configured.
+async fn configured(state: &AppState, caller: &Principal) -> Result<GitOpsSettings, ApiError> {
     caller.require_admin()?;
-    let settings = state
+    state
         .store
         .gitops_settings()
         .await?
-        .ok_or_else(not_configured)?;
-    Ok(Json(view(&settings)))
+        .ok_or_else(not_configured)
 }
 
 fn not_configured() -> ApiError {
@@ -163,12 +168,7 @@ pub async fn status(
     State(state): State<AppState>,
     caller: Principal,
 ) -> Result<Json<SyncList>, ApiError> {
-    caller.require_admin()?;
-    let settings = state
-        .store
-        .gitops_settings()
-        .await?
-        .ok_or_else(not_configured)?;
+    let settings = configured(&state, &caller).await?;
     Ok(Json(
         crate::gitops::sync_status(&state.gitops, &settings).await?,
     ))
@@ -182,12 +182,7 @@ pub async fn diff(
     State(state): State<AppState>,
     caller: Principal,
 ) -> Result<Json<GitOpsDiff>, ApiError> {
-    caller.require_admin()?;
-    let settings = state
-        .store
-        .gitops_settings()
-        .await?
-        .ok_or_else(not_configured)?;
+    let settings = configured(&state, &caller).await?;
     let diff = crate::gitops::sync_diff(&state.gitops, &settings)
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "repo_unreachable", e))?;
@@ -202,12 +197,7 @@ pub async fn reconcile(
     State(state): State<AppState>,
     caller: Principal,
 ) -> Result<(StatusCode, Json<Reconciled>), ApiError> {
-    caller.require_admin()?;
-    state
-        .store
-        .gitops_settings()
-        .await?
-        .ok_or_else(not_configured)?;
+    configured(&state, &caller).await?;
     let queued = state.gitops.reconcile().await?;
     Ok((StatusCode::ACCEPTED, Json(Reconciled { queued })))
 }
@@ -253,12 +243,7 @@ pub async fn import(
     State(state): State<AppState>,
     caller: Principal,
 ) -> Result<Json<ImportReport>, ApiError> {
-    caller.require_admin()?;
-    let settings = state
-        .store
-        .gitops_settings()
-        .await?
-        .ok_or_else(not_configured)?;
+    let settings = configured(&state, &caller).await?;
     let files = state
         .gitops
         .at_head(&settings, |c| {
