@@ -263,6 +263,23 @@ async fn story(database: Option<String>) {
             .await;
         assert_eq!(r.0, StatusCode::FORBIDDEN, "{method} {path}: {}", r.1);
     }
+    // An integration shared before the repository is configured lands when it is.
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/runtimes",
+            Some(json!({"name": "early"})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let early = json!({"name": "ecr-early", "type": "ecr", "auth": {"mode": "ambient"},
+        "runtimes": {"selected": ["early"]}});
+    assert_eq!(
+        s.admin(Method::POST, "/api/v1/integrations", Some(early))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
     let r = s
         .admin(Method::PUT, "/api/v1/gitops", Some(json!({"repo": repo})))
         .await;
@@ -271,6 +288,8 @@ async fn story(database: Option<String>) {
         (r.1["namespace"].as_str(), r.1["password_set"].as_bool()),
         (Some("codefresh"), Some(false))
     );
+    commit_lands(&bare, "berth: reconcile 1 integrations from Berth").await;
+    assert!(tree(&bare).contains(&"resources/runtimes/early/ecr-early.configmap.yaml".to_owned()));
 
     // Runtimes: a Kubernetes name, an RSA certificate.
     for (body, field) in [
@@ -499,7 +518,7 @@ async fn story(database: Option<String>) {
         .admin(Method::POST, "/api/v1/gitops/reconcile", None)
         .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{queued}");
-    commit_lands(&bare, "berth: reconcile 2 integrations from Berth").await;
+    commit_lands(&bare, "berth: reconcile 3 integrations from Berth").await;
     wait_synced(&s, "ecr-prod").await;
     let (_, diff) = s.admin(Method::GET, "/api/v1/gitops/diff", None).await;
     assert_eq!(diff["diff"], "", "in sync: no difference");
