@@ -129,6 +129,22 @@ async fn commit_lands(bare: &Path, subject: &str) {
     );
 }
 
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// Waits until the integration's status reads SYNCED (the commit lands before the database
 /// records it).
 async fn wait_synced(s: &TestServer, name: &str) -> Value {
@@ -178,6 +194,7 @@ async fn story(database: Option<String>) {
         eprintln!("SKIPPED: openssl is not installed (scripts/install-peers installs it)");
         return;
     };
+    let logs = common::captured_logs();
     let bare = origin(&root.0);
     let mut o = options(&root.0.join("data"));
     o.database = database;
@@ -280,14 +297,20 @@ async fn story(database: Option<String>) {
             .0,
         StatusCode::CREATED
     );
+    let push_password = format!("push-{}", berth_testkit::random_hex(12));
     let r = s
-        .admin(Method::PUT, "/api/v1/gitops", Some(json!({"repo": repo})))
+        .admin(
+            Method::PUT,
+            "/api/v1/gitops",
+            Some(json!({"repo": repo, "username": "ci", "password": push_password})),
+        )
         .await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     assert_eq!(
         (r.1["namespace"].as_str(), r.1["password_set"].as_bool()),
-        (Some("codefresh"), Some(false))
+        (Some("codefresh"), Some(true))
     );
+    assert!(!r.1.to_string().contains(&push_password));
     commit_lands(&bare, "berth: reconcile 1 integrations from Berth").await;
     assert!(tree(&bare).contains(&"resources/runtimes/early/ecr-early.configmap.yaml".to_owned()));
 
@@ -629,6 +652,21 @@ async fn story(database: Option<String>) {
     let status = status_of(&s, "ecr-prod").await;
     assert_eq!(status["status"], "UNKNOWN", "{status}");
     std::fs::rename(&away, &bare).unwrap();
+
+    // Neither secret is in the log or anywhere under the data directory (the checkout, the
+    // askpass script, the database).
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    for secret in [keys.secret.as_str(), push_password.as_str()] {
+        assert!(!logged.contains(secret), "a secret was logged");
+        for file in files_under(&root.0.join("data")) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a secret",
+                file.display()
+            );
+        }
+    }
 
     // The secret is nowhere in the history, and only sealed in the tree.
     let history = git(&bare, &["log", "-p", "--all"]);
