@@ -1,7 +1,8 @@
-//! Values sealed here open with an independent implementation of the controller's decryption:
-//! Python's `cryptography` (installed with moto by `scripts/install-peers`) makes the key pair
-//! and a self-signed certificate like the controller's, and decrypts what Berth sealed, in
-//! every scope; a value sealed for one name or namespace does not open for another.
+//! Values sealed here open with two independent implementations of the controller's decryption:
+//! one written on Python's `cryptography` (installed with moto by `scripts/install-peers`),
+//! which also makes the key pair and a self-signed certificate like the controller's, and PyPI's
+//! `aes-gcm-rsa-oaep`; both decrypt what Berth sealed, in every scope, and a value sealed for
+//! one name or namespace opens for no other.
 
 use std::process::Command;
 
@@ -44,7 +45,15 @@ else:
                 return AESGCM(session).decrypt(b"\0" * 12, raw[2 + n:], None).decode()
             except Exception:
                 return None
-        out.append({"opened": open_with(item["label"]), "other": open_with(item["other"])})
+        def second(label):
+            # The second oracle: PyPI's aes-gcm-rsa-oaep, another implementation of the format.
+            from aes_gcm_rsa_oaep import decrypt
+            try:
+                return decrypt(raw, key, label.encode()).decode()
+            except Exception:
+                return None
+        out.append({"opened": open_with(item["label"]), "other": open_with(item["other"]),
+                    "second": second(item["label"]), "second_other": second(item["other"])})
     print(json.dumps(out))
 "#;
 
@@ -112,7 +121,7 @@ fn sealed_values_open_with_an_independent_decryptor_in_their_scope_only() {
     )
     .unwrap();
     let answer: Value = serde_json::from_str(&oracle(&python, "open", dir.path())).unwrap();
-    let expected = json!({"opened": value, "other": null});
+    let expected = json!({"opened": value, "other": null, "second": value, "second_other": null});
     assert_eq!(answer, json!([expected, expected, expected, expected]));
     assert!(
         SealingKey::from_pem("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----")
@@ -206,6 +215,6 @@ fn rendered_resources_validate_and_their_secrets_open_for_the_runtime() {
     )
     .unwrap();
     let answer: Value = serde_json::from_str(&oracle(&python, "open", dir.path())).unwrap();
-    let opened = json!({"opened": "ext-42", "other": null});
+    let opened = json!({"opened": "ext-42", "other": null, "second": "ext-42", "second_other": null});
     assert_eq!(answer, json!([opened, opened]));
 }
