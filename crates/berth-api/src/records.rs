@@ -79,6 +79,9 @@ pub struct NewRuntime {
     /// The cluster's sealed-secrets public certificate (PEM), for GitOps resources.
     #[serde(default)]
     pub sealing_cert: Option<String>,
+    /// The namespace its GitOps resources are applied in [default: the repository's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// A GitOps cluster that integrations are shared with.
@@ -87,6 +90,8 @@ pub struct RuntimeView {
     pub id: String,
     pub name: String,
     pub sealing_cert: Option<String>,
+    /// The namespace its GitOps resources are applied in; `None`: the repository's.
+    pub namespace: Option<String>,
     /// `sha256:<hex>` of the sealing certificate.
     pub sealing_cert_fingerprint: Option<String>,
     /// When the sealing certificate expires (RFC 3339).

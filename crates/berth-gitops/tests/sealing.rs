@@ -215,6 +215,7 @@ fn rendered_resources_validate_and_their_secrets_open_for_the_runtime() {
     )
     .unwrap();
     let answer: Value = serde_json::from_str(&oracle(&python, "open", dir.path())).unwrap();
-    let opened = json!({"opened": "ext-42", "other": null, "second": "ext-42", "second_other": null});
+    let opened =
+        json!({"opened": "ext-42", "other": null, "second": "ext-42", "second_other": null});
     assert_eq!(answer, json!([opened, opened]));
 }

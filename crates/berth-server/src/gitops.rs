@@ -192,7 +192,10 @@ impl GitOpsSync {
                 .into_iter()
                 .map(|r| RuntimePlace {
                     name: r.name.to_string(),
-                    namespace: settings.namespace.clone(),
+                    namespace: r
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| settings.namespace.clone()),
                     key: r
                         .sealing_cert
                         .as_deref()

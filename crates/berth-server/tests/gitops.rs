@@ -318,6 +318,10 @@ async fn story(database: Option<String>) {
     for (body, field) in [
         (json!({"name": "Prod_EU"}), "name"),
         (
+            json!({"name": "prod-eu", "namespace": "Apps EU"}),
+            "namespace",
+        ),
+        (
             json!({"name": "prod-eu", "sealing_cert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}),
             "sealing_cert",
         ),
@@ -329,7 +333,7 @@ async fn story(database: Option<String>) {
         .admin(
             Method::POST,
             "/api/v1/runtimes",
-            Some(json!({"name": "prod-eu", "sealing_cert": cert})),
+            Some(json!({"name": "prod-eu", "sealing_cert": cert, "namespace": "apps-eu"})),
         )
         .await;
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
@@ -382,7 +386,11 @@ async fn story(database: Option<String>) {
     )
     .await;
     assert_eq!(subjects(&bare).len(), before + 1, "one commit per change");
-    assert!(git(&bare, &["show", &format!("main:{map}")]).contains("eu-west-1"));
+    let shown = git(&bare, &["show", &format!("main:{map}")]);
+    assert!(
+        shown.contains("eu-west-1") && shown.contains("namespace: apps-eu"),
+        "{shown}"
+    );
 
     // A new certificate for the runtime: its SealedSecret is re-sealed in one commit and opens
     // with the new private key only (Python's cryptography as the independent decryptor).
@@ -430,7 +438,7 @@ async fn story(database: Option<String>) {
     let new_sealed = git(&bare, &["show", &format!("main:{sealed}")]);
     assert_ne!(old_sealed, new_sealed);
     let value = encrypted(&new_sealed, "awsSecretAccessKey");
-    let label = "codefresh/ecr-prod-secrets";
+    let label = "apps-eu/ecr-prod-secrets";
     assert_eq!(
         oracle(
             &python,

@@ -138,6 +138,14 @@ pub trait GitOpsStore: Send + Sync {
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     async fn written_files(&self) -> Result<Vec<WrittenFile>, StoreError>;
+    /// Sets the namespace a runtime's resources are applied in (a Kubernetes name, checked by
+    /// the caller).
+    async fn set_runtime_namespace(
+        &self,
+        name: &str,
+        namespace: &str,
+        actor: &str,
+    ) -> Result<crate::Runtime, StoreError>;
     /// Replaces a runtime's sealing certificate (its SealedSecrets are then re-sealed).
     async fn set_runtime_sealing_cert(
         &self,
@@ -176,6 +184,38 @@ macro_rules! gitops_store {
             use $crate::rows::Columns as _;
             use $crate::StoreError;
             use time::OffsetDateTime;
+
+            /// One of a runtime's GitOps columns (`column` is one of ours, never input).
+            async fn set_runtime_column(
+                store: &$store,
+                column: &'static str,
+                name: &str,
+                value: &str,
+                actor: &str,
+            ) -> Result<$crate::Runtime, StoreError> {
+                let sql = format!(
+                    "UPDATE runtimes SET {column} = $1, updated_at = $2, updated_by = $3, \
+                     version = version + 1 WHERE name_key = $4"
+                );
+                let mut tx = store.begin_write().await?;
+                let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(value)
+                    .bind($crate::sql::now())
+                    .bind(actor)
+                    .bind(name.to_ascii_lowercase())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound {
+                        kind: "runtime",
+                        name: name.to_owned(),
+                    });
+                }
+                bump(&mut tx).await?;
+                tx.commit().await?;
+                $crate::Store::get_runtime(store, name).await
+            }
 
             fn marks(from: usize, n: usize) -> String {
                 (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -399,33 +439,22 @@ macro_rules! gitops_store {
                     Ok(())
                 }
 
+                async fn set_runtime_namespace(
+                    &self,
+                    name: &str,
+                    namespace: &str,
+                    actor: &str,
+                ) -> Result<$crate::Runtime, StoreError> {
+                    set_runtime_column(self, "namespace", name, namespace, actor).await
+                }
+
                 async fn set_runtime_sealing_cert(
                     &self,
                     name: &str,
                     sealing_cert: &str,
                     actor: &str,
                 ) -> Result<$crate::Runtime, StoreError> {
-                    let mut tx = self.begin_write().await?;
-                    let changed = sqlx::query(
-                        "UPDATE runtimes SET sealing_cert = $1, updated_at = $2, updated_by = $3, \
-                         version = version + 1 WHERE name_key = $4",
-                    )
-                    .bind(sealing_cert)
-                    .bind($crate::sql::now())
-                    .bind(actor)
-                    .bind(name.to_ascii_lowercase())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if changed == 0 {
-                        return Err(StoreError::NotFound {
-                            kind: "runtime",
-                            name: name.to_owned(),
-                        });
-                    }
-                    bump(&mut tx).await?;
-                    tx.commit().await?;
-                    $crate::Store::get_runtime(self, name).await
+                    set_runtime_column(self, "sealing_cert", name, sealing_cert, actor).await
                 }
 
                 async fn written_files(&self) -> Result<Vec<WrittenFile>, StoreError> {

@@ -107,6 +107,8 @@ pub struct Runtime {
     pub id: String,
     pub name: Name,
     pub sealing_cert: Option<String>,
+    /// Where its GitOps resources are applied; `None` uses the repository's namespace.
+    pub namespace: Option<String>,
     pub meta: Meta,
 }
 

@@ -115,6 +115,7 @@ pub(crate) fn read_runtime(row: &impl Columns) -> Result<Runtime, StoreError> {
         id: row.text("id")?,
         name: stored_name(&row.text("name")?)?,
         sealing_cert: row.maybe_text("sealing_cert")?,
+        namespace: row.maybe_text("namespace")?,
         meta: read_meta(row)?,
     })
 }

@@ -537,6 +537,9 @@ pub enum RuntimeCmd {
         /// PEM certificate of the cluster's sealed-secrets controller.
         #[arg(long, value_name = "FILE")]
         sealing_cert: Option<PathBuf>,
+        /// Namespace its GitOps resources are applied in [default: the repository's].
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Print an image pull secret for a cluster: fresh credentials as a dockerconfigjson Secret
     /// (apply it, do not commit it), or `--external-secrets` for an ExternalSecret that lets the

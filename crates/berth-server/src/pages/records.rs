@@ -274,6 +274,7 @@ async fn add_runtime(
     let body = NewRuntime {
         name: form.fields.get("name").to_owned(),
         sealing_cert: Some(cert.to_owned()).filter(|c| !c.is_empty()),
+        namespace: None,
     };
     let result = runtimes::create(State(state), form.signed.caller, ApiJson(body)).await;
     back("runtimes", result.map(|_| ()))

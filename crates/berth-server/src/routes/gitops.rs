@@ -42,7 +42,7 @@ fn view(s: &GitOpsSettings) -> GitOpsView {
 }
 
 /// A Kubernetes namespace name: RFC 1123 label, 63 characters at most.
-fn check_namespace(ns: &str) -> Result<(), ApiError> {
+pub(crate) fn check_namespace(ns: &str) -> Result<(), ApiError> {
     let ok = !ns.is_empty()
         && ns.len() <= 63
         && ns

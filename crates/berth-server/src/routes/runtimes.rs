@@ -23,6 +23,7 @@ fn view(r: &Runtime) -> RuntimeView {
         id: r.id.clone(),
         name: r.name.to_string(),
         sealing_cert: r.sealing_cert.clone(),
+        namespace: r.namespace.clone(),
         sealing_cert_fingerprint: key.as_ref().map(|k| k.fingerprint().to_owned()),
         sealing_cert_expires_at: key
             .and_then(|k| k.not_after())
@@ -82,10 +83,19 @@ pub async fn create(
     if let Some(cert) = &body.sealing_cert {
         check_sealing_cert("sealing_cert", cert)?;
     }
-    let created = state
+    if let Some(ns) = &body.namespace {
+        super::gitops::check_namespace(ns)?;
+    }
+    let mut created = state
         .store
         .create_runtime(&name, body.sealing_cert.as_deref(), &caller.actor())
         .await?;
+    if let Some(ns) = &body.namespace {
+        created = state
+            .store
+            .set_runtime_namespace(created.name.as_str(), ns, &caller.actor())
+            .await?;
+    }
     Ok((StatusCode::CREATED, Json(view(&created))))
 }
 

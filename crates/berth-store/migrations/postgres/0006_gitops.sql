@@ -36,3 +36,6 @@ CREATE TABLE gitops_files (
     tag      TEXT NOT NULL
 );
 CREATE INDEX gitops_files_name ON gitops_files(name_key);
+
+-- A runtime's own namespace for its resources; NULL uses the repository's.
+ALTER TABLE runtimes ADD COLUMN namespace TEXT;

@@ -106,7 +106,11 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
 pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
-        RuntimeCmd::Add { name, sealing_cert } => {
+        RuntimeCmd::Add {
+            name,
+            sealing_cert,
+            namespace,
+        } => {
             let sealing_cert = match sealing_cert {
                 Some(p) => Some(
                     std::fs::read_to_string(&p)
@@ -114,7 +118,11 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let body = NewRuntime { name, sealing_cert };
+            let body = NewRuntime {
+                name,
+                sealing_cert,
+                namespace,
+            };
             let v: RuntimeView = api
                 .call(Method::POST, "/api/v1/runtimes", Some(&body))
                 .await?;
