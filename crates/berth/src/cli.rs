@@ -534,9 +534,10 @@ pub enum ProjectCmd {
 pub enum RuntimeCmd {
     Add {
         name: String,
-        /// PEM certificate of the cluster's sealed-secrets controller.
-        #[arg(long, value_name = "FILE")]
-        sealing_cert: Option<PathBuf>,
+        /// PEM certificate of the cluster's sealed-secrets controller: a file, or the
+        /// controller's URL (`http://…/v1/cert.pem`).
+        #[arg(long, value_name = "FILE|URL")]
+        sealing_cert: Option<String>,
         /// Namespace its GitOps resources are applied in [default: the repository's].
         #[arg(long)]
         namespace: Option<String>,
@@ -558,8 +559,9 @@ pub enum RuntimeCmd {
     /// Replace the runtime's sealing certificate; its SealedSecrets are re-sealed in one commit.
     SetCert {
         name: String,
-        #[arg(long, value_name = "FILE")]
-        sealing_cert: PathBuf,
+        /// A file, or the controller's URL (`http://…/v1/cert.pem`).
+        #[arg(long, value_name = "FILE|URL")]
+        sealing_cert: String,
     },
     List,
 }

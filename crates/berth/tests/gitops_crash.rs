@@ -18,6 +18,44 @@ fn origin(root: &Path) -> std::path::PathBuf {
     bare_repository(root).0
 }
 
+/// A certificate like a sealed-secrets controller's, made at test time.
+fn controller_cert(dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
+            "cert.pem",
+        ])
+        .args(["-days", "30", "-subj", "/CN=sealed-secret"])
+        .output()
+        .expect("openssl (scripts/install-peers installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.join("cert.pem")).unwrap()
+}
+
+/// Answers one HTTP GET with `body`, as the controller's `/v1/cert.pem` does; returns its URL.
+fn serve_once(body: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/cert.pem", listener.local_addr().unwrap());
+    let body = body.to_owned();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-pem-file\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(answer.as_bytes());
+    });
+    url
+}
+
 /// Polls `berth gitops status` until `integration` shows `want`.
 fn wait_status(u: &common::Up, docker: &Path, integration: &str, want: &str) -> String {
     let mut last = String::new();
@@ -44,7 +82,19 @@ fn a_change_lost_between_the_database_and_the_push_is_pushed_at_the_next_start()
     let repo = format!("{}?ref=main", bare.display());
     let said = ok(&berth(&u, &docker, &["gitops", "configure", &repo], ""));
     assert!(said.contains("GitOps repository set"), "{said}");
-    ok(&berth(&u, &docker, &["runtime", "add", "prod-eu"], ""));
+    // The runtime's certificate comes from its controller's URL, as `…/v1/cert.pem`.
+    let cert_url = serve_once(&controller_cert(&root.0));
+    ok(&berth(
+        &u,
+        &docker,
+        &["runtime", "add", "prod-eu", "--sealing-cert", &cert_url],
+        "",
+    ));
+    let listed = ok(&berth(&u, &docker, &["runtime", "list"], ""));
+    assert!(
+        listed.contains("prod-eu") && listed.contains("sha256:"),
+        "{listed}"
+    );
 
     // The repository goes away; the change reaches the database only.
     let away = root.0.join("away.git");

@@ -103,6 +103,22 @@ pub async fn project(global: &Global, cmd: ProjectCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A sealing certificate from a file, or from the controller (`…/v1/cert.pem`).
+async fn certificate(source: &str) -> anyhow::Result<String> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let answer = reqwest::get(source)
+            .await
+            .with_context(|| format!("cannot fetch the sealing certificate from {source}"))?;
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("{source} answered {status}: {}", text.trim());
+        }
+        return Ok(text);
+    }
+    std::fs::read_to_string(source).with_context(|| format!("cannot read {source}"))
+}
+
 pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
     let api = Api::new(global)?;
     match cmd {
@@ -112,10 +128,7 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
             namespace,
         } => {
             let sealing_cert = match sealing_cert {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("cannot read {}", p.display()))?,
-                ),
+                Some(source) => Some(certificate(&source).await?),
                 None => None,
             };
             let body = NewRuntime {
@@ -145,8 +158,7 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
             return super::pull_secret::pull_secret(global, args).await;
         }
         RuntimeCmd::SetCert { name, sealing_cert } => {
-            let text = std::fs::read_to_string(&sealing_cert)
-                .with_context(|| format!("cannot read {}", sealing_cert.display()))?;
+            let text = certificate(&sealing_cert).await?;
             let body = berth_api::RuntimeCertificate { sealing_cert: text };
             let path = format!("/api/v1/runtimes/{}/sealing-cert", encode(&name));
             let v: RuntimeView = api.call(Method::PUT, &path, Some(&body)).await?;
