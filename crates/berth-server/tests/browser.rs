@@ -186,7 +186,8 @@ async fn delete_guarded_by_dependencies(b: &Browser, s: &TestServer) {
     checked(b, "projects").await;
     b.click("button[aria-label='Release dependencies acme/web']")
         .await;
-    b.wait_for_path("/projects").await;
+    // The answer lands on the same page: wait for its notice, not for the path.
+    b.wait_for_path("/projects?done=").await;
     b.goto(&format!("{}/integrations", s.url)).await;
     b.click("a[aria-label='Delete local-ecr']").await;
     b.wait_for_text("#dialog", "No dependency").await;

@@ -129,6 +129,13 @@ async fn commit_lands(bare: &Path, subject: &str) {
     );
 }
 
+/// Someone else's commit of everything changed in `clone`, pushed.
+fn push_by_hand(clone: &Path, message: &str) {
+    git(clone, &["add", "--all", "."]);
+    git(clone, &["commit", "--quiet", "-m", message]);
+    git(clone, &["push", "--quiet", "origin", "HEAD:main"]);
+}
+
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -514,20 +521,7 @@ async fn story(database: Option<String>) {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: edited}\n",
     )
     .unwrap();
-    git(
-        &hand,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-am",
-            "by hand",
-        ],
-    );
-    git(&hand, &["push", "--quiet", "origin", "HEAD:main"]);
+    push_by_hand(&hand, "by hand");
     let status = status_of(&s, "ecr-prod").await;
     assert_eq!(status["status"], "OUT_OF_SYNC", "{status}");
     assert!(status["reason"].as_str().unwrap().contains(map), "{status}");
@@ -574,21 +568,7 @@ async fn story(database: Option<String>) {
         "a: [unclosed\n",
     )
     .unwrap();
-    git(&hand, &["add", "."]);
-    git(
-        &hand,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            "by hand",
-        ],
-    );
-    git(&hand, &["push", "--quiet", "origin", "HEAD:main"]);
+    push_by_hand(&hand, "by hand");
     let (code, report) = s.admin(Method::POST, "/api/v1/gitops/import", None).await;
     assert_eq!(code, StatusCode::OK, "{report}");
     assert_eq!(report["imported"], json!(["ecr-hand"]), "{report}");
@@ -623,20 +603,7 @@ async fn story(database: Option<String>) {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hand}\n",
     )
     .unwrap();
-    git(
-        &hand,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-am",
-            "again by hand",
-        ],
-    );
-    git(&hand, &["push", "--quiet", "origin", "HEAD:main"]);
+    push_by_hand(&hand, "again by hand");
     let (code, _) = s
         .admin(Method::POST, "/api/v1/gitops/reconcile", None)
         .await;

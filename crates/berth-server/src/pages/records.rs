@@ -149,6 +149,7 @@ async fn projects_page(
     )
     .await?;
     let mut p = page(&signed, "projects", "Projects", q.get("error").cloned());
+    p.chrome.notice = q.get("done").cloned();
     p.intro = "A project is a CI repository of one subscription. Its builds record which integrations it uses; release them after removing an integration from its shippable.yml.";
     p.empty = "No project yet.";
     p.columns = vec!["Name", "Subscription", "Created at"];
@@ -230,7 +231,20 @@ async fn release_project(
 ) -> Result<Response, PageError> {
     let name = format!("{}{}", project_name(&form.fields), projects::RELEASE_SUFFIX);
     let result = projects::release_dependencies(State(state), form.signed.caller, Path(name)).await;
-    back("projects", result.map(|_| ()))
+    match result {
+        // Said on the page it lands on (which is the same page: the notice marks the answer).
+        Ok(Json(r)) => Ok(Redirect::to(&format!(
+            "/projects?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair(
+                    "done",
+                    &format!("Released {} dependencies of {}", r.released, r.project)
+                )
+                .finish()
+        ))
+        .into_response()),
+        Err(e) => back("projects", Err(e)),
+    }
 }
 
 async fn runtimes_page(
