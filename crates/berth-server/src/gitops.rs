@@ -30,6 +30,8 @@ pub(crate) use status::{sync_diff, sync_status};
 
 /// How often due retries are looked for when nothing wakes the worker.
 const POLL: Duration = Duration::from_secs(2);
+/// A push still `SYNCING` after this long belongs to a replica that died: another takes it.
+const STALE_PUSH: Duration = Duration::from_secs(600);
 /// Backoff of failed pushes: 5 s, doubling, at most 5 minutes.
 const FIRST_RETRY: i64 = 5;
 const LAST_RETRY: i64 = 300;
@@ -235,12 +237,11 @@ impl GitOpsSync {
         let Some(settings) = self.store.gitops_settings().await? else {
             return Ok(());
         };
-        let due = self.store.due_syncs(OffsetDateTime::now_utc()).await?;
+        let now = OffsetDateTime::now_utc();
+        let due = self.store.claim_syncs(now, now - STALE_PUSH).await?;
         if due.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = due.iter().map(|r| r.name_key.clone()).collect();
-        self.store.start_sync(&keys).await?;
         let placement = self.placement(&settings).await?;
         let mut wanted = DesiredByName::new();
         let mut ready = Vec::new();

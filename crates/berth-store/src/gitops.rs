@@ -117,13 +117,18 @@ pub trait GitOpsStore: Send + Sync {
     /// (a later change to the same integration replaces the message; one push carries both).
     async fn queue_sync(&self, names: &[(String, String)], message: &str)
     -> Result<(), StoreError>;
-    /// Queued or failed changes due at `now`, and pushes left `SYNCING` by a process that died.
-    async fn due_syncs(&self, now: OffsetDateTime) -> Result<Vec<SyncRecord>, StoreError>;
+    /// Takes the changes due at `now` (queued, failed and due for their retry, or left
+    /// `SYNCING` since before `stale_before` by a replica that died) and marks them `SYNCING`,
+    /// in one statement: two replicas never take the same change.
+    async fn claim_syncs(
+        &self,
+        now: OffsetDateTime,
+        stale_before: OffsetDateTime,
+    ) -> Result<Vec<SyncRecord>, StoreError>;
     async fn sync_records(&self) -> Result<Vec<SyncRecord>, StoreError>;
-    /// Marks these records `SYNCING`.
-    async fn start_sync(&self, name_keys: &[String]) -> Result<(), StoreError>;
     /// A push landed: the ledger of each name is replaced by `files`, and its record is `SYNCED`
-    /// unless a newer change was queued meanwhile (then it stays due).
+    /// unless a newer change was queued meanwhile (then it stays due). `records` are the ones
+    /// [`GitOpsStore::claim_syncs`] took.
     async fn finish_sync(
         &self,
         records: &[SyncRecord],
@@ -215,10 +220,6 @@ macro_rules! gitops_store {
                 bump(&mut tx).await?;
                 tx.commit().await?;
                 $crate::Store::get_runtime(store, name).await
-            }
-
-            fn marks(from: usize, n: usize) -> String {
-                (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
             }
 
             #[async_trait::async_trait]
@@ -330,18 +331,28 @@ macro_rules! gitops_store {
                     Ok(())
                 }
 
-                async fn due_syncs(
+                async fn claim_syncs(
                     &self,
                     now: OffsetDateTime,
+                    stale_before: OffsetDateTime,
                 ) -> Result<Vec<SyncRecord>, StoreError> {
-                    let sql = format!(
-                        "{SYNC_SELECT} WHERE state <> 'SYNCED' AND next_attempt_at <= $1 ORDER BY name_key"
-                    );
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(now)
-                        .fetch_all(self.reader())
-                        .await?;
-                    rows.iter().map(read_sync).collect()
+                    let mut tx = self.begin_write().await?;
+                    let rows = sqlx::query(
+                        "UPDATE gitops_sync SET state = 'SYNCING', updated_at = $1 \
+                         WHERE (state IN ('PENDING', 'OUT_OF_SYNC') AND next_attempt_at <= $1) \
+                         OR (state = 'SYNCING' AND updated_at <= $2) \
+                         RETURNING name_key, name, state, message, reason, attempts, \
+                         next_attempt_at, commit_id, updated_at",
+                    )
+                    .bind(now)
+                    .bind(stale_before)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    bump(&mut tx).await?;
+                    tx.commit().await?;
+                    let mut claimed: Vec<SyncRecord> = rows.iter().map(read_sync).collect::<Result<_, _>>()?;
+                    claimed.sort_by(|a, b| a.name_key.cmp(&b.name_key));
+                    Ok(claimed)
                 }
 
                 async fn sync_records(&self) -> Result<Vec<SyncRecord>, StoreError> {
@@ -349,25 +360,6 @@ macro_rules! gitops_store {
                         .fetch_all(self.reader())
                         .await?;
                     rows.iter().map(read_sync).collect()
-                }
-
-                async fn start_sync(&self, name_keys: &[String]) -> Result<(), StoreError> {
-                    if name_keys.is_empty() {
-                        return Ok(());
-                    }
-                    let sql = format!(
-                        "UPDATE gitops_sync SET state = 'SYNCING', updated_at = $1 WHERE name_key IN ({})",
-                        marks(2, name_keys.len())
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($crate::sql::now());
-                    for k in name_keys {
-                        query = query.bind(k);
-                    }
-                    let mut tx = self.begin_write().await?;
-                    query.execute(&mut *tx).await?;
-                    bump(&mut tx).await?;
-                    tx.commit().await?;
-                    Ok(())
                 }
 
                 async fn finish_sync(
@@ -383,16 +375,16 @@ macro_rules! gitops_store {
                             .bind(&r.name_key)
                             .execute(&mut *tx)
                             .await?;
-                        // A change queued while this push ran has a newer updated_at: it stays due.
+                        // A change queued while this push ran made the record PENDING again:
+                        // it stays due.
                         sqlx::query(
                             "UPDATE gitops_sync SET state = 'SYNCED', reason = NULL, attempts = 0, \
                              commit_id = COALESCE($1, commit_id), updated_at = $2 \
-                             WHERE name_key = $3 AND (state = 'SYNCING' OR updated_at <= $4)",
+                             WHERE name_key = $3 AND state = 'SYNCING'",
                         )
                         .bind(commit_id)
                         .bind(now)
                         .bind(&r.name_key)
-                        .bind(r.updated_at)
                         .execute(&mut *tx)
                         .await?;
                     }

@@ -63,13 +63,15 @@ async fn syncs(store: &dyn Store) {
         .queue_sync(&names, "berth: create integration ecr-A")
         .await
         .unwrap();
-    let due = store.due_syncs(now).await.unwrap();
+    let stale = now - Duration::minutes(10);
+    let due = store.claim_syncs(now, stale).await.unwrap();
     assert_eq!(due.len(), 2);
-    assert!(due.iter().all(|r| r.state == SyncState::Pending));
-    store
-        .start_sync(&["ecr-a".into(), "ecr-b".into()])
-        .await
-        .unwrap();
+    assert!(due.iter().all(|r| r.state == SyncState::Syncing));
+    let again = store.claim_syncs(now, stale).await.unwrap();
+    assert!(
+        again.is_empty(),
+        "a claimed change is nobody else's: {again:?}"
+    );
 
     // A change to ecr-b arrives while the push runs: it stays due after the push lands.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -106,24 +108,31 @@ async fn syncs(store: &dyn Store) {
         .fail_sync(&["ecr-b".into()], "git push failed: unreachable", retry)
         .await
         .unwrap();
-    let due = store.due_syncs(now).await.unwrap();
+    let due = store.claim_syncs(now, stale).await.unwrap();
     assert!(due.is_empty(), "not before its retry time: {due:?}");
-    let later = store.due_syncs(retry + Duration::seconds(1)).await.unwrap();
+    let later = store
+        .claim_syncs(retry + Duration::seconds(1), stale)
+        .await
+        .unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(
-        (later[0].state, later[0].attempts),
-        (SyncState::OutOfSync, 1)
+        (later[0].name_key.as_str(), later[0].attempts),
+        ("ecr-b", 1)
     );
     assert_eq!(
         later[0].reason.as_deref(),
         Some("git push failed: unreachable")
     );
+    // A replica that died mid-push leaves it SYNCING: taken again once its lease is over.
+    let soon = retry + Duration::seconds(2);
+    assert!(store.claim_syncs(soon, stale).await.unwrap().is_empty());
+    let taken = store.claim_syncs(soon, soon).await.unwrap();
+    assert_eq!(taken.len(), 1, "a stale push is taken over");
 
     // The ledger of a name is replaced, not added to: a moved file leaves its old path.
-    store.start_sync(&["ecr-b".into()]).await.unwrap();
     store
         .finish_sync(
-            &later,
+            &taken,
             &[file("r/moved/b.yaml", "ecr-b", "revision 2")],
             None,
         )
