@@ -1,6 +1,7 @@
 //! Hub replicas on one PostgreSQL share the broker's token cache: 100 logins spread over 5
 //! replicas cause one GetAuthorizationToken against the local ECR, not one per replica; an edit
 //! (a new version) causes exactly one more; the shared entry is sealed and goes with a delete.
+//! Two replicas running the GitOps worker push each integration change exactly once.
 
 mod common;
 
@@ -170,4 +171,96 @@ async fn five_replicas_make_one_token_call_for_a_hundred_logins() {
     assert_eq!(left, 0);
     pool.close().await;
     db.drop_now().await;
+}
+
+/// Two replicas, each running the GitOps worker, take integration changes through both APIs:
+/// every change lands as exactly one commit (none pushed twice, none lost) and every
+/// integration ends SYNCED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_push_each_gitops_change_once() {
+    let Some(pg) = postgres_url() else { return };
+    let db = TempDb::create(&pg).await;
+    let dirs: Vec<TempDir> = (0..2)
+        .map(|i| TempDir::new(&format!("gitops-replica{i}")))
+        .collect();
+    let key_file = dirs[0].path().join("master.key");
+    let first = replica(dirs[0].path(), &db.url, &key_file).await;
+    let admin =
+        berth_server::auth::bootstrap_admin_token(first.state.store.as_ref(), dirs[0].path())
+            .await
+            .unwrap()
+            .expect("a fresh database mints the admin token");
+    let admin = admin.expose_secret().to_owned();
+    let second = replica(dirs[1].path(), &db.url, &key_file).await;
+    let replicas = [first, second];
+    for r in &replicas {
+        tokio::spawn(r.state.gitops.clone().run());
+    }
+    let (bare, _) = berth_testkit::git::bare_repository(dirs[0].path());
+    let http = reqwest::Client::new();
+    let repo = format!("{}?ref=main", bare.display());
+    let r = http
+        .put(format!("{}/api/v1/gitops", replicas[0].url))
+        .bearer_auth(&admin)
+        .json(&json!({"repo": repo}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, v) = post(
+        &http,
+        &format!("{}/api/v1/runtimes", replicas[1].url),
+        &admin,
+        json!({"name": "edge"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let creates = (0..12).map(|i| {
+        let url = format!("{}/api/v1/integrations", replicas[i % 2].url);
+        let body = json!({"name": format!("ecr-{i:02}"), "type": "ecr", "auth": {"mode": "ambient"},
+            "runtimes": {"selected": ["edge"]}});
+        let (http, admin) = (http.clone(), admin.clone());
+        async move { post(&http, &url, &admin, body).await }
+    });
+    for (status, v) in futures_join_all(creates).await {
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let files = || berth_testkit::git::git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
+    let mut synced = false;
+    for _ in 0..200 {
+        let r = http
+            .get(format!("{}/api/v1/gitops/status", replicas[0].url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        let list: Value = r.json().await.unwrap();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 12 && items.iter().all(|i| i["status"] == "SYNCED") {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        synced,
+        "every integration ends SYNCED; the tree has {}",
+        files()
+    );
+    assert_eq!(
+        files()
+            .lines()
+            .filter(|f| f.ends_with(".configmap.yaml"))
+            .count(),
+        12
+    );
+    let log = berth_testkit::git::git(&bare, &["log", "--format=%B", "main"]);
+    for i in 0..12 {
+        let name = format!("ecr-{i:02}");
+        let mentions = log
+            .lines()
+            .filter(|l| l.contains(&format!("integration {name} ")) || l.trim() == name)
+            .count();
+        assert_eq!(mentions, 1, "{name} is pushed exactly once:\n{log}");
+    }
 }
