@@ -4,97 +4,13 @@
 //! in the checkout.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use berth_gitops::repo::{Author, Change, Checkout, RepoAddress, RepoCredentials};
-use berth_testkit::{TempDir, peer};
+use berth_testkit::TempDir;
+use berth_testkit::git::{SmartHttp, git};
 use secrecy::SecretString;
 
 const PASSWORD: &str = "s3cret-push-token-0123456789";
-
-struct Killed(Vec<Child>);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn run(cwd: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// nginx + fcgiwrap + git http-backend serving `root` at `http://127.0.0.1:<port>/`.
-fn serve(dir: &Path, root: &Path, nginx: &Path, fcgiwrap: &Path) -> (Killed, u16) {
-    let socket = dir.join("fcgi.sock");
-    let fcgi = Command::new(fcgiwrap)
-        .args(["-s", &format!("unix:{}", socket.display())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let hash = run(dir, "openssl", &["passwd", "-apr1", PASSWORD]);
-    std::fs::write(dir.join("htpasswd"), format!("berth:{}", hash.trim())).unwrap();
-    let port = free_port();
-    let conf = format!(
-        "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fcgi;\n\
-         proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         client_max_body_size 0;\n  server {{\n    listen 127.0.0.1:{port};\n\
-         location / {{\n      auth_basic \"git\";\n      auth_basic_user_file {d}/htpasswd;\n\
-         include /etc/nginx/fastcgi_params;\n\
-         fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n\
-         fastcgi_param GIT_PROJECT_ROOT {root};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n\
-         fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_param PATH_INFO $uri;\n\
-         fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
-        d = dir.display(),
-        root = root.display(),
-        sock = socket.display(),
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let server = Command::new(nginx)
-        .args([
-            "-p",
-            dir.to_str().unwrap(),
-            "-c",
-            dir.join("nginx.conf").to_str().unwrap(),
-        ])
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && socket.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Killed(vec![server, fcgi]), port)
-}
 
 fn grep_dir(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
@@ -113,55 +29,19 @@ fn grep_dir(dir: &Path, needle: &str) -> Vec<String> {
 
 #[test]
 fn berth_pushes_over_smart_http_with_basic_auth_and_keeps_the_password_off_disk() {
-    let (Some(nginx), Some(fcgiwrap)) = (peer("nginx"), peer("fcgiwrap")) else {
+    let dir = TempDir::new("gitops-http");
+    let Some(server) = SmartHttp::start(dir.path(), "berth", PASSWORD) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx and fcgiwrap are missing in CI"
+        );
+        eprintln!(
+            "SKIPPED: nginx or fcgiwrap is not installed (scripts/install-peers installs them)"
+        );
         return;
     };
-    let dir = TempDir::new("gitops-http");
-    let root = dir.path().join("repos");
-    std::fs::create_dir_all(&root).unwrap();
-    let bare = root.join("config.git");
-    run(
-        &root,
-        "git",
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "config.git",
-        ],
-    );
-    run(&bare, "git", &["config", "http.receivepack", "true"]);
-    let seed = dir.path().join("seed");
-    run(
-        dir.path(),
-        "git",
-        &[
-            "clone",
-            "--quiet",
-            bare.to_str().unwrap(),
-            seed.to_str().unwrap(),
-        ],
-    );
-    std::fs::write(seed.join("README.md"), "config\n").unwrap();
-    run(&seed, "git", &["add", "."]);
-    run(
-        &seed,
-        "git",
-        &[
-            "-c",
-            "user.name=x",
-            "-c",
-            "user.email=x@x",
-            "commit",
-            "--quiet",
-            "-m",
-            "init",
-        ],
-    );
-    run(&seed, "git", &["push", "--quiet", "origin", "HEAD:main"]);
-    let (_servers, port) = serve(dir.path(), &root, &nginx, &fcgiwrap);
-    let address = format!("http://127.0.0.1:{port}/config.git/berth?ref=main");
+    let bare = server.bare.clone();
+    let address = format!("{}/config.git/berth?ref=main", server.url);
 
     let wrong = RepoCredentials {
         username: "berth".into(),
@@ -203,7 +83,7 @@ fn berth_pushes_over_smart_http_with_basic_auth_and_keeps_the_password_off_disk(
         )
         .unwrap()
         .expect("pushed");
-    let log = run(&bare, "git", &["log", "-1", "--format=%an %s", "main"]);
+    let log = git(&bare, &["log", "-1", "--format=%an %s", "main"]);
     assert_eq!(log.trim(), "Berth berth: create integration ecr-prod");
     assert!(
         grep_dir(&work, PASSWORD).is_empty(),

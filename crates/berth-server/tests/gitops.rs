@@ -652,3 +652,72 @@ async fn story(database: Option<String>) {
     assert!(git(&bare, &["show", &format!("main:{sealed}")]).contains("kind: SealedSecret"));
     s.stop().await;
 }
+
+/// The API against a repository served over smart HTTP with basic auth: a wrong password is
+/// refused naming the repository field and nothing is saved; with the right one every change
+/// is pushed over HTTP, and the password is nowhere under the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_over_smart_http_with_basic_auth() {
+    let root = TempDir::new("gitops-http-api");
+    let password = format!("token-{}", berth_testkit::random_hex(12));
+    let Some(server) = berth_testkit::git::SmartHttp::start(&root.0, "ci", &password) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx and fcgiwrap are missing in CI"
+        );
+        eprintln!(
+            "SKIPPED: nginx or fcgiwrap is not installed (scripts/install-peers installs them)"
+        );
+        return;
+    };
+    let data = root.0.join("data");
+    let s = TestServer::start(options(&data)).await;
+    let repo = format!("{}/config.git?ref=main", server.url);
+    let wrong = json!({"repo": repo, "username": "ci", "password": "not-the-token"});
+    let r = s.admin(Method::PUT, "/api/v1/gitops", Some(wrong)).await;
+    assert_error(&r, 422, "repo_unreachable", Some("repo"));
+    let said = r.1["error"]["message"].as_str().unwrap();
+    assert!(
+        said.contains("Authentication failed") || said.contains("401"),
+        "{said}"
+    );
+    assert_error(
+        &s.admin(Method::GET, "/api/v1/gitops", None).await,
+        404,
+        "not_found",
+        None,
+    );
+
+    let right = json!({"repo": repo, "username": "ci", "password": password});
+    let r = s.admin(Method::PUT, "/api/v1/gitops", Some(right)).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/runtimes",
+            Some(json!({"name": "edge"})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let body = json!({"name": "ecr-http", "type": "ecr", "auth": {"mode": "ambient"},
+        "runtimes": {"selected": ["edge"]}});
+    assert_eq!(
+        s.admin(Method::POST, "/api/v1/integrations", Some(body))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    commit_lands(&server.bare, "berth: create integration ecr-http").await;
+    wait_synced(&s, "ecr-http").await;
+    for file in files_under(&data) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "{} holds the password",
+            file.display()
+        );
+    }
+    s.stop().await;
+}
