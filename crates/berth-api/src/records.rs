@@ -108,6 +108,13 @@ pub struct RuntimeCertificate {
     pub sealing_cert: String,
 }
 
+/// `PUT /api/v1/runtimes/{name}/namespace`: where its GitOps resources are applied from now on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeNamespace {
+    pub namespace: String,
+}
+
 /// `GET /api/v1/runtimes`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RuntimeList {

@@ -1,8 +1,8 @@
 //! What the repository should hold for an integration: its files for every target, each with a
 //! tag naming what it was made from. A ConfigMap is compared by its bytes; a SealedSecret cannot
 //! be (sealing is randomized, and only the cluster can open it), so it is compared by its tag —
-//! the integration's revision and the certificate's fingerprint — and by the hash of the bytes
-//! Berth last wrote. The tag holds no secret and no hash of one.
+//! the integration's revision, the certificate's fingerprint and the namespace it is sealed
+//! for — and by the hash of the bytes Berth last wrote. The tag holds no secret and no hash of one.
 
 use std::collections::BTreeMap;
 
@@ -130,8 +130,9 @@ pub fn render(
         if let Some(file) = resources::sealed_secret(integration, namespace, &target, key, secrets)?
         {
             files.push(DesiredFile {
+                // The namespace is part of the strict scope the value is sealed under.
                 tag: format!(
-                    "revision {}, sealed for {}",
+                    "revision {}, sealed for {} in {namespace}",
                     integration.meta.version,
                     key.fingerprint()
                 ),

@@ -478,6 +478,34 @@ impl GitOpsSync {
         runtime: Option<&Name>,
         fingerprint: &str,
     ) -> Result<usize, StoreError> {
+        let whom = runtime.map_or("all runtimes".to_owned(), |r| format!("runtime {r}"));
+        self.requeue(runtime, true, |n| {
+            format!("berth: re-seal {n} integrations for {whom} (certificate {fingerprint})")
+        })
+        .await
+    }
+
+    /// Queues every integration of `runtime` (its files move to the new namespace, and their
+    /// SealedSecrets are sealed for it). Returns how many.
+    pub(crate) async fn move_namespace(
+        &self,
+        runtime: &Name,
+        namespace: &str,
+    ) -> Result<usize, StoreError> {
+        self.requeue(Some(runtime), false, |n| {
+            format!("berth: move {n} integrations of runtime {runtime} to namespace {namespace}")
+        })
+        .await
+    }
+
+    /// Queues the integrations shared with `runtime` by selection (or, with `None`, with All
+    /// runtimes), only those holding secrets when `only_secrets`, under one message.
+    async fn requeue(
+        &self,
+        runtime: Option<&Name>,
+        only_secrets: bool,
+        message: impl FnOnce(usize) -> String,
+    ) -> Result<usize, StoreError> {
         let mut names = Vec::new();
         for i in self.all_integrations().await? {
             let hit = match (&i.runtimes, runtime) {
@@ -487,19 +515,14 @@ impl GitOpsSync {
                 }
                 _ => false,
             };
-            if hit && holds_secrets(&i) {
+            if hit && (!only_secrets || holds_secrets(&i)) {
                 names.push((i.name.key(), i.name.to_string()));
             }
         }
         if names.is_empty() {
             return Ok(0);
         }
-        let whom = runtime.map_or("all runtimes".to_owned(), |r| format!("runtime {r}"));
-        let message = format!(
-            "berth: re-seal {} integrations for {whom} (certificate {fingerprint})",
-            names.len()
-        );
-        self.store.queue_sync(&names, &message).await?;
+        self.store.queue_sync(&names, &message(names.len())).await?;
         self.wake.notify_one();
         Ok(names.len())
     }

@@ -473,6 +473,45 @@ async fn story(database: Option<String>) {
     );
     wait_synced(&s, "ecr-prod").await;
 
+    // Another namespace for the runtime: its files are rewritten there, sealed for it.
+    let r = s
+        .admin(
+            Method::PUT,
+            "/api/v1/runtimes/prod-eu/namespace",
+            Some(json!({"namespace": "Bad NS"})),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_field", Some("namespace"));
+    let r = s
+        .admin(
+            Method::PUT,
+            "/api/v1/runtimes/prod-eu/namespace",
+            Some(json!({"namespace": "apps-west"})),
+        )
+        .await;
+    assert_eq!(
+        (r.0, r.1["namespace"].as_str()),
+        (StatusCode::OK, Some("apps-west")),
+        "{}",
+        r.1
+    );
+    commit_lands(
+        &bare,
+        "berth: move 1 integrations of runtime prod-eu to namespace apps-west",
+    )
+    .await;
+    assert!(git(&bare, &["show", &format!("main:{map}")]).contains("namespace: apps-west"));
+    let moved = encrypted(
+        &git(&bare, &["show", &format!("main:{sealed}")]),
+        "awsSecretAccessKey",
+    );
+    let west = "apps-west/ecr-prod-secrets";
+    assert_eq!(
+        oracle(&python, &["open", new_keys.to_str().unwrap(), west, &moved]),
+        keys.secret
+    );
+    wait_synced(&s, "ecr-prod").await;
+
     // Re-scope an integration without secrets: its files move.
     let role = json!({"name": "ecr-role", "type": "ecr", "region": "us-east-1",
         "auth": {"mode": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/ci", "source": "ambient"},

@@ -180,6 +180,13 @@ fn probes() -> Vec<Probe> {
         ),
         p(
             Method::PUT,
+            "/api/v1/runtimes/{}/namespace",
+            Some(r#"{"namespace": "apps"}"#),
+            "their-cluster",
+            "no-cluster",
+        ),
+        p(
+            Method::PUT,
             "/api/v1/runtimes/{}/sealing-cert",
             Some(r#"{"sealing_cert": "not a certificate"}"#),
             "their-cluster",

@@ -556,6 +556,11 @@ pub enum RuntimeCmd {
         #[arg(long)]
         external_secrets: bool,
     },
+    /// Move the runtime's GitOps resources to another namespace (one commit).
+    SetNamespace {
+        name: String,
+        namespace: String,
+    },
     /// Replace the runtime's sealing certificate; its SealedSecrets are re-sealed in one commit.
     SetCert {
         name: String,

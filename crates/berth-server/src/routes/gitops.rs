@@ -127,8 +127,12 @@ pub async fn configure(
         .await?;
     tracing::info!(repo = %saved.repo, actor = %caller.actor(), "GitOps repository configured");
     let old_cert = stored.as_ref().and_then(|s| s.account_cert.as_deref());
-    if stored.as_ref().is_none_or(|s| s.repo != saved.repo) {
-        // A new repository gets every integration already shared with runtimes.
+    if stored
+        .as_ref()
+        .is_none_or(|s| s.repo != saved.repo || s.namespace != saved.namespace)
+    {
+        // A new repository gets every integration already shared with runtimes; a new
+        // namespace rewrites them all.
         state.gitops.reconcile().await?;
     } else if let Some(key) = account_key.filter(|_| old_cert != body.account_cert.as_deref()) {
         state.gitops.reseal(None, key.fingerprint()).await?;

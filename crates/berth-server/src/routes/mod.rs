@@ -105,6 +105,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runtimes::list, runtimes::create))
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(runtimes::set_sealing_cert))
+        .routes(routes!(runtimes::set_namespace))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::remove))
         .routes(routes!(users::list, users::create))

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_api::{NewRuntime, RuntimeCertificate, RuntimeList, RuntimeView};
+use berth_api::{NewRuntime, RuntimeCertificate, RuntimeList, RuntimeNamespace, RuntimeView};
 use berth_core::Name;
 use berth_gitops::seal::SealingKey;
 use berth_store::Runtime;
@@ -97,6 +97,31 @@ pub async fn create(
             .await?;
     }
     Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+/// Moves a runtime's GitOps resources to another namespace (admin): its integrations' files are
+/// rewritten, and their SealedSecrets sealed for the new namespace, in one commit.
+#[utoipa::path(put, path = "/api/v1/runtimes/{name}/namespace", tag = "runtimes",
+    params(("name" = String, Path)),
+    request_body = RuntimeNamespace,
+    responses((status = 200, body = RuntimeView), Refusals))]
+pub async fn set_namespace(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RuntimeNamespace>,
+) -> Result<Json<RuntimeView>, ApiError> {
+    caller.require_admin()?;
+    super::gitops::check_namespace(&body.namespace)?;
+    let updated = state
+        .store
+        .set_runtime_namespace(&name, &body.namespace, &caller.actor())
+        .await?;
+    state
+        .gitops
+        .move_namespace(&updated.name, &body.namespace)
+        .await?;
+    Ok(Json(view(&updated)))
 }
 
 /// Replaces a runtime's sealing certificate (admin); every SealedSecret sealed for it is

@@ -157,6 +157,18 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
             };
             return super::pull_secret::pull_secret(global, args).await;
         }
+        RuntimeCmd::SetNamespace { name, namespace } => {
+            let body = berth_api::RuntimeNamespace { namespace };
+            let path = format!("/api/v1/runtimes/{}/namespace", encode(&name));
+            let v: RuntimeView = api.call(Method::PUT, &path, Some(&body)).await?;
+            output::print(global.output, &v, |v| {
+                let ns = v.namespace.as_deref().unwrap_or("-");
+                println!(
+                    "runtime {}'s resources move to namespace {ns} in one commit",
+                    v.name
+                )
+            });
+        }
         RuntimeCmd::SetCert { name, sealing_cert } => {
             let text = certificate(&sealing_cert).await?;
             let body = berth_api::RuntimeCertificate { sealing_cert: text };
