@@ -527,10 +527,6 @@ impl GitOpsSync {
         Ok(names.len())
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Reads the branch head into the checkout and hands it to `read`.
     pub(crate) async fn at_head<T: Send + 'static>(
         &self,
@@ -542,24 +538,5 @@ impl GitOpsSync {
             Ok(read(checkout))
         })
         .await
-    }
-
-    pub(crate) async fn desired_files(
-        &self,
-        integration: &Integration,
-        placement: &Placement,
-    ) -> Result<Vec<DesiredFile>, String> {
-        self.render(integration, placement).await
-    }
-
-    pub(crate) async fn placement_for(
-        &self,
-        settings: &GitOpsSettings,
-    ) -> Result<Placement, StoreError> {
-        self.placement(settings).await
-    }
-
-    pub(crate) async fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        self.all_integrations().await
     }
 }

@@ -288,22 +288,7 @@ async fn story(database: Option<String>) {
         assert_eq!(r.0, StatusCode::FORBIDDEN, "{method} {path}: {}", r.1);
     }
     // An integration shared before the repository is configured lands when it is.
-    let r = s
-        .admin(
-            Method::POST,
-            "/api/v1/runtimes",
-            Some(json!({"name": "early"})),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let early = json!({"name": "ecr-early", "type": "ecr", "auth": {"mode": "ambient"},
-        "runtimes": {"selected": ["early"]}});
-    assert_eq!(
-        s.admin(Method::POST, "/api/v1/integrations", Some(early))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    s.share_ambient("early", "ecr-early").await;
     let push_password = format!("push-{}", berth_testkit::random_hex(12));
     let r = s
         .admin(
@@ -730,22 +715,7 @@ async fn the_repository_over_smart_http_with_basic_auth() {
     let right = json!({"repo": repo, "username": "ci", "password": password});
     let r = s.admin(Method::PUT, "/api/v1/gitops", Some(right)).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
-    let r = s
-        .admin(
-            Method::POST,
-            "/api/v1/runtimes",
-            Some(json!({"name": "edge"})),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let body = json!({"name": "ecr-http", "type": "ecr", "auth": {"mode": "ambient"},
-        "runtimes": {"selected": ["edge"]}});
-    assert_eq!(
-        s.admin(Method::POST, "/api/v1/integrations", Some(body))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    s.share_ambient("edge", "ecr-http").await;
     commit_lands(&server.bare, "berth: create integration ecr-http").await;
     wait_synced(&s, "ecr-http").await;
     for file in files_under(&data) {

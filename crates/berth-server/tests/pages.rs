@@ -474,22 +474,7 @@ async fn the_gitops_page_configures_the_repository_and_shows_sync() {
         "{html}"
     );
 
-    let r = s
-        .admin(
-            Method::POST,
-            "/api/v1/runtimes",
-            Some(json!({"name": "edge"})),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let body = json!({"name": "ecr-edge", "type": "ecr", "auth": {"mode": "ambient"},
-        "runtimes": {"selected": ["edge"]}});
-    assert_eq!(
-        s.admin(Method::POST, "/api/v1/integrations", Some(body))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    s.share_ambient("edge", "ecr-edge").await;
     let mut html = String::new();
     for _ in 0..100 {
         html = v.get("/gitops").await.2;

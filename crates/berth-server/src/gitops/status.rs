@@ -53,7 +53,7 @@ pub(crate) async fn sync_status(
 }
 
 async fn entries(sync: &GitOpsSync, settings: &GitOpsSettings) -> Result<Vec<Entry>, StoreError> {
-    let store = sync.store();
+    let store = &sync.store;
     let mut records: BTreeMap<String, SyncRecord> = store
         .sync_records()
         .await?
@@ -64,9 +64,9 @@ async fn entries(sync: &GitOpsSync, settings: &GitOpsSettings) -> Result<Vec<Ent
     for f in store.written_files().await? {
         ledger.entry(f.name_key.clone()).or_default().push(f);
     }
-    let placement = sync.placement_for(settings).await?;
+    let placement = sync.placement(settings).await?;
     let mut entries = Vec::new();
-    for integration in sync.integrations().await? {
+    for integration in sync.all_integrations().await? {
         let key = integration.name.key();
         let shared = desired::is_shared(&integration.runtimes);
         if !shared && !ledger.contains_key(&key) && !records.contains_key(&key) {
@@ -74,7 +74,7 @@ async fn entries(sync: &GitOpsSync, settings: &GitOpsSettings) -> Result<Vec<Ent
         }
         entries.push(Entry {
             name: integration.name.to_string(),
-            desired: sync.desired_files(&integration, &placement).await,
+            desired: sync.render(&integration, &placement).await,
             record: records.remove(&key),
             ledger: ledger.remove(&key).unwrap_or_default(),
         });
@@ -201,6 +201,8 @@ pub(crate) async fn sync_diff(
     let entries = entries(sync, settings).await.map_err(|e| e.to_string())?;
     let mut pairs: Vec<(String, Option<DesiredFile>)> = Vec::new();
     let mut unrenderable = String::new();
+    // The entries carry the whole ledger between them: no second read of it.
+    let ledger: Vec<WrittenFile> = entries.iter().flat_map(|e| e.ledger.clone()).collect();
     for e in entries {
         let desired = match e.desired {
             Ok(d) => d,
@@ -215,11 +217,6 @@ pub(crate) async fn sync_diff(
         }
         pairs.extend(desired.into_iter().map(|f| (f.path.clone(), Some(f))));
     }
-    let ledger = sync
-        .store()
-        .written_files()
-        .await
-        .map_err(|e| e.to_string())?;
     sync.at_head(settings, move |checkout| {
         let mut out = unrenderable;
         for (path, want) in pairs {

@@ -129,6 +129,25 @@ impl TestServer {
             .await
     }
 
+    /// Adds runtime `runtime` and an integration `name` (the machine's own identity, no
+    /// secrets) shared with it.
+    pub async fn share_ambient(&self, runtime: &str, name: &str) {
+        let r = self
+            .admin(
+                Method::POST,
+                "/api/v1/runtimes",
+                Some(serde_json::json!({"name": runtime})),
+            )
+            .await;
+        assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+        let body = serde_json::json!({"name": name, "type": "ecr", "auth": {"mode": "ambient"},
+            "runtimes": {"selected": [runtime]}});
+        let r = self
+            .admin(Method::POST, "/api/v1/integrations", Some(body))
+            .await;
+        assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    }
+
     pub async fn raw(
         &self,
         method: Method,

@@ -51,15 +51,12 @@ pub async fn pull_secret(global: &Global, a: PullSecretArgs) -> anyhow::Result<(
             runtime.name
         );
     }
-    let name = a.name.clone().unwrap_or_else(|| {
-        format!(
-            "{}-pull-secret",
-            integration
-                .name
-                .to_ascii_lowercase()
-                .replace(['_', '.'], "-")
-        )
-    });
+    // The same Kubernetes name the integration's GitOps resources carry.
+    let label = berth_gitops::resources::kubernetes_name(&integration.name);
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{label}-pull-secret"));
     if a.external_secrets {
         print!("{}", external_secret(&integration, &name, &a.namespace));
         return Ok(());
@@ -77,12 +74,11 @@ pub async fn pull_secret(global: &Global, a: PullSecretArgs) -> anyhow::Result<(
     // Every scalar double-quoted (JSON strings are YAML): an RFC 3339 time left bare would be
     // read back as a timestamp, not the string an annotation must be.
     let q = |v: &str| serde_json::to_string(v).unwrap_or_default();
-    let label = name.trim_end_matches("-pull-secret");
     print!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    berth.io/integration-name: {}\n  annotations:\n    berth.io/expires-at: {}\n    berth.io/runtime: {}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
         q(&name),
         q(&a.namespace),
-        q(label),
+        q(&label),
         q(&expires),
         q(&runtime.name),
         q(&B64.encode(docker.to_string())),
