@@ -66,8 +66,12 @@ pub struct ConnectionTest {
 /// One step of Test connection.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TestStep {
-    /// `credentials`, `assume_role`, `authorization_token`, `describe_repositories`, ...
+    /// `credentials`, `assume_role`, `authorization_token`, `registry`,
+    /// `describe_repositories`, then `runtime_trust` once per runtime shared with.
     pub step: String,
+    /// What a step that runs once per thing checked (`runtime_trust`: the runtime's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// `ok`, `failed` or `skipped`.
     pub status: String,
     pub detail: String,

@@ -38,7 +38,7 @@ pub use integrations::{
 pub use records::{
     CreatedToken, EnvironmentList, EnvironmentView, Health, MetaView, NewEnvironment, NewProject,
     NewRuntime, NewSubscription, NewToken, ProjectList, ProjectView, ReleasedDependencies,
-    RuntimeCertificate, RuntimeList, RuntimeNamespace, RuntimeView, SubscriptionList,
-    SubscriptionView, TokenList, TokenView,
+    RuntimeCertificate, RuntimeClusterRole, RuntimeList, RuntimeNamespace, RuntimeView,
+    SubscriptionList, SubscriptionView, TokenList, TokenView,
 };
 pub use users::{NewPassword, NewUser, UserList, UserView};

@@ -82,6 +82,10 @@ pub struct NewRuntime {
     /// The namespace its GitOps resources are applied in [default: the repository's].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The IAM role the cluster assumes integration roles as
+    /// (`arn:aws:iam::<account>:role/<name>`); Test connection checks that they trust it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_role_arn: Option<String>,
 }
 
 /// A GitOps cluster that integrations are shared with.
@@ -96,6 +100,8 @@ pub struct RuntimeView {
     pub sealing_cert_fingerprint: Option<String>,
     /// When the sealing certificate expires (RFC 3339).
     pub sealing_cert_expires_at: Option<String>,
+    /// The IAM role the cluster assumes integration roles as.
+    pub cluster_role_arn: Option<String>,
     #[serde(flatten)]
     pub meta: MetaView,
 }
@@ -113,6 +119,14 @@ pub struct RuntimeCertificate {
 #[serde(deny_unknown_fields)]
 pub struct RuntimeNamespace {
     pub namespace: String,
+}
+
+/// `PUT /api/v1/runtimes/{name}/cluster-role`: the IAM role the cluster assumes integration
+/// roles as; `null` forgets it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeClusterRole {
+    pub cluster_role_arn: Option<String>,
 }
 
 /// `GET /api/v1/runtimes`.

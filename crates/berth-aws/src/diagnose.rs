@@ -28,6 +28,8 @@ pub enum Diagnosis {
     NotExportable,
     Registry,
     Throttled,
+    /// A runtime's cluster role is not trusted by the integration's role.
+    TrustMissing,
     Other,
 }
 
@@ -49,6 +51,7 @@ impl Diagnosis {
             Diagnosis::NotExportable => "not_exportable",
             Diagnosis::Registry => "registry",
             Diagnosis::Throttled => "throttled",
+            Diagnosis::TrustMissing => "trust_missing",
             Diagnosis::Other => "other",
         }
     }
@@ -76,6 +79,9 @@ impl StepStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub step: &'static str,
+    /// What the step checked, when it runs once per thing (`runtime_trust`: the runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub status: StepStatus,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +106,7 @@ impl TestReport {
     pub(crate) fn ok(&mut self, step: &'static str, detail: &str, since: Instant) {
         self.push(Step {
             step,
+            subject: None,
             status: StepStatus::Ok,
             detail: detail.into(),
             diagnosis: None,
@@ -111,6 +118,7 @@ impl TestReport {
     pub(crate) fn skip(&mut self, step: &'static str, why: &str) {
         self.push(Step {
             step,
+            subject: None,
             status: StepStatus::Skipped,
             detail: why.into(),
             diagnosis: None,
@@ -122,12 +130,20 @@ impl TestReport {
     pub(crate) fn fail(&mut self, step: &'static str, e: &BrokerError, since: Instant) {
         self.push(Step {
             step,
+            subject: None,
             status: StepStatus::Failed,
             detail: e.message.clone(),
             diagnosis: Some(e.diagnosis),
             hint: Some(e.hint.clone()),
             millis: since.elapsed().as_millis() as u64,
         });
+    }
+
+    /// Names what the last step checked (a step that runs once per runtime).
+    pub(crate) fn about(&mut self, subject: &str) {
+        if let Some(last) = self.steps.last_mut() {
+            last.subject = Some(subject.to_owned());
+        }
     }
 
     /// Marks the steps that did not run because an earlier one failed.
@@ -300,6 +316,13 @@ where
         );
     }
     err
+}
+
+pub(crate) fn iam_error<E>(e: SdkError<E, HttpResponse>) -> BrokerError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    from_sdk(e, Duration::ZERO, "", "the IAM endpoint")
 }
 
 pub(crate) fn session_error<E>(e: SdkError<E, HttpResponse>) -> BrokerError

@@ -1,7 +1,8 @@
 //! The credential broker: turns an ECR integration into registry credentials through the AWS SDK
 //! for Rust (AssumeRole when a role is set, then GetAuthorizationToken), caches them until half
 //! their life has passed, shares one AWS call among concurrent requests, and explains failures in
-//! words a person can act on. It also runs "Test connection".
+//! words a person can act on. It also runs "Test connection", whose last steps read the role's
+//! trust policy (`iam:GetRole`) for each GitOps runtime's cluster role.
 //!
 //! This is the only crate that touches the AWS SDK. It must not know about HTTP routing, SQL or
 //! the CLI: callers hand it the integration and a way to open its secrets.
@@ -12,6 +13,7 @@
 
 mod diagnose;
 mod shared;
+mod trust;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +36,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use diagnose::{Diagnosis, Step, StepStatus, TestReport};
 pub use shared::{SharedCache, SharedFetch};
+pub use trust::RuntimeTrust;
 
 /// Registry credentials for one integration and region.
 #[derive(Clone)]
@@ -741,8 +744,24 @@ impl Broker {
         }
     }
 
-    /// "Test connection": each step in order, ok / failed / skipped, with reasons and hints.
+    /// "Test connection": each step in order, ok / failed / skipped, with reasons and hints, then
+    /// for each runtime the integration is shared with whether its cluster role may assume the
+    /// integration's role.
     pub async fn test_connection(
+        &self,
+        name: &str,
+        ecr: &EcrConfig,
+        secrets: &Secrets,
+        region: Option<&str>,
+        runtimes: &[RuntimeTrust],
+    ) -> TestReport {
+        let mut report = self.connection_steps(name, ecr, secrets, region).await;
+        self.check_trust(ecr, secrets, runtimes, &mut report).await;
+        report
+    }
+
+    /// The steps from the credentials to the registry and the repository listing.
+    async fn connection_steps(
         &self,
         name: &str,
         ecr: &EcrConfig,

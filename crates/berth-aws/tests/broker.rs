@@ -216,6 +216,7 @@ async fn test_connection_names_each_failure() {
             &cfg(&l.url, keys_auth()),
             &secrets(&l.admin.0, &l.admin.1),
             None,
+            &[],
         )
         .await;
     assert!(report.ok, "{report:?}");
@@ -244,6 +245,7 @@ async fn test_connection_names_each_failure() {
             &cfg(&l.url, keys_auth()),
             &secrets(&format!("AKIA{}", random(16)), "x"),
             None,
+            &[],
         )
         .await;
     assert_eq!(failed(&r).diagnosis, Some(Diagnosis::UnknownAccessKey));
@@ -254,6 +256,7 @@ async fn test_connection_names_each_failure() {
             &cfg(&l.url, keys_auth()),
             &secrets(&l.admin.0, "wrong-secret"),
             None,
+            &[],
         )
         .await;
     assert_eq!(failed(&r).diagnosis, Some(Diagnosis::WrongSecret));
@@ -263,6 +266,7 @@ async fn test_connection_names_each_failure() {
             &cfg(&l.url, keys_auth()),
             &secrets(&l.no_token.0, &l.no_token.1),
             None,
+            &[],
         )
         .await;
     let f = failed(&r);
@@ -273,7 +277,7 @@ async fn test_connection_names_each_failure() {
     );
     assert!(f.hint.unwrap().contains("GetAuthorizationToken"));
     let r = broker
-        .test_connection("t", &cfg(&l.url, keys_auth()), &Secrets::new(), None)
+        .test_connection("t", &cfg(&l.url, keys_auth()), &Secrets::new(), None, &[])
         .await;
     assert_eq!(failed(&r).diagnosis, Some(Diagnosis::MissingSecret));
 
@@ -291,6 +295,7 @@ async fn test_connection_names_each_failure() {
             &cfg(&closed, keys_auth()),
             &secrets(&l.admin.0, &l.admin.1),
             None,
+            &[],
         )
         .await;
     let f = failed(&r);
@@ -311,7 +316,7 @@ async fn clock_skew_is_named_as_such() {
     let l = local_with_clock_offset(3600).await;
     let IntegrationConfig::Ecr(ecr) = integration(&l.url, keys_auth(), 1).config;
     let r = Broker::new()
-        .test_connection("t", &ecr, &secrets(&l.admin.0, &l.admin.1), None)
+        .test_connection("t", &ecr, &secrets(&l.admin.0, &l.admin.1), None, &[])
         .await;
     let failed = r
         .steps
@@ -346,6 +351,7 @@ async fn an_endpoint_that_never_answers_times_out_within_bounds() {
             &ecr,
             &secrets(&format!("AKIA{}", random(16)), "s"),
             None,
+            &[],
         )
         .await;
     let f = r
@@ -360,4 +366,148 @@ async fn an_endpoint_that_never_answers_times_out_within_bounds() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The seed's prerequisite: each runtime's cluster role must be trusted by the integration's
+/// role. The local ECR answers `iam:GetRole` with the trust it enforces on AssumeRole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_checks_each_runtimes_trust() {
+    let admin = random_keys("ADMN");
+    let blind = random_keys("BLND");
+    let trusted = "arn:aws:iam::111122223333:role/eksctl-prod-ServiceRole";
+    let iam = IamToml::new("123456789012")
+        .user(
+            "admin",
+            &admin.id,
+            &admin.secret,
+            &["ecr:*", "sts:AssumeRole", "iam:GetRole"],
+        )
+        .user(
+            "blind",
+            &blind.id,
+            &blind.secret,
+            &["ecr:*", "sts:AssumeRole"],
+        )
+        .role(
+            "pusher",
+            &[
+                "arn:aws:iam::123456789012:user/admin",
+                "arn:aws:iam::123456789012:user/blind",
+                trusted,
+            ],
+            Some("ext-1"),
+            &["ecr:*"],
+        )
+        .build();
+    let ecr = LocalEcrFixture::with_iam("aws-trust", &iam, |_| {}).await;
+    let broker = Broker::new();
+    let role_arn = "arn:aws:iam::123456789012:role/pusher";
+    let IntegrationConfig::Ecr(ecr_config) = integration(
+        &ecr.url,
+        AwsAuth::AssumeRole {
+            role_arn: role_arn.into(),
+            external_id: Some("ext-1".into()),
+            session_name: None,
+            source: RoleSource::AccessKeys {
+                access_key_hint: "XXXX".into(),
+            },
+        },
+        1,
+    )
+    .config;
+    let runtime = |name: &str, arn: Option<&str>| berth_aws::RuntimeTrust {
+        runtime: name.into(),
+        cluster_role_arn: arn.map(str::to_owned),
+    };
+    let untrusted = "arn:aws:iam::111122223333:role/eksctl-dev-ServiceRole";
+    let runtimes = [
+        runtime("prod", Some(trusted)),
+        runtime("dev", Some(untrusted)),
+        runtime("edge", None),
+    ];
+    let report = broker
+        .test_connection(
+            "t",
+            &ecr_config,
+            &secrets(&admin.id, &admin.secret),
+            None,
+            &runtimes,
+        )
+        .await;
+    let trust: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.step == "runtime_trust")
+        .collect();
+    let seen: Vec<_> = trust
+        .iter()
+        .map(|s| (s.subject.as_deref(), s.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("prod"), StepStatus::Ok),
+            (Some("dev"), StepStatus::Failed),
+            (Some("edge"), StepStatus::Skipped),
+        ],
+        "{report:#?}"
+    );
+    assert!(!report.ok, "a missing trust fails the test");
+    assert!(
+        trust[0].detail.contains("StringEquals sts:ExternalId")
+            && !trust[0].detail.contains("ext-1"),
+        "conditions are named, their values are not shown: {}",
+        trust[0].detail
+    );
+    assert_eq!(trust[1].diagnosis, Some(Diagnosis::TrustMissing));
+    assert!(trust[1].detail.contains("runtime dev") && trust[1].detail.contains(untrusted));
+    let hint = trust[1].hint.as_deref().unwrap();
+    let statement: serde_json::Value = serde_json::from_str(hint.split_once(": ").unwrap().1)
+        .expect("the hint's statement is JSON");
+    assert_eq!(statement["Principal"]["AWS"], untrusted);
+    assert_eq!(statement["Action"], "sts:AssumeRole");
+    assert!(trust[2].detail.contains("set-cluster-role edge"));
+
+    // An identity that may assume the role but not read it: one failed step saying so.
+    let report = broker
+        .test_connection(
+            "t",
+            &ecr_config,
+            &secrets(&blind.id, &blind.secret),
+            None,
+            &runtimes,
+        )
+        .await;
+    let trust: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.step == "runtime_trust")
+        .collect();
+    assert_eq!(trust.len(), 1, "{report:#?}");
+    assert_eq!(trust[0].status, StepStatus::Failed);
+    assert_eq!(
+        trust[0].diagnosis,
+        Some(Diagnosis::AccessDenied),
+        "{:?}",
+        trust[0]
+    );
+    assert!(trust[0].hint.as_deref().unwrap().contains("iam:GetRole"));
+
+    // Access keys have no role for a cluster to assume.
+    let IntegrationConfig::Ecr(keys_config) = integration(&ecr.url, keys_auth(), 2).config;
+    let report = broker
+        .test_connection(
+            "t",
+            &keys_config,
+            &secrets(&admin.id, &admin.secret),
+            None,
+            &runtimes,
+        )
+        .await;
+    let last = report.steps.last().unwrap();
+    assert_eq!(
+        (last.step, last.status),
+        ("runtime_trust", StepStatus::Skipped)
+    );
+    assert!(report.ok, "{report:#?}");
 }

@@ -115,7 +115,9 @@ async fn tokens_roles_and_test_connection_against_moto() {
     assert_eq!(c.username, "AWS");
 
     let IntegrationConfig::Ecr(ecr) = &keys.config;
-    let report = broker.test_connection("moto", ecr, &secrets(), None).await;
+    let report = broker
+        .test_connection("moto", ecr, &secrets(), None, &[])
+        .await;
     let status = |step: &str| report.steps.iter().find(|s| s.step == step).unwrap().status;
     assert_eq!(status("credentials"), StepStatus::Ok);
     assert_eq!(status("authorization_token"), StepStatus::Ok);

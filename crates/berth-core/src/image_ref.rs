@@ -93,6 +93,31 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
+/// Undoes [`percent_encode`] (and any other `%XX` escape); a malformed escape stays as it is.
+pub fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl ImageRef {
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
         let s = input.trim();
@@ -165,6 +190,14 @@ impl fmt::Display for ImageRef {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percent_decoding_undoes_encoding_and_keeps_malformed_escapes() {
+        let text = "{\"AWS\": \"arn:aws:iam::1:role/a b\"} ü%";
+        assert_eq!(super::percent_decode(&super::percent_encode(text)), text);
+        assert_eq!(super::percent_decode("%4"), "%4");
+        assert_eq!(super::percent_decode("%+1x%zz%41"), "%+1x%zzA");
+    }
+
     use super::*;
 
     #[test]

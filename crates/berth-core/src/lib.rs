@@ -1,5 +1,6 @@
 //! Berth's domain: integrations, subscriptions, projects, runtimes and the rules that make them
-//! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs), and
+//! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs, whether a
+//! role's trust policy lets a cluster's role assume it), and
 //! Shippable resolution (`resolution`): which hub entries of a build apply and what they record.
 //!
 //! This crate owns the vocabulary every other crate speaks. It must not touch I/O: no HTTP, no
@@ -20,11 +21,13 @@ pub mod resolution;
 pub mod shippable;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trust;
 mod validate;
 
 pub use error::{DomainError, FieldError};
 pub use image_ref::{
-    ImageRef, RefError, percent_encode, validate_digest, validate_repository, validate_tag,
+    ImageRef, RefError, percent_decode, percent_encode, validate_digest, validate_repository,
+    validate_tag,
 };
 pub use integration::{
     AUTH_MODES, AccessKeysInput, AuthInput, AwsAuth, EcrConfig, Integration, IntegrationConfig,

@@ -1,5 +1,6 @@
 //! `POST /`: the AWS control planes. A request with `X-Amz-Target` is ECR (JSON 1.1), a form
-//! body is STS (query protocol). Both are authenticated with SigV4 before anything else runs.
+//! body is STS or, when its signature is scoped to `iam`, IAM (query protocol). All are
+//! authenticated with SigV4 before anything else runs.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::error::AwsError;
 use crate::iam::Identity;
 use crate::sigv4;
 use crate::storage::{SessionHolder, now_epoch};
-use crate::{State, ecr_api, sts};
+use crate::{State, ecr_api, iam_api, sts};
 
 /// The largest body each operation can legitimately carry. UploadLayerPart's 20 MiB parts travel
 /// base64 in JSON (4/3 larger); a manifest is at most 4 MiB, JSON-escaped in PutImage.
@@ -20,7 +21,7 @@ fn body_limit(dialect: Dialect, target: &str) -> usize {
     const MIB: usize = 1024 * 1024;
     match dialect {
         // AssumeRoleWithWebIdentity's token is at most 20,000 characters; policies are small.
-        Dialect::Sts => 64 * 1024,
+        Dialect::Sts | Dialect::Iam => 64 * 1024,
         Dialect::Ecr => match target.trim_start_matches(ECR_TARGET_PREFIX) {
             "UploadLayerPart" => 28 * MIB,
             "PutImage" => 10 * MIB,
@@ -41,37 +42,39 @@ const MAX_SKEW_SECONDS: i64 = 15 * 60;
 pub enum Dialect {
     Ecr,
     Sts,
+    Iam,
 }
 
 impl Dialect {
     fn unknown_key(self) -> &'static str {
         match self {
             Dialect::Ecr => "UnrecognizedClientException",
-            Dialect::Sts => "InvalidClientTokenId",
+            Dialect::Sts | Dialect::Iam => "InvalidClientTokenId",
         }
     }
     fn bad_signature(self) -> &'static str {
         match self {
             Dialect::Ecr => "InvalidSignatureException",
-            Dialect::Sts => "SignatureDoesNotMatch",
+            Dialect::Sts | Dialect::Iam => "SignatureDoesNotMatch",
         }
     }
     fn missing(self) -> &'static str {
         match self {
             Dialect::Ecr => "MissingAuthenticationTokenException",
-            Dialect::Sts => "MissingAuthenticationToken",
+            Dialect::Sts | Dialect::Iam => "MissingAuthenticationToken",
         }
     }
     fn expired_token(self) -> &'static str {
         match self {
             Dialect::Ecr => "ExpiredTokenException",
-            Dialect::Sts => "ExpiredToken",
+            Dialect::Sts | Dialect::Iam => "ExpiredToken",
         }
     }
     pub fn render(self, e: AwsError) -> Response {
         match self {
             Dialect::Ecr => e.json(),
             Dialect::Sts => e.xml(),
+            Dialect::Iam => e.xml_in(iam_api::NS),
         }
     }
 }
@@ -149,6 +152,7 @@ fn check_scope(dialect: Dialect, auth: &sigv4::Authorization) -> Result<(), AwsE
     let service = match dialect {
         Dialect::Ecr => "ecr",
         Dialect::Sts => "sts",
+        Dialect::Iam => "iam",
     };
     let refuse = |message: String| {
         AwsError::new(dialect.bad_signature(), message).status(axum::http::StatusCode::FORBIDDEN)
@@ -387,6 +391,7 @@ pub async fn handle(
         .map(str::to_owned);
     let dialect = match target {
         Some(_) => Dialect::Ecr,
+        None if signed_for_iam(&headers) => Dialect::Iam,
         None => Dialect::Sts,
     };
     let target = target.unwrap_or_default();
@@ -427,5 +432,15 @@ async fn serve(
             ecr_api::handle(state, &caller, target, &body).await
         }
         Dialect::Sts => sts::handle(state, &caller, &body).await,
+        Dialect::Iam => iam_api::handle(state, &caller, &body).await,
     })
+}
+
+/// IAM and STS share the query protocol; only the signature's scope tells them apart.
+fn signed_for_iam(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sigv4::parse_authorization(v).ok())
+        .is_some_and(|auth| auth.service == "iam")
 }

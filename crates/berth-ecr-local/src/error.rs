@@ -50,8 +50,13 @@ impl AwsError {
 
     /// STS's query-protocol XML rendering.
     pub fn xml(self) -> Response {
+        self.xml_in("https://sts.amazonaws.com/doc/2011-06-15/")
+    }
+
+    /// The query-protocol XML rendering in a service's namespace (STS, IAM).
+    pub fn xml_in(self, namespace: &str) -> Response {
         let body = format!(
-            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            "<ErrorResponse xmlns=\"{namespace}\"><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
             if self.status.is_server_error() {
                 "Receiver"
             } else {

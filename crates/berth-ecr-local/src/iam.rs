@@ -98,7 +98,8 @@ pub struct Identity {
 }
 
 impl IamConfig {
-    /// A demo user allowed everything in ECR and to assume the demo role, and that role.
+    /// A demo user allowed everything in ECR, to assume the demo role and to read roles' trust
+    /// policies, and that role.
     pub fn demo(account_id: &str) -> IamConfig {
         IamConfig {
             account_id: account_id.to_owned(),
@@ -107,7 +108,11 @@ impl IamConfig {
                 access_key_id: ids::access_key_id("AKIA"),
                 secret_access_key: ids::secret_access_key(),
                 policy: Policy {
-                    actions: vec!["ecr:*".into(), "sts:AssumeRole".into()],
+                    actions: vec![
+                        "ecr:*".into(),
+                        "sts:AssumeRole".into(),
+                        "iam:GetRole".into(),
+                    ],
                     repositories: vec![],
                 },
             }],
@@ -215,6 +220,18 @@ impl IamConfig {
 /// Writes a file atomically, readable by the owner only.
 pub fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
     berth_files::write_atomically(path, bytes.as_ref(), berth_files::Access::Private)
+}
+
+/// When `iam.toml` in `dir` was last modified, RFC 3339 (now when that cannot be read).
+pub(crate) fn written_at(dir: &Path) -> String {
+    let modified = std::fs::metadata(dir.join("iam.toml"))
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| std::time::SystemTime::now());
+    time::OffsetDateTime::from(modified)
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::from(modified))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod control;
 mod ecr_api;
 mod error;
 pub mod iam;
+mod iam_api;
 mod ids;
 mod layer_store;
 pub mod oci;
@@ -119,6 +120,8 @@ pub enum StartError {
 pub(crate) struct State {
     pub storage: storage::Storage,
     pub iam: IamConfig,
+    /// When `iam.toml` was last written (RFC 3339): the `CreateDate` GetRole reports.
+    pub iam_loaded_at: String,
     pub keys: token::Keys,
     pub public_url: String,
     /// Base URL of the layer bucket; `None` serves blobs in line.
@@ -200,6 +203,7 @@ impl LocalEcr {
         let (iam, seeded) =
             IamConfig::load_or_seed(dir, &options.account_id, &options.default_region)
                 .map_err(io(dir))?;
+        let iam_loaded_at = iam::written_at(dir);
         let keys = token::Keys::new(server_key(dir).map_err(io(dir))?);
         let storage = storage::Storage::open(dir, options.upload_limits).await?;
         for name in ["registry.db", "registry.db-wal", "registry.db-shm"] {
@@ -226,6 +230,7 @@ impl LocalEcr {
         let state = Arc::new(State {
             storage,
             iam,
+            iam_loaded_at,
             keys,
             public_url: public_url.trim_end_matches('/').to_owned(),
             layer_url: layer_url.clone(),

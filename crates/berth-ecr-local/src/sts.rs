@@ -11,7 +11,7 @@ use crate::{State, ids};
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form(body: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(body);
     text.split('&')
         .filter(|p| !p.is_empty())

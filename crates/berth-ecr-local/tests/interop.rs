@@ -193,6 +193,23 @@ async fn aws_cli_speaks_to_it_unchanged() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
+    let role = ok_json(&aws(
+        &bin,
+        &e,
+        "admin",
+        &["iam", "get-role", "--role-name", "pusher"],
+    ));
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::123456789012:user/admin"
+    );
+    let denied = aws(
+        &bin,
+        &e,
+        "reader",
+        &["iam", "get-role", "--role-name", "pusher"],
+    );
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"));
     let wrong = aws(&bin, &e, "wrong", &["sts", "get-caller-identity"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("SignatureDoesNotMatch"));
 }
@@ -216,6 +233,14 @@ out["describe"] = [r["repositoryName"] for r in ecr.describe_repositories()["rep
 out["token"] = ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
 out["images"] = ecr.list_images(repositoryName="team/boto")["imageIds"]
 out["arn"] = sts.get_caller_identity()["Arn"]
+iam = s.client("iam", endpoint_url=url)
+role = iam.get_role(RoleName="pusher")["Role"]
+out["role"] = {"arn": role["Arn"], "id": role["RoleId"], "trust": role["AssumeRolePolicyDocument"]}
+for name, client in [("no_role", iam), ("iam_denied", session(os.environ["RK"], os.environ["RS"]).client("iam", endpoint_url=url))]:
+    try:
+        client.get_role(RoleName="absent" if name == "no_role" else "pusher")
+    except ClientError as e:
+        out[name] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
 try:
     ecr.batch_get_image(repositoryName="team/none", imageIds=[{"imageTag": "x"}])
 except ClientError as e:
@@ -232,6 +257,8 @@ print(json.dumps(out))
         .env("ECR_URL", &e.url)
         .env("K", &e.admin.id)
         .env("S", &e.admin.secret)
+        .env("RK", &e.reader.id)
+        .env("RS", &e.reader.secret)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
@@ -244,6 +271,20 @@ print(json.dumps(out))
     assert_eq!(v["arn"], "arn:aws:iam::123456789012:user/admin");
     assert_eq!(v["missing"], "RepositoryNotFoundException");
     assert_eq!(v["wrong"], "InvalidSignatureException");
+    // botocore decodes IAM's URL-encoded policy documents: this checks the encoding too.
+    assert_eq!(v["role"]["arn"], "arn:aws:iam::123456789012:role/pusher");
+    assert!(v["role"]["id"].as_str().unwrap().starts_with("AROA"));
+    assert_eq!(
+        v["role"]["trust"],
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:user/admin"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}
+        }]})
+    );
+    assert_eq!(v["no_role"], serde_json::json!(["NoSuchEntity", 404]));
+    assert_eq!(v["iam_denied"], serde_json::json!(["AccessDenied", 403]));
 }
 
 fn manifest_digest(layout: &Path) -> String {

@@ -328,3 +328,143 @@ async fn upstream_failures_reach_callers_as_diagnoses_not_dumps() {
     }
     s.stop().await;
 }
+
+/// Test connection of a role shared with runtimes names each runtime whose cluster role the
+/// role's trust policy does not allow, with the statement to add; a bad cluster role ARN is
+/// refused naming the field, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_names_the_runtime_whose_trust_is_missing() {
+    let dir = TempDir::new("trust");
+    let admin = berth_testkit::random_keys("ADMN");
+    let prod_role = "arn:aws:iam::111122223333:role/eksctl-prod-ServiceRole";
+    let dev_role = "arn:aws:iam::111122223333:role/eksctl-dev-ServiceRole";
+    let iam = berth_testkit::IamToml::new("123456789012")
+        .user(
+            "admin",
+            &admin.id,
+            &admin.secret,
+            &["ecr:*", "sts:AssumeRole", "iam:GetRole"],
+        )
+        .role(
+            "pusher",
+            &["arn:aws:iam::123456789012:user/admin", prod_role],
+            None,
+            &["ecr:*"],
+        )
+        .build();
+    let ecr = LocalEcrFixture::with_iam("server-trust", &iam, |_| {}).await;
+    let s = TestServer::start(options(&dir.0)).await;
+
+    let bad = s
+        .admin(
+            Method::POST,
+            "/api/v1/runtimes",
+            Some(json!({"name": "prod", "cluster_role_arn": "arn:aws:iam::1111:role/x"})),
+        )
+        .await;
+    assert_error(&bad, 400, "invalid_field", Some("cluster_role_arn"));
+    let absent = s.admin(Method::GET, "/api/v1/runtimes/prod", None).await;
+    assert_error(&absent, 404, "not_found", None);
+
+    let (status, prod) = s
+        .admin(
+            Method::POST,
+            "/api/v1/runtimes",
+            Some(json!({"name": "prod", "cluster_role_arn": prod_role})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{prod}");
+    assert_eq!(prod["cluster_role_arn"], prod_role);
+    s.admin(
+        Method::POST,
+        "/api/v1/runtimes",
+        Some(json!({"name": "dev"})),
+    )
+    .await;
+    let set = |arn: serde_json::Value| {
+        s.admin(
+            Method::PUT,
+            "/api/v1/runtimes/dev/cluster-role",
+            Some(json!({"cluster_role_arn": arn})),
+        )
+    };
+    assert_error(
+        &set(json!("not-an-arn")).await,
+        400,
+        "invalid_field",
+        Some("cluster_role_arn"),
+    );
+    let (status, dev) = set(json!(dev_role)).await;
+    assert_eq!(
+        (status, &dev["cluster_role_arn"]),
+        (StatusCode::OK, &json!(dev_role))
+    );
+
+    let integration = json!({"name": "pusher", "type": "ecr", "endpoint": ecr.url,
+        "auth": {"mode": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/pusher",
+                 "source": {"access_key_id": admin.id, "secret_access_key": admin.secret}},
+        "runtimes": {"selected": ["prod", "dev"]}});
+    let trust_steps = |report: &serde_json::Value| -> Vec<(String, String)> {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["step"] == "runtime_trust")
+            .map(|st| {
+                (
+                    st["subject"].as_str().unwrap_or_default().to_owned(),
+                    st["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (_, draft) = s
+        .admin(
+            Method::POST,
+            "/api/v1/connection-tests",
+            Some(integration.clone()),
+        )
+        .await;
+    assert_eq!(
+        trust_steps(&draft),
+        [
+            ("dev".into(), "failed".into()),
+            ("prod".into(), "ok".into())
+        ],
+        "{draft}"
+    );
+    let r = s
+        .admin(Method::POST, "/api/v1/integrations", Some(integration))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let (_, report) = s
+        .admin(Method::POST, "/api/v1/integrations/pusher/test", None)
+        .await;
+    assert_eq!(report["ok"], false, "{report}");
+    let dev_step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["subject"] == "dev")
+        .unwrap();
+    assert_eq!(dev_step["diagnosis"], "trust_missing");
+    assert!(
+        dev_step["hint"].as_str().unwrap().contains(dev_role),
+        "{dev_step}"
+    );
+    // Forgetting dev's cluster role leaves nothing to check there, and the test passes.
+    let (status, _) = set(json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, report) = s
+        .admin(Method::POST, "/api/v1/integrations/pusher/test", None)
+        .await;
+    assert_eq!(
+        trust_steps(&report),
+        [
+            ("dev".into(), "skipped".into()),
+            ("prod".into(), "ok".into())
+        ]
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    s.stop().await;
+}

@@ -712,12 +712,33 @@ async fn the_repository_over_smart_http_with_basic_auth() {
         None,
     );
 
+    // Every git process the probe, clone, fetches and pushes start is watched.
+    let watch = berth_testkit::ProcessWatch::start(&password);
     let right = json!({"repo": repo, "username": "ci", "password": password});
     let r = s.admin(Method::PUT, "/api/v1/gitops", Some(right)).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     s.share_ambient("edge", "ecr-http").await;
     commit_lands(&server.bare, "berth: create integration ecr-http").await;
     wait_synced(&s, "ecr-http").await;
+    let r = s
+        .admin(
+            Method::PATCH,
+            "/api/v1/integrations/ecr-http",
+            Some(json!({"region": "eu-west-1"})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    commit_lands(&server.bare, "berth: update integration ecr-http").await;
+    let scan = watch.finish();
+    assert!(
+        scan.commands
+            .iter()
+            .any(|c| ["push", "fetch", "remote-http"].iter().any(|op| c.contains(op))),
+        "the watch saw git talk to the remote ({} passes): {:?}",
+        scan.passes,
+        scan.commands
+    );
+    assert_eq!(scan.hits, Vec::<String>::new(), "the password is in the process list");
     for file in files_under(&data) {
         let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(

@@ -187,6 +187,13 @@ fn probes() -> Vec<Probe> {
         ),
         p(
             Method::PUT,
+            "/api/v1/runtimes/{}/cluster-role",
+            Some(r#"{"cluster_role_arn": "arn:aws:iam::111122223333:role/cluster"}"#),
+            "their-cluster",
+            "no-cluster",
+        ),
+        p(
+            Method::PUT,
             "/api/v1/runtimes/{}/sealing-cert",
             Some(r#"{"sealing_cert": "not a certificate"}"#),
             "their-cluster",

@@ -158,6 +158,14 @@ pub trait GitOpsStore: Send + Sync {
         sealing_cert: &str,
         actor: &str,
     ) -> Result<crate::Runtime, StoreError>;
+    /// Records (or, with `None`, forgets) the IAM role a runtime's cluster assumes roles as (an
+    /// IAM role ARN, checked by the caller).
+    async fn set_runtime_cluster_role(
+        &self,
+        name: &str,
+        role_arn: Option<&str>,
+        actor: &str,
+    ) -> Result<crate::Runtime, StoreError>;
 }
 
 pub(crate) fn read_sync(row: &impl crate::rows::Columns) -> Result<SyncRecord, StoreError> {
@@ -195,7 +203,7 @@ macro_rules! gitops_store {
                 store: &$store,
                 column: &'static str,
                 name: &str,
-                value: &str,
+                value: Option<&str>,
                 actor: &str,
             ) -> Result<$crate::Runtime, StoreError> {
                 let sql = format!(
@@ -437,7 +445,7 @@ macro_rules! gitops_store {
                     namespace: &str,
                     actor: &str,
                 ) -> Result<$crate::Runtime, StoreError> {
-                    set_runtime_column(self, "namespace", name, namespace, actor).await
+                    set_runtime_column(self, "namespace", name, Some(namespace), actor).await
                 }
 
                 async fn set_runtime_sealing_cert(
@@ -446,7 +454,16 @@ macro_rules! gitops_store {
                     sealing_cert: &str,
                     actor: &str,
                 ) -> Result<$crate::Runtime, StoreError> {
-                    set_runtime_column(self, "sealing_cert", name, sealing_cert, actor).await
+                    set_runtime_column(self, "sealing_cert", name, Some(sealing_cert), actor).await
+                }
+
+                async fn set_runtime_cluster_role(
+                    &self,
+                    name: &str,
+                    role_arn: Option<&str>,
+                    actor: &str,
+                ) -> Result<$crate::Runtime, StoreError> {
+                    set_runtime_column(self, "cluster_role_arn", name, role_arn, actor).await
                 }
 
                 async fn written_files(&self) -> Result<Vec<WrittenFile>, StoreError> {

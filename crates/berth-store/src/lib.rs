@@ -109,6 +109,8 @@ pub struct Runtime {
     pub sealing_cert: Option<String>,
     /// Where its GitOps resources are applied; `None` uses the repository's namespace.
     pub namespace: Option<String>,
+    /// The IAM role its cluster assumes integration roles as.
+    pub cluster_role_arn: Option<String>,
     pub meta: Meta,
 }
 

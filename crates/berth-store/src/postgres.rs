@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "gitops",
         sql: include_str!("../migrations/postgres/0006_gitops.sql"),
     },
+    Migration {
+        version: 7,
+        name: "runtime_cluster_role",
+        sql: include_str!("../migrations/postgres/0007_runtime_cluster_role.sql"),
+    },
 ];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.

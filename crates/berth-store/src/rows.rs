@@ -116,6 +116,7 @@ pub(crate) fn read_runtime(row: &impl Columns) -> Result<Runtime, StoreError> {
         name: stored_name(&row.text("name")?)?,
         sealing_cert: row.maybe_text("sealing_cert")?,
         namespace: row.maybe_text("namespace")?,
+        cluster_role_arn: row.maybe_text("cluster_role_arn")?,
         meta: read_meta(row)?,
     })
 }

@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "gitops",
         sql: include_str!("../migrations/sqlite/0006_gitops.sql"),
     },
+    Migration {
+        version: 7,
+        name: "runtime_cluster_role",
+        sql: include_str!("../migrations/sqlite/0007_runtime_cluster_role.sql"),
+    },
 ];
 
 pub struct SqliteStore {

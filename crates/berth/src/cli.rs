@@ -492,6 +492,14 @@ pub enum IntegrationCmd {
         #[command(flatten)]
         fields: IntegrationFields,
     },
+    /// Test connection: each step from the credentials to the registry, then whether each
+    /// runtime's cluster role is trusted by the integration's role. Exits 1 when a step fails.
+    Test {
+        name: String,
+        /// Test another region than the integration's own.
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Delete an integration (refused, with the list, while anything depends on it).
     Delete { name: String },
     /// What uses an integration: projects, environments, subscription images, pipeline
@@ -541,6 +549,10 @@ pub enum RuntimeCmd {
         /// Namespace its GitOps resources are applied in [default: the repository's].
         #[arg(long)]
         namespace: Option<String>,
+        /// The IAM role the cluster assumes integration roles as; Test connection checks that
+        /// the roles shared with the runtime trust it.
+        #[arg(long, value_name = "ARN")]
+        cluster_role: Option<String>,
     },
     /// Print an image pull secret for a cluster: fresh credentials as a dockerconfigjson Secret
     /// (apply it, do not commit it), or `--external-secrets` for an ExternalSecret that lets the
@@ -560,6 +572,19 @@ pub enum RuntimeCmd {
     SetNamespace {
         name: String,
         namespace: String,
+    },
+    /// Record the IAM role the runtime's cluster assumes integration roles as (Test connection
+    /// checks their trust policies allow it), or forget it with `--clear`.
+    SetClusterRole {
+        name: String,
+        #[arg(
+            value_name = "ARN",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
+        arn: Option<String>,
+        #[arg(long)]
+        clear: bool,
     },
     /// Replace the runtime's sealing certificate; its SealedSecrets are re-sealed in one commit.
     SetCert {

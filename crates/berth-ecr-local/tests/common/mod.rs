@@ -74,7 +74,7 @@ pub async fn start_configured(
             "admin",
             &admin.id,
             &admin.secret,
-            &["ecr:*", "sts:AssumeRole"],
+            &["ecr:*", "sts:AssumeRole", "iam:GetRole"],
         )
         .user_in(
             "reader",

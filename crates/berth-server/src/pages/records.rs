@@ -256,7 +256,13 @@ async fn runtimes_page(
     let mut p = page(&signed, "runtimes", "Runtimes", q.get("error").cloned());
     p.intro = "A runtime is a GitOps cluster; integrations shared with All runtimes or with it are available there.";
     p.empty = "No runtime yet.";
-    p.columns = vec!["Name", "Sealing certificate", "Expires", "Created at"];
+    p.columns = vec![
+        "Name",
+        "Sealing certificate",
+        "Expires",
+        "Cluster role",
+        "Created at",
+    ];
     p.rows = list
         .items
         .into_iter()
@@ -266,7 +272,8 @@ async fn runtimes_page(
                 .sealing_cert_fingerprint
                 .unwrap_or_else(|| "not set".into());
             let expires = r.sealing_cert_expires_at.unwrap_or_default();
-            row(vec![r.name, cert, expires, r.meta.created_at], delete)
+            let role = r.cluster_role_arn.unwrap_or_else(|| "not set".into());
+            row(vec![r.name, cert, expires, role, r.meta.created_at], delete)
         })
         .collect();
     let mut cert = Input::text("sealing_cert", "Sealing certificate (PEM, optional)");
@@ -275,7 +282,11 @@ async fn runtimes_page(
         heading: "Add runtime",
         action: "/runtimes",
         button: "Add runtime",
-        inputs: vec![Input::text("name", "Name"), cert],
+        inputs: vec![
+            Input::text("name", "Name"),
+            Input::text("cluster_role_arn", "Cluster IAM role ARN (optional)"),
+            cert,
+        ],
     });
     Ok(html(StatusCode::OK, &p))
 }
@@ -284,11 +295,13 @@ async fn add_runtime(
     State(state): State<AppState>,
     form: SignedForm,
 ) -> Result<Response, PageError> {
-    let cert = form.fields.get("sealing_cert").trim();
+    let optional =
+        |field: &str| Some(form.fields.get(field).trim().to_owned()).filter(|v| !v.is_empty());
     let body = NewRuntime {
         name: form.fields.get("name").to_owned(),
-        sealing_cert: Some(cert.to_owned()).filter(|c| !c.is_empty()),
+        sealing_cert: optional("sealing_cert"),
         namespace: None,
+        cluster_role_arn: optional("cluster_role_arn"),
     };
     let result = runtimes::create(State(state), form.signed.caller, ApiJson(body)).await;
     back("runtimes", result.map(|_| ()))

@@ -12,7 +12,10 @@ use berth_api::{
     ConnectionTest, HostRequest, RegionOptions, RegistryCredentials, RepositoryEnsured,
     RepositoryRequest, TestStep,
 };
-use berth_core::{Integration, IntegrationConfig, IntegrationDraft, IntegrationInput};
+use berth_aws::RuntimeTrust;
+use berth_core::{
+    Integration, IntegrationConfig, IntegrationDraft, IntegrationInput, RuntimeScope,
+};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
@@ -266,9 +269,10 @@ pub(crate) async fn test_saved(
     let integration = state.store.get_integration(name).await?;
     let secrets = state.store.open_secrets(&integration.id).await?;
     let IntegrationConfig::Ecr(ecr) = &integration.config;
+    let runtimes = runtime_trusts(state, &integration.runtimes).await?;
     let report = state
         .broker
-        .test_connection(integration.name.as_str(), ecr, &secrets, region)
+        .test_connection(integration.name.as_str(), ecr, &secrets, region, &runtimes)
         .await;
     let view = report_view(&report);
     state
@@ -276,6 +280,25 @@ pub(crate) async fn test_saved(
         .record_connection_test(&integration.id, view.ok, &summary(&view), &caller.actor())
         .await?;
     Ok(view)
+}
+
+/// The runtimes an integration is shared with and their cluster roles, for its trust steps.
+async fn runtime_trusts(
+    state: &AppState,
+    scope: &RuntimeScope,
+) -> Result<Vec<RuntimeTrust>, ApiError> {
+    let runtimes = state.store.list_runtimes().await?;
+    Ok(runtimes
+        .into_iter()
+        .filter(|r| match scope {
+            RuntimeScope::All => true,
+            RuntimeScope::Selected(names) => names.iter().any(|n| n.key() == r.name.key()),
+        })
+        .map(|r| RuntimeTrust {
+            runtime: r.name.to_string(),
+            cluster_role_arn: r.cluster_role_arn,
+        })
+        .collect())
 }
 
 /// One line for the list: the first failing step and its reason, or that all passed.
@@ -297,6 +320,7 @@ fn report_view(report: &berth_aws::TestReport) -> ConnectionTest {
             .iter()
             .map(|s| TestStep {
                 step: s.step.into(),
+                subject: s.subject.clone(),
                 status: s.status.code().into(),
                 detail: s.detail.clone(),
                 diagnosis: s.diagnosis.map(|d| d.code().into()),
@@ -330,9 +354,16 @@ pub(crate) async fn test_draft(
     let input: IntegrationInput = from_value(body)?;
     let draft = IntegrationDraft::create(input)?;
     let IntegrationConfig::Ecr(ecr) = &draft.config;
+    let runtimes = runtime_trusts(state, &draft.runtimes).await?;
     let report = state
         .broker
-        .test_connection(draft.name.as_str(), ecr, &draft.set_secrets, None)
+        .test_connection(
+            draft.name.as_str(),
+            ecr,
+            &draft.set_secrets,
+            None,
+            &runtimes,
+        )
         .await;
     Ok(report_view(&report))
 }
@@ -354,9 +385,10 @@ pub(crate) async fn test_patched(
     secrets.retain(|field, _| !draft.clear_secrets.contains(field));
     secrets.extend(draft.set_secrets);
     let IntegrationConfig::Ecr(ecr) = &draft.config;
+    let runtimes = runtime_trusts(state, &draft.runtimes).await?;
     let report = state
         .broker
-        .test_connection(draft.name.as_str(), ecr, &secrets, None)
+        .test_connection(draft.name.as_str(), ecr, &secrets, None, &runtimes)
         .await;
     Ok(report_view(&report))
 }

@@ -106,6 +106,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runtimes::show, runtimes::remove))
         .routes(routes!(runtimes::set_sealing_cert))
         .routes(routes!(runtimes::set_namespace))
+        .routes(routes!(runtimes::set_cluster_role))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::remove))
         .routes(routes!(users::list, users::create))

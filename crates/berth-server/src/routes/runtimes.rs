@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_api::{NewRuntime, RuntimeCertificate, RuntimeList, RuntimeNamespace, RuntimeView};
+use berth_api::{
+    NewRuntime, RuntimeCertificate, RuntimeClusterRole, RuntimeList, RuntimeNamespace, RuntimeView,
+};
 use berth_core::Name;
 use berth_gitops::seal::SealingKey;
 use berth_store::Runtime;
@@ -28,6 +30,7 @@ fn view(r: &Runtime) -> RuntimeView {
         sealing_cert_expires_at: key
             .and_then(|k| k.not_after())
             .map(|t| super::timestamp(time::OffsetDateTime::from(t))),
+        cluster_role_arn: r.cluster_role_arn.clone(),
         meta: meta_view(&r.meta),
     }
 }
@@ -86,6 +89,9 @@ pub async fn create(
     if let Some(ns) = &body.namespace {
         super::gitops::check_namespace(ns)?;
     }
+    if let Some(arn) = &body.cluster_role_arn {
+        berth_core::validate_role_arn("cluster_role_arn", arn)?;
+    }
     let mut created = state
         .store
         .create_runtime(&name, body.sealing_cert.as_deref(), &caller.actor())
@@ -96,7 +102,36 @@ pub async fn create(
             .set_runtime_namespace(created.name.as_str(), ns, &caller.actor())
             .await?;
     }
+    if let Some(arn) = &body.cluster_role_arn {
+        created = state
+            .store
+            .set_runtime_cluster_role(created.name.as_str(), Some(arn), &caller.actor())
+            .await?;
+    }
     Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+/// Records the IAM role a runtime's cluster assumes integration roles as (admin), or forgets it
+/// with `null`; Test connection then checks that the roles shared with the runtime trust it.
+#[utoipa::path(put, path = "/api/v1/runtimes/{name}/cluster-role", tag = "runtimes",
+    params(("name" = String, Path)),
+    request_body = RuntimeClusterRole,
+    responses((status = 200, body = RuntimeView), Refusals))]
+pub async fn set_cluster_role(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RuntimeClusterRole>,
+) -> Result<Json<RuntimeView>, ApiError> {
+    caller.require_admin()?;
+    if let Some(arn) = &body.cluster_role_arn {
+        berth_core::validate_role_arn("cluster_role_arn", arn)?;
+    }
+    let updated = state
+        .store
+        .set_runtime_cluster_role(&name, body.cluster_role_arn.as_deref(), &caller.actor())
+        .await?;
+    Ok(Json(view(&updated)))
 }
 
 /// Moves a runtime's GitOps resources to another namespace (admin): its integrations' files are

@@ -1,12 +1,12 @@
-//! `berth integration add|list|show|edit|delete`.
+//! `berth integration add|list|show|edit|test|delete|dependencies`.
 
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, bail};
 use berth_api::{
-    AccessKeysInput, AuthInput, AuthView, Dependencies, IntegrationInput, IntegrationPage,
-    IntegrationPatch, IntegrationView, RoleSourceInput, RoleSourceView, RuntimeScopeInput,
-    RuntimesView,
+    AccessKeysInput, AuthInput, AuthView, ConnectionTest, Dependencies, IntegrationInput,
+    IntegrationPage, IntegrationPatch, IntegrationView, RoleSourceInput, RoleSourceView,
+    RuntimeScopeInput, RuntimesView,
 };
 use reqwest::Method;
 use secrecy::SecretString;
@@ -380,6 +380,15 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
             let updated = edit(&api, &name, changes, &fields).await?;
             output::print(global.output, &updated, show_one);
         }
+        IntegrationCmd::Test { name, region } => {
+            let body = berth_api::RegionOptions { region };
+            let path = format!("/api/v1/integrations/{}/test", encode(&name));
+            let report: ConnectionTest = api.call(Method::POST, &path, Some(&body)).await?;
+            output::print(global.output, &report, print_test);
+            if !report.ok {
+                bail!("Test connection of {name} failed");
+            }
+        }
         IntegrationCmd::Delete { name } => {
             api.delete(&format!("/api/v1/integrations/{}", encode(&name)))
                 .await?;
@@ -405,6 +414,24 @@ pub async fn run(global: &Global, cmd: IntegrationCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line per step (`ok  credentials  AWS credentials resolved  12 ms`), a failed step's
+/// diagnosis and hint indented below it.
+fn print_test(report: &ConnectionTest) {
+    for s in &report.steps {
+        let step = match &s.subject {
+            Some(subject) => format!("{} ({subject})", s.step),
+            None => s.step.clone(),
+        };
+        println!("{:<8}{step:<24}{}  {} ms", s.status, s.detail, s.millis);
+        if let Some(d) = &s.diagnosis {
+            println!("        diagnosis: {d}");
+        }
+        if let Some(h) = &s.hint {
+            println!("        hint: {h}");
+        }
+    }
 }
 
 /// `berth integration edit`'s flags that are not integration settings.

@@ -126,6 +126,7 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
             name,
             sealing_cert,
             namespace,
+            cluster_role,
         } => {
             let sealing_cert = match sealing_cert {
                 Some(source) => Some(certificate(&source).await?),
@@ -135,6 +136,7 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 name,
                 sealing_cert,
                 namespace,
+                cluster_role_arn: cluster_role,
             };
             let v: RuntimeView = api
                 .call(Method::POST, "/api/v1/runtimes", Some(&body))
@@ -169,6 +171,17 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 )
             });
         }
+        RuntimeCmd::SetClusterRole { name, arn, .. } => {
+            let body = berth_api::RuntimeClusterRole {
+                cluster_role_arn: arn,
+            };
+            let path = format!("/api/v1/runtimes/{}/cluster-role", encode(&name));
+            let v: RuntimeView = api.call(Method::PUT, &path, Some(&body)).await?;
+            output::print(global.output, &v, |v| match &v.cluster_role_arn {
+                Some(arn) => println!("runtime {}'s cluster assumes roles as {arn}", v.name),
+                None => println!("runtime {} records no cluster role", v.name),
+            });
+        }
         RuntimeCmd::SetCert { name, sealing_cert } => {
             let text = certificate(&sealing_cert).await?;
             let body = berth_api::RuntimeCertificate { sealing_cert: text };
@@ -184,28 +197,31 @@ pub async fn runtime(global: &Global, cmd: RuntimeCmd) -> anyhow::Result<()> {
         }
         RuntimeCmd::List => {
             let v: RuntimeList = api.get("/api/v1/runtimes").await?;
-            output::print(global.output, &v, |v| {
-                let rows: Vec<Vec<String>> = v
-                    .items
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.name.clone(),
-                            r.sealing_cert_fingerprint
-                                .clone()
-                                .unwrap_or_else(|| "-".into()),
-                            r.sealing_cert_expires_at
-                                .clone()
-                                .unwrap_or_else(|| "-".into()),
-                            r.meta.created_at.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "SEALING CERT", "EXPIRES", "CREATED AT"], &rows)
-            });
+            output::print(global.output, &v, print_runtimes);
         }
     }
     Ok(())
+}
+
+fn print_runtimes(v: &RuntimeList) {
+    let rows: Vec<Vec<String>> = v
+        .items
+        .iter()
+        .map(|r| {
+            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            vec![
+                r.name.clone(),
+                or_dash(&r.sealing_cert_fingerprint),
+                or_dash(&r.sealing_cert_expires_at),
+                or_dash(&r.cluster_role_arn),
+                r.meta.created_at.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["NAME", "SEALING CERT", "EXPIRES", "CLUSTER ROLE", "CREATED AT"],
+        &rows,
+    )
 }
 
 pub async fn token(global: &Global, cmd: TokenCmd) -> anyhow::Result<()> {
