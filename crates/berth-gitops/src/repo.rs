@@ -3,9 +3,9 @@
 //! as one commit each. A push that someone else beat is retried after a rebase; a real conflict
 //! on the same file is reported and the checkout is put back as it was.
 //!
-//! Credentials reach `git` through `GIT_ASKPASS`: a script without secrets that echoes two
-//! variables set only in the `git` process's environment, so a password is never in a URL, a
-//! config file or anywhere on disk.
+//! Credentials reach `git` through its own `credential-cache` helper: handed to the cache daemon
+//! on a pipe before each command that talks to the remote, they are never in an argument list,
+//! an environment (where `ps e` would show them), a URL, a config file or anywhere on disk.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -100,13 +100,11 @@ pub struct Author {
 pub struct Checkout {
     dir: PathBuf,
     address: RepoAddress,
-    credentials: Option<RepoCredentials>,
-    askpass: PathBuf,
+    credentials: Option<CredentialCache>,
     /// The checked-out branch, asked of git once.
     branch: std::sync::OnceLock<String>,
 }
 
-const ASKPASS: &str = "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n";
 
 /// How many times a push beaten by another writer is rebased and tried again.
 const PUSH_ATTEMPTS: usize = 4;
@@ -119,14 +117,10 @@ impl Checkout {
         credentials: Option<RepoCredentials>,
     ) -> Result<Checkout, RepoError> {
         std::fs::create_dir_all(dir)?;
-        let askpass = dir.join("askpass.sh");
-        std::fs::write(&askpass, ASKPASS)?;
-        set_executable(&askpass)?;
         let checkout = Checkout {
             dir: dir.join("repo"),
             address,
-            credentials,
-            askpass,
+            credentials: CredentialCache::new(dir, credentials)?,
             branch: std::sync::OnceLock::new(),
         };
         if !checkout.dir.join(".git").exists() {
@@ -144,21 +138,17 @@ impl Checkout {
     }
 
     /// Checks that the repository answers with these credentials and that the branch exists,
-    /// without cloning (`git ls-remote`); `scratch` holds the askpass script meanwhile.
+    /// without cloning (`git ls-remote`); `scratch` holds the credential cache's socket meanwhile.
     pub fn probe(
         scratch: &Path,
         address: &RepoAddress,
         credentials: Option<RepoCredentials>,
     ) -> Result<(), RepoError> {
         std::fs::create_dir_all(scratch)?;
-        let askpass = scratch.join("askpass.sh");
-        std::fs::write(&askpass, ASKPASS)?;
-        set_executable(&askpass)?;
         let probe = Checkout {
             dir: scratch.to_owned(),
             address: address.clone(),
-            credentials,
-            askpass,
+            credentials: CredentialCache::new(scratch, credentials)?,
             branch: std::sync::OnceLock::new(),
         };
         let branch = address.branch.as_deref().unwrap_or("HEAD");
@@ -170,7 +160,7 @@ impl Checkout {
             .command(
                 scratch,
                 &["ls-remote", "--exit-code", &address.url, &wanted],
-            )
+            )?
             .output()?;
         match out.status.code() {
             Some(0) => Ok(()),
@@ -192,23 +182,30 @@ impl Checkout {
         self.dir.join(&self.address.path)
     }
 
-    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+    /// `git <args>` in `cwd`; a command that talks to the remote gets the credentials first.
+    fn command(&self, cwd: &Path, args: &[&str]) -> Result<Command, RepoError> {
         let mut cmd = Command::new("git");
         cmd.current_dir(cwd)
-            .args(args)
+            // No background maintenance: nothing of Berth's outlives the command in the checkout.
+            .args(["-c", "maintenance.auto=false", "-c", "core.askPass="])
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", &self.askpass)
+            .env_remove("GIT_ASKPASS")
+            .env_remove("SSH_ASKPASS")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE");
-        if let Some(c) = &self.credentials {
-            cmd.env("BERTH_GIT_USERNAME", &c.username)
-                .env("BERTH_GIT_PASSWORD", c.password.expose_secret());
+        if let Some(cache) = &self.credentials {
+            // An empty helper first drops any the system or user configuration names.
+            cmd.args(["-c", "credential.helper=", "-c", &cache.helper()]);
+            if matches!(args.first(), Some(&("clone" | "fetch" | "push" | "ls-remote"))) {
+                cache.store(&self.address.url)?;
+            }
         }
-        cmd
+        cmd.args(args);
+        Ok(cmd)
     }
 
     fn git_in(&self, cwd: &Path, action: &str, args: &[&str]) -> Result<Output, RepoError> {
-        let out = self.command(cwd, args).output()?;
+        let out = self.command(cwd, args)?.output()?;
         if out.status.success() {
             Ok(out)
         } else {
@@ -379,7 +376,7 @@ impl Checkout {
                 &[
                     "-c", &name, "-c", &email, "commit", "--quiet", "--author", &who, "-m", message,
                 ],
-            )
+            )?
             .output()?;
         if !committed.status.success() {
             // `git commit` says so on stdout when the changes changed nothing.
@@ -426,7 +423,7 @@ impl Checkout {
                 .command(
                     &self.dir,
                     &["push", "--quiet", "origin", &format!("HEAD:{branch}")],
-                )
+                )?
                 .output()?;
             if pushed.status.success() {
                 let head = self.git("rev-parse", &["rev-parse", "HEAD"])?;
@@ -446,11 +443,13 @@ impl Checkout {
                 .command(
                     &self.dir,
                     &["rebase", "--quiet", &format!("origin/{branch}")],
-                )
+                )?
                 .output()?;
             if !rebased.status.success() {
                 let file = self.conflicted_file();
-                let _ = self.command(&self.dir, &["rebase", "--abort"]).output();
+                let _ = self
+                    .command(&self.dir, &["rebase", "--abort"])
+                    .map(|mut c| c.output());
                 self.sync()?;
                 return Err(RepoError::Conflict { file });
             }
@@ -465,7 +464,8 @@ impl Checkout {
 
     fn conflicted_file(&self) -> String {
         self.command(&self.dir, &["diff", "--name-only", "--diff-filter=U"])
-            .output()
+            .ok()
+            .and_then(|mut c| c.output().ok())
             .map(|o| {
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
@@ -477,14 +477,109 @@ impl Checkout {
     }
 }
 
+/// How long the cache daemon keeps credentials after they were last handed over; each command
+/// that talks to the remote hands them over again, so this only bounds how long they outlive
+/// Berth's last use of them.
+const CACHE_SECONDS: u32 = 300;
+
+/// Push credentials kept by git's `credential-cache` daemon on a socket in a directory only
+/// Berth's user can enter; the daemon is told to exit when the checkout goes away.
+struct CredentialCache {
+    socket: PathBuf,
+    credentials: RepoCredentials,
+}
+
+impl CredentialCache {
+    fn new(dir: &Path, credentials: Option<RepoCredentials>) -> Result<Option<Self>, RepoError> {
+        let Some(credentials) = credentials else {
+            return Ok(None);
+        };
+        let line_break = |v: &str| v.contains(['\n', '\r', '\0']);
+        if line_break(&credentials.username) || line_break(credentials.password.expose_secret()) {
+            return Err(RepoError::Address(
+                "the username and password must not contain line breaks".into(),
+            ));
+        }
+        // git refuses a socket directory that others may enter.
+        let private = dir.join("credentials");
+        std::fs::create_dir_all(&private)?;
+        restrict(&private)?;
+        let socket = private.join("socket");
+        if socket.to_string_lossy().contains('\'') {
+            return Err(RepoError::Address(format!(
+                "the data directory {} has a quote in its path, which git's helper syntax cannot carry",
+                dir.display()
+            )));
+        }
+        Ok(Some(CredentialCache {
+            socket,
+            credentials,
+        }))
+    }
+
+    /// The `credential.helper` setting that reads from this cache.
+    fn helper(&self) -> String {
+        format!(
+            "credential.helper=cache --timeout={CACHE_SECONDS} --socket='{}'",
+            self.socket.display()
+        )
+    }
+
+    fn daemon(&self, action: &str) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.arg("credential-cache")
+            .arg(format!("--timeout={CACHE_SECONDS}"))
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(action);
+        cmd
+    }
+
+    /// Hands the credentials for `url` to the daemon (starting it if needed) on its stdin.
+    fn store(&self, url: &str) -> Result<(), RepoError> {
+        use std::io::Write;
+        let mut child = self
+            .daemon("store")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let request = format!(
+            "url={url}\nusername={}\npassword={}\n\n",
+            self.credentials.username,
+            self.credentials.password.expose_secret()
+        );
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(request.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(RepoError::Git {
+            action: "credential-cache store".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+impl Drop for CredentialCache {
+    fn drop(&mut self) {
+        let _ = self
+            .daemon("exit")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 #[cfg(unix)]
-fn set_executable(path: &Path) -> std::io::Result<()> {
+fn restrict(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(not(unix))]
-fn set_executable(_: &Path) -> std::io::Result<()> {
+fn restrict(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
