@@ -1,6 +1,6 @@
 //! The local ECR: an Amazon ECR look-alike, so Berth runs end to end with no AWS account and its
 //! tests run against something real clients accept unchanged. One listener speaks the ECR
-//! control plane (JSON 1.1), STS (query protocol, XML) and the registry v2 / OCI distribution
+//! control plane (JSON 1.1), STS and IAM's GetRole (query protocol, XML) and the registry v2 / OCI distribution
 //! API, checks SigV4 signatures against its own users and issued sessions, and applies simple
 //! allow-list policies; a second one, the layer bucket, serves the pre-signed layer downloads
 //! that blob GETs redirect to, as ECR's redirect to S3.

@@ -105,7 +105,6 @@ pub struct Checkout {
     branch: std::sync::OnceLock<String>,
 }
 
-
 /// How many times a push beaten by another writer is rebased and tried again.
 const PUSH_ATTEMPTS: usize = 4;
 
@@ -196,7 +195,10 @@ impl Checkout {
         if let Some(cache) = &self.credentials {
             // An empty helper first drops any the system or user configuration names.
             cmd.args(["-c", "credential.helper=", "-c", &cache.helper()]);
-            if matches!(args.first(), Some(&("clone" | "fetch" | "push" | "ls-remote"))) {
+            if matches!(
+                args.first(),
+                Some(&("clone" | "fetch" | "push" | "ls-remote"))
+            ) {
                 cache.store(&self.address.url)?;
             }
         }

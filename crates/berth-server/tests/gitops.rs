@@ -653,7 +653,7 @@ async fn story(database: Option<String>) {
     std::fs::rename(&away, &bare).unwrap();
 
     // Neither secret is in the log or anywhere under the data directory (the checkout, the
-    // askpass script, the database).
+    // credential cache's socket directory, the database).
     let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     for secret in [keys.secret.as_str(), push_password.as_str()] {
         assert!(!logged.contains(secret), "a secret was logged");
@@ -733,12 +733,18 @@ async fn the_repository_over_smart_http_with_basic_auth() {
     assert!(
         scan.commands
             .iter()
-            .any(|c| ["push", "fetch", "remote-http"].iter().any(|op| c.contains(op))),
+            .any(|c| ["push", "fetch", "remote-http"]
+                .iter()
+                .any(|op| c.contains(op))),
         "the watch saw git talk to the remote ({} passes): {:?}",
         scan.passes,
         scan.commands
     );
-    assert_eq!(scan.hits, Vec::<String>::new(), "the password is in the process list");
+    assert_eq!(
+        scan.hits,
+        Vec::<String>::new(),
+        "the password is in the process list"
+    );
     for file in files_under(&data) {
         let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(

@@ -27,7 +27,10 @@ pub struct Scan {
 impl ProcessWatch {
     /// Starts scanning for `secret` (which must be long enough not to occur by chance).
     pub fn start(secret: &str) -> ProcessWatch {
-        assert!(secret.len() >= 8, "a secret this short would match by chance");
+        assert!(
+            secret.len() >= 8,
+            "a secret this short would match by chance"
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let needle = secret.as_bytes().to_vec();
         let flag = stop.clone();
@@ -62,7 +65,10 @@ fn pass(needle: &[u8], scan: &mut Scan) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         // A process may be gone by now; what could not be read was not shown either.

@@ -219,7 +219,13 @@ fn print_runtimes(v: &RuntimeList) {
         })
         .collect();
     output::table(
-        &["NAME", "SEALING CERT", "EXPIRES", "CLUSTER ROLE", "CREATED AT"],
+        &[
+            "NAME",
+            "SEALING CERT",
+            "EXPIRES",
+            "CLUSTER ROLE",
+            "CREATED AT",
+        ],
         &rows,
     )
 }
