@@ -264,6 +264,11 @@ impl Checkout {
     pub fn update(&self) -> Result<(), RepoError> {
         let branch = self.branch()?;
         self.git("fetch", &["fetch", "--quiet", "origin"])?;
+        let remote = self.read_ref(&format!("refs/remotes/origin/{branch}"));
+        if remote.is_some() && remote == self.read_ref("HEAD") {
+            // Already there, and the checkout is clean: no reset to run.
+            return Ok(());
+        }
         match self.git(
             "reset",
             &["reset", "--quiet", "--hard", &format!("origin/{branch}")],
@@ -274,11 +279,32 @@ impl Checkout {
         }
     }
 
+    /// The commit a ref names, read from the repository's files (loose, then `packed-refs`),
+    /// which spares a git process on every change; `None` when it is not there.
+    fn read_ref(&self, name: &str) -> Option<String> {
+        let git_dir = self.dir.join(".git");
+        if let Ok(text) = std::fs::read_to_string(git_dir.join(name)) {
+            let text = text.trim();
+            return match text.strip_prefix("ref: ") {
+                Some(target) if target != name => self.read_ref(target),
+                Some(_) => None,
+                None => Some(text.to_owned()),
+            };
+        }
+        let packed = std::fs::read_to_string(git_dir.join("packed-refs")).ok()?;
+        packed.lines().find_map(|line| {
+            let (commit, packed_name) = line.split_once(' ')?;
+            (packed_name == name).then(|| commit.to_owned())
+        })
+    }
+
     /// The commit the checkout is at; `None` for a repository without commits.
     pub fn head(&self) -> Option<String> {
-        self.git("rev-parse", &["rev-parse", "--verify", "--quiet", "HEAD"])
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        self.read_ref("HEAD").or_else(|| {
+            self.git("rev-parse", &["rev-parse", "--verify", "--quiet", "HEAD"])
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        })
     }
 
     /// The `.yaml` files under `folder` (inside the address's folder), as relative paths.
@@ -428,6 +454,9 @@ impl Checkout {
                 )?
                 .output()?;
             if pushed.status.success() {
+                if let Some(head) = self.read_ref("HEAD") {
+                    return Ok(Some(head));
+                }
                 let head = self.git("rev-parse", &["rev-parse", "HEAD"])?;
                 return Ok(Some(
                     String::from_utf8_lossy(&head.stdout).trim().to_owned(),

@@ -178,3 +178,50 @@ fn a_conflict_on_the_same_file_is_reported_and_nothing_is_pushed() {
     let a = git(dir.path(), &["--git-dir", &bare, "show", "main:a.yaml"]);
     assert_eq!(a, "v: theirs\n");
 }
+
+/// `update` reads refs from the repository's files to skip a reset when nothing moved: it
+/// must still follow an outside push, and `head` must agree with git after a clone (packed
+/// refs) and after a commit (loose refs).
+#[test]
+fn update_follows_outside_pushes_and_head_agrees_with_git() {
+    let dir = TempDir::new("gitops-update");
+    let (bare, other) = repository(dir.path());
+    let address = RepoAddress::parse(&format!("{bare}?ref=main")).unwrap();
+    let checkout = Checkout::open(&dir.path().join("work"), address, None).unwrap();
+    let main = || {
+        git(dir.path(), &["--git-dir", &bare, "rev-parse", "main"])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(checkout.head(), Some(main()), "after the clone");
+    checkout.update().unwrap();
+    assert_eq!(checkout.head(), Some(main()), "nothing moved");
+
+    git(&other, &["pull", "--quiet", "origin", "main"]);
+    std::fs::write(other.join("ecr.yaml"), "theirs: 1\n").unwrap();
+    git(&other, &["add", "ecr.yaml"]);
+    git(&other, &["commit", "--quiet", "-m", "their change"]);
+    git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
+    checkout.update().unwrap();
+    assert_eq!(
+        checkout.head(),
+        Some(main()),
+        "the outside push is followed"
+    );
+    assert_eq!(
+        checkout.read("ecr.yaml").unwrap().as_deref(),
+        Some("theirs: 1\n")
+    );
+
+    let ours = checkout
+        .commit(
+            None,
+            &[write("ecr.yaml", "ours: 2\n")],
+            "berth: ours",
+            &author(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(ours, main(), "the commit reported is the one pushed");
+    assert_eq!(checkout.head(), Some(ours));
+}
