@@ -15,6 +15,7 @@
 pub mod accounts;
 mod error;
 pub mod gitops;
+pub mod images;
 mod migrate;
 mod postgres;
 mod rows;
@@ -38,6 +39,9 @@ pub use accounts::{
 pub use error::StoreError;
 pub use gitops::{
     GitOpsSettings, GitOpsSettingsInput, GitOpsStore, SyncRecord, SyncState, WrittenFile,
+};
+pub use images::{
+    ImageResource, ImageStore, ImageVersion, Recorded, ResourceInput, Sighting, VersionSource,
 };
 pub use postgres::PgStore;
 pub use seal::{Keyring, MasterKey, SealError};
@@ -170,7 +174,7 @@ pub type IntegrationChange<'a> =
     Box<dyn FnOnce(&Integration) -> Result<IntegrationDraft, DomainError> + Send + 'a>;
 
 #[async_trait]
-pub trait Store: Accounts + GitOpsStore + Send + Sync + 'static {
+pub trait Store: Accounts + GitOpsStore + ImageStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

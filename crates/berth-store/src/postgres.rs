@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "runtime_cluster_role",
         sql: include_str!("../migrations/postgres/0007_runtime_cluster_role.sql"),
     },
+    Migration {
+        version: 8,
+        name: "images",
+        sql: include_str!("../migrations/postgres/0008_images.sql"),
+    },
 ];
 
 /// Any constant shared by all replicas; it only has to differ from other applications' locks.
@@ -119,3 +124,4 @@ impl PgStore {
 sql_store!(PgStore, Postgres, sqlx::PgConnection, "postgres");
 accounts_store!(PgStore);
 crate::gitops::gitops_store!(PgStore);
+crate::images::images_store!(PgStore);

@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "runtime_cluster_role",
         sql: include_str!("../migrations/sqlite/0007_runtime_cluster_role.sql"),
     },
+    Migration {
+        version: 8,
+        name: "images",
+        sql: include_str!("../migrations/sqlite/0008_images.sql"),
+    },
 ];
 
 pub struct SqliteStore {
@@ -151,3 +156,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
 sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");
 accounts_store!(SqliteStore);
 crate::gitops::gitops_store!(SqliteStore);
+crate::images::images_store!(SqliteStore);

@@ -1,0 +1,51 @@
+-- Image resources of a project (the tag of a repository that the project's pipelines follow),
+-- their immutable versions (one per digest a tag moved to), the digest each followed tag is at
+-- now (so polling, a CI post and a push event that see the same push record one version), the
+-- push events already taken (replays are refused), and the hash of each resource's event secret.
+CREATE TABLE image_resources (
+    id                TEXT PRIMARY KEY,
+    project_id        TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name              TEXT NOT NULL,
+    name_key          TEXT NOT NULL,
+    integration       TEXT NOT NULL,
+    source_name       TEXT NOT NULL,
+    tag               TEXT NOT NULL,
+    poll_seconds      BIGINT NOT NULL,
+    next_poll_at      TIMESTAMPTZ NOT NULL,
+    poll_failures     BIGINT NOT NULL,
+    last_error        TEXT,
+    event_secret_hash TEXT,
+    last_version      BIGINT NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL,
+    created_by        TEXT NOT NULL,
+    updated_by        TEXT NOT NULL,
+    version           BIGINT NOT NULL,
+    UNIQUE (project_id, name_key)
+);
+CREATE INDEX image_resources_due ON image_resources(next_poll_at) WHERE poll_seconds > 0;
+
+CREATE TABLE image_versions (
+    resource_id    TEXT NOT NULL REFERENCES image_resources(id) ON DELETE CASCADE,
+    version_number BIGINT NOT NULL,
+    version_name   TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    source         TEXT NOT NULL CHECK (source IN ('poll', 'post', 'webhook')),
+    pushed_at      TIMESTAMPTZ NOT NULL,
+    properties     TEXT NOT NULL,
+    PRIMARY KEY (resource_id, version_number)
+);
+
+CREATE TABLE image_heads (
+    resource_id    TEXT NOT NULL REFERENCES image_resources(id) ON DELETE CASCADE,
+    version_name   TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    PRIMARY KEY (resource_id, version_name)
+);
+
+CREATE TABLE image_events (
+    resource_id TEXT NOT NULL REFERENCES image_resources(id) ON DELETE CASCADE,
+    event_id    TEXT NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (resource_id, event_id)
+);
