@@ -79,12 +79,19 @@ pub struct ResourcesRequest {
     /// Include short-lived credentials (`*_INTEGRATION_AWS_ACCESS_KEY_ID`, ...).
     #[serde(default)]
     pub with_secrets: bool,
+    /// Pin the one image resource named to this version number (`<NAME>_VERSIONNUMBER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<i64>,
+    /// Pin the one image resource named to the newest version of this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_name: Option<String>,
 }
 
 /// The environment a pipeline job sees for its resources.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResourceEnv {
-    /// `<NAME>_SOURCENAME`, `<NAME>_INTEGRATION_AWS_REGION`, ... and their values.
+    /// `<NAME>_SOURCENAME`, `<NAME>_VERSIONNAME`, `<NAME>_VERSIONNUMBER`,
+    /// `<NAME>_VERSIONDIGEST`, `<NAME>_INTEGRATION_AWS_REGION`, ... and their values.
     pub env: BTreeMap<String, String>,
 }
 

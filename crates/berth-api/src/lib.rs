@@ -14,6 +14,7 @@ mod ci;
 mod credentials;
 mod error;
 mod gitops;
+mod images;
 mod integrations;
 mod records;
 mod users;
@@ -29,6 +30,10 @@ pub use credentials::{
 pub use error::{ErrorBody, ErrorObject};
 pub use gitops::{
     GitOpsDiff, GitOpsInput, GitOpsView, ImportNote, ImportReport, Reconciled, SyncList, SyncView,
+};
+pub use images::{
+    EventReceipt, EventSecret, ImageResourceInput, ImageResourceList, ImageResourceView,
+    ImageVersionPage, ImageVersionView, PostedState, RecordedVersion,
 };
 pub use integrations::{
     AccessKeysInput, AmbientWord, AuthInput, AuthView, IntegrationInput, IntegrationPage,

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::error::{Error, RegistryFailure, Result};
-use crate::manifest::{ACCEPT, MAX_MANIFEST_BYTES, Manifest};
+use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, Manifest};
 use crate::transport::BlobStream;
 
 /// Basic credentials for a registry (for ECR: `AWS` and a token).
@@ -472,6 +472,63 @@ impl RegistryClient {
             )));
         }
         Ok(m)
+    }
+
+    /// What a tag or digest points at, from a `HEAD` of its manifest (`Docker-Content-Digest`,
+    /// `Content-Type`, `Content-Length`): one request, no body, as pollers should ask. A
+    /// registry that leaves the digest out is asked with a `GET`, and the digest computed.
+    pub async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Descriptor> {
+        let what = format!("head manifest {repository}:{reference}");
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let resp = self
+            .send(&format!("repository:{repository}:pull"), &what, |h| {
+                h.head(&url).header(header::ACCEPT, ACCEPT)
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound(format!(
+                "{reference} not found in repository {}/{repository}",
+                self.host
+            )));
+        }
+        if !resp.status().is_success() {
+            return Err(self.error(resp, &what).await);
+        }
+        let headers = resp.headers();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let digest =
+            text("docker-content-digest").filter(|d| berth_core::validate_digest(d).is_ok());
+        let (Some(digest), Some(media_type)) = (digest, text("content-type")) else {
+            let m = self.get_manifest(repository, reference).await?;
+            return Ok(Descriptor {
+                media_type: m.media_type,
+                digest: m.digest,
+                size: m.bytes.len() as u64,
+                platform: None,
+                urls: None,
+            });
+        };
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(Error::Integrity(format!(
+                "{what}: the registry answered for {digest}"
+            )));
+        }
+        // A HEAD has no body, so the length is the header's, not the (empty) body's.
+        let size = text("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        Ok(Descriptor {
+            media_type,
+            digest,
+            size,
+            platform: None,
+            urls: None,
+        })
     }
 
     pub async fn put_manifest(

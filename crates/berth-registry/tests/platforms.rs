@@ -198,6 +198,15 @@ async fn indexes_push_to_a_registry_children_first() {
     let back = client.get_manifest("test/multi", "v1").await.unwrap();
     assert_eq!(back.digest, made["index"]);
     assert!(back.is_index());
+    // What a poller asks: one HEAD gives the digest, the type and the size.
+    let head = client.head_manifest("test/multi", "v1").await.unwrap();
+    assert_eq!(head.digest, back.digest);
+    assert_eq!(head.media_type, back.media_type);
+    assert_eq!(head.size, back.bytes.len() as u64);
+    assert!(matches!(
+        client.head_manifest("test/multi", "nope").await,
+        Err(berth_registry::Error::NotFound(_))
+    ));
     for child in made["children"].as_array().unwrap() {
         let m = client
             .get_manifest("test/multi", child["digest"].as_str().unwrap())

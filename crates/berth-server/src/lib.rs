@@ -1,8 +1,8 @@
 //! Berth's HTTP server: the REST API under `/api/v1` (integrations, subscriptions, projects,
 //! runtimes, tokens, the GitOps repository), its OpenAPI document, token authentication, the web
 //! pages, start-up (opening the store with its master key, minting the first admin token,
-//! graceful shutdown), and the GitOps sync worker that keeps the shared configuration
-//! repository following the store ([`gitops`]).
+//! graceful shutdown), the GitOps sync worker that keeps the shared configuration repository
+//! following the store ([`gitops`]), and the poller of image resources' tags ([`images`]).
 //!
 //! This crate owns HTTP and that orchestration: routing, status codes, JSON shapes, who may call
 //! what, and when a change is pushed. It must not hold domain rules (those are `berth-core`'s),
@@ -18,6 +18,7 @@ pub mod auth;
 mod cache;
 mod error;
 pub mod gitops;
+pub mod images;
 mod json;
 pub mod pages;
 mod passwords;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub broker: Arc<berth_aws::Broker>,
     /// The shared configuration repository's side of this replica.
     pub gitops: Arc<gitops::GitOpsSync>,
+    /// The shortest poll interval a resource may ask for, in seconds.
+    pub poll_floor_seconds: i64,
     cache: Arc<cache::ReadCache>,
 }
 
@@ -62,6 +65,7 @@ impl AppState {
             gitops: gitops::GitOpsSync::new(store.clone(), data_dir),
             store,
             broker: Arc::new(broker),
+            poll_floor_seconds: DEFAULT_POLL_FLOOR.as_secs() as i64,
             cache: Default::default(),
         }
     }
@@ -92,7 +96,12 @@ pub struct ServerOptions {
     pub master_key_file: Option<PathBuf>,
     /// A connection that moves no byte for this long is closed (half-sent headers, stalls).
     pub idle_timeout: std::time::Duration,
+    /// The shortest interval an image resource may be polled at ([`DEFAULT_POLL_FLOOR`]).
+    pub poll_floor: std::time::Duration,
 }
+
+/// Registries rate-limit manifest reads; a minute between polls of one tag is polite.
+pub const DEFAULT_POLL_FLOOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ServerOptions {
     pub fn location(&self) -> Location {
@@ -179,6 +188,7 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
     idle_timeout: std::time::Duration,
+    poll_floor: std::time::Duration,
     data_dir: PathBuf,
 }
 
@@ -203,6 +213,7 @@ impl Server {
             store,
             listener,
             idle_timeout: options.idle_timeout,
+            poll_floor: options.poll_floor,
             data_dir: options.data_dir.clone(),
         })
     }
@@ -212,14 +223,17 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = AppState::new(self.store, &self.data_dir);
+        let mut state = AppState::new(self.store, &self.data_dir);
+        state.poll_floor_seconds = self.poll_floor.as_secs().max(1) as i64;
         let sync = tokio::spawn(state.gitops.clone().run());
+        let poller = tokio::spawn(images::Poller::new(state.clone()).run());
         let app = build_app(state);
         let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         sync.abort();
+        poller.abort();
         served
     }
 }

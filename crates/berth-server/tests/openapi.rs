@@ -79,6 +79,11 @@ fn every_answer_with_a_body_has_a_schema() {
 
 /// A path to call for a documented template; project names hold a `/`.
 fn concrete(path: &str) -> String {
+    if path.contains("{project}") {
+        return path
+            .replace("{project}", "acme/web")
+            .replace("{name}", "app");
+    }
     let name = if path.starts_with("/api/v1/projects/") {
         "acme/web"
     } else {

@@ -52,8 +52,9 @@ pub struct ResourceInput {
     pub source_name: String,
     /// The tag followed (`versionTemplate.versionName`).
     pub tag: String,
-    /// How often Berth reads the tag itself; 0: never (versions come from CI and events).
-    pub poll_seconds: i64,
+    /// How often Berth reads the tag itself; 0: never (versions come from CI and events);
+    /// `None` keeps what a redefined resource had (0 for a new one).
+    pub poll_seconds: Option<i64>,
 }
 
 /// An image resource as stored.
@@ -249,10 +250,10 @@ macro_rules! images_store {
                         "INSERT INTO image_resources (id, project_id, name, name_key, integration, \
                          source_name, tag, poll_seconds, next_poll_at, poll_failures, last_version, \
                          created_at, updated_at, created_by, updated_by, version) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $9, $9, $10, $10, 1) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, 0), $9, 0, 0, $9, $9, $10, $10, 1) \
                          ON CONFLICT (project_id, name_key) DO UPDATE SET name = excluded.name, \
                          integration = excluded.integration, source_name = excluded.source_name, \
-                         tag = excluded.tag, poll_seconds = excluded.poll_seconds, \
+                         tag = excluded.tag, poll_seconds = COALESCE($8, image_resources.poll_seconds), \
                          next_poll_at = excluded.next_poll_at, poll_failures = 0, last_error = NULL, \
                          updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
                          version = image_resources.version + 1",

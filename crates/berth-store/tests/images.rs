@@ -47,14 +47,25 @@ async fn story(store: Arc<dyn Store>) {
         integration: "ecr-prod".into(),
         source_name: "123456789012.dkr.ecr.us-east-1.amazonaws.com/app".into(),
         tag: "latest".into(),
-        poll_seconds: 60,
+        poll_seconds: Some(60),
     };
     let r = store
         .put_resource(&project.id, &input, "admin")
         .await
         .unwrap();
     assert_eq!((r.last_version, r.meta.version), (0, 1));
-    let again = store.put_resource(&project.id, &input, "ci").await.unwrap();
+    let redefined = ResourceInput {
+        poll_seconds: None,
+        ..input.clone()
+    };
+    let again = store
+        .put_resource(&project.id, &redefined, "ci")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.poll_seconds, 60,
+        "a redefinition without an interval keeps it"
+    );
     assert_eq!(
         (again.id.as_str(), again.meta.version),
         (r.id.as_str(), 2),

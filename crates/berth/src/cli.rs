@@ -60,6 +60,9 @@ pub enum Command {
     /// CI projects (ORG/REPO), each in one subscription.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// A project's image resources and their versions.
+    #[command(subcommand)]
+    Resource(ResourceCmd),
     /// GitOps runtimes (clusters).
     #[command(subcommand)]
     Runtime(RuntimeCmd),
@@ -259,18 +262,82 @@ pub enum CiCmd {
     /// The custom CI image of build.pre_ci_boot: check it is pullable through the integrations,
     /// and with `pull: true` pull it to an OCI layout.
     BootImage(BootImageArgs),
-    /// Print the environment a pipeline job sees for its resources (KEY='value' lines).
-    ResourceEnv {
-        #[arg(long, default_value = "shippable.yml")]
-        file: std::path::PathBuf,
-        #[arg(long, env = "BERTH_PROJECT")]
+    /// Print the environment a pipeline job sees for its resources (KEY='value' lines); an
+    /// image resource's version as <NAME>_VERSIONNAME, _VERSIONNUMBER and _VERSIONDIGEST.
+    ResourceEnv(ResourceEnvArgs),
+    /// Record a version of an image resource (as `shipctl post_resource_state`): Berth reads
+    /// the digest the tag has now through the integration; the job needs no registry login.
+    PostResourceState(PostResourceStateArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ResourceEnvArgs {
+    #[arg(long, default_value = "shippable.yml")]
+    pub file: std::path::PathBuf,
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: String,
+    /// Include secret values (AWS keys or session credentials).
+    #[arg(long)]
+    pub with_secrets: bool,
+    /// Pin the one image resource named to this version number.
+    #[arg(long, value_name = "N", conflicts_with = "version_name")]
+    pub version_number: Option<i64>,
+    /// Pin the one image resource named to the newest version of this tag.
+    #[arg(long, value_name = "TAG")]
+    pub version_name: Option<String>,
+    /// Resource names [default: every image, integration and cliConfig resource].
+    pub resources: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct PostResourceStateArgs {
+    /// The image resource (defined in --file, or already known to Berth).
+    pub resource: String,
+    /// `versionName=TAG` (default: the tag the resource follows) and other `key=value` facts
+    /// kept with a new version (commit=…, buildNumber=…).
+    #[arg(value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    #[arg(long, default_value = "shippable.yml")]
+    pub file: std::path::PathBuf,
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: String,
+}
+
+/// `berth resource …`: a project's image resources and their versions.
+#[derive(Subcommand)]
+pub enum ResourceCmd {
+    /// Define (or redefine) an image resource: the tag it follows, and how often Berth polls it.
+    Add {
+        /// ORG/REPO
         project: String,
-        /// Include secret values (AWS keys or session credentials).
+        name: String,
         #[arg(long)]
-        with_secrets: bool,
-        /// Resource names [default: every image, integration and cliConfig resource].
-        resources: Vec<String>,
+        integration: String,
+        /// registry/repository, without a tag.
+        #[arg(long)]
+        source_name: String,
+        /// The tag followed [default: latest].
+        #[arg(long)]
+        version_name: Option<String>,
+        /// Seconds between polls (0: never; versions then come from CI and push events).
+        #[arg(long)]
+        poll_seconds: Option<i64>,
     },
+    /// The project's image resources.
+    List { project: String },
+    /// One resource: what it follows, its polling and its newest version number.
+    Show { project: String, name: String },
+    /// Its versions, newest first.
+    Versions {
+        project: String,
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// A new secret for its push events (shown once; the previous one stops working).
+    EventSecret { project: String, name: String },
+    /// Delete it and its versions (admin).
+    Delete { project: String, name: String },
 }
 
 #[derive(Args, Clone)]

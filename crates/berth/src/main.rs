@@ -111,6 +111,7 @@ fn main() -> ExitCode {
             Command::Subscription(cmd) => commands::records::subscription(&global, cmd).await,
             Command::Project(cmd) => commands::records::project(&global, cmd).await,
             Command::Runtime(cmd) => commands::records::runtime(&global, cmd).await,
+            Command::Resource(cmd) => commands::resources::resource(&global, cmd).await,
             Command::Token(cmd) => commands::records::token(&global, cmd).await,
             Command::User(cmd) => commands::users::user(&global, cmd).await,
             Command::Gitops(cmd) => commands::gitops::gitops(&global, cmd).await,
@@ -143,13 +144,11 @@ fn main() -> ExitCode {
             Command::Build(a) => commands::transfer::build(&global, &a).await,
             Command::Inspect(a) => commands::transfer::inspect(&global, &a).await,
             Command::Tags(a) => commands::transfer::tags(&global, &a).await,
-            Command::Ci(cli::CiCmd::ResourceEnv {
-                file,
-                project,
-                with_secrets,
-                resources,
-            }) => {
-                commands::ci::resource_env(&global, &file, &project, &resources, with_secrets).await
+            Command::Ci(cli::CiCmd::ResourceEnv(args)) => {
+                commands::ci::resource_env(&global, &args).await
+            }
+            Command::Ci(cli::CiCmd::PostResourceState(args)) => {
+                commands::resources::post_state(&global, &args).await
             }
         }
     });

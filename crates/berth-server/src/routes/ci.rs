@@ -208,6 +208,7 @@ pub async fn resources(
     if !wanted.is_empty() {
         check_dependency_room(&state, &project).await?;
     }
+    let pin = version_pin(&body, &wanted)?;
     let mut env = BTreeMap::new();
     let mut used = Vec::new();
     for r in wanted {
@@ -227,7 +228,17 @@ pub async fn resources(
                 version_name,
             } => {
                 env.insert(format!("{prefix}_SOURCENAME"), source_name.clone());
-                env.insert(format!("{prefix}_VERSIONNAME"), version_name.clone());
+                let version = crate::images::job_version(
+                    &state,
+                    &project,
+                    &integration,
+                    &r.name,
+                    source_name,
+                    version_name,
+                    &pin,
+                )
+                .await?;
+                insert_version(&mut env, &prefix, version_name, version.as_ref());
             }
             shippable::ResourceKind::Integration | shippable::ResourceKind::CliConfig { .. } => {
                 let region = match &r.kind {
@@ -259,6 +270,53 @@ pub async fn resources(
         tracing::info!(target: "berth::audit", project = %project.name, actor = %caller.actor(), "pipeline resource secrets issued");
     }
     Ok(Json(ResourceEnv { env }))
+}
+
+/// The request's pin, which needs exactly one image resource named.
+fn version_pin(
+    body: &ResourcesRequest,
+    wanted: &[&shippable::Resource],
+) -> Result<crate::images::Pin, ApiError> {
+    let pin = crate::images::Pin {
+        number: body.version_number,
+        name: body.version_name.clone(),
+    };
+    let images = wanted
+        .iter()
+        .filter(|r| matches!(r.kind, shippable::ResourceKind::Image { .. }))
+        .count();
+    if (pin.number.is_some() || pin.name.is_some()) && (images != 1 || wanted.len() != 1) {
+        let field = if pin.number.is_some() {
+            "version_number"
+        } else {
+            "version_name"
+        };
+        return Err(ApiError::invalid(
+            field,
+            "a pin applies to one image resource: name exactly one in resources",
+        ));
+    }
+    Ok(pin)
+}
+
+/// `<NAME>_VERSIONNAME` (the version's tag, or the file's when there is no version yet),
+/// `_VERSIONNUMBER` and `_VERSIONDIGEST`.
+fn insert_version(
+    env: &mut BTreeMap<String, String>,
+    prefix: &str,
+    file_tag: &str,
+    version: Option<&berth_store::ImageVersion>,
+) {
+    let Some(v) = version else {
+        env.insert(format!("{prefix}_VERSIONNAME"), file_tag.to_owned());
+        return;
+    };
+    env.insert(format!("{prefix}_VERSIONNAME"), v.version_name.clone());
+    env.insert(
+        format!("{prefix}_VERSIONNUMBER"),
+        v.version_number.to_string(),
+    );
+    env.insert(format!("{prefix}_VERSIONDIGEST"), v.digest.clone());
 }
 
 /// The build's project: absent and "not yours" are one answer (`policy`), phrased for the

@@ -1,8 +1,9 @@
 //! One file per endpoint family. Each handler carries its `#[utoipa::path]`, and `router()`
 //! registers handlers through `utoipa-axum`, so the route table and the OpenAPI document come
-//! from one source. The one exception is the project routes: project names contain `/`, which
-//! needs axum's `{*name}` wildcard, so they are routed by hand and documented from their
-//! attributes (a test checks every documented path reaches its handler).
+//! from one source. The one exception is the project routes (and the push events of a project's
+//! resources): project names contain `/`, which needs axum's `{*path}` wildcard, so they are
+//! routed by hand (`project_paths`) and documented from their attributes (a test checks every
+//! documented path reaches its handler).
 
 use std::sync::LazyLock;
 
@@ -27,7 +28,10 @@ pub(crate) mod gitops;
 pub(crate) mod health;
 pub(crate) mod integrations;
 pub(crate) mod openapi;
+pub(crate) mod project_paths;
 pub(crate) mod projects;
+pub(crate) mod resource_events;
+pub(crate) mod resources;
 pub(crate) mod runtimes;
 pub(crate) mod subscriptions;
 pub(crate) mod tokens;
@@ -40,7 +44,19 @@ pub(crate) mod users;
         version = "1",
         description = "Registry integrations for CI/CD. All endpoints but /healthz need 'Authorization: Bearer <token>'. Secrets are write-only: responses mask access key ids to their last 4 characters and report secrets only as *_set flags. Errors: {\"error\": {\"code\", \"message\", \"field\"?}}."
     ),
-    paths(projects::show, projects::remove, projects::release_dependencies),
+    paths(
+        projects::show,
+        projects::remove,
+        projects::release_dependencies,
+        resources::list,
+        resources::put,
+        resources::show,
+        resources::remove,
+        resources::versions,
+        resources::post_state,
+        resources::event_secret,
+        resource_events::event
+    ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -115,10 +131,15 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let router = router
         .route(
-            "/api/v1/projects/{*name}",
-            get(projects::show)
-                .delete(projects::remove)
-                .post(projects::release_dependencies),
+            "/api/v1/projects/{*path}",
+            get(project_paths::get)
+                .post(project_paths::post)
+                .put(project_paths::put)
+                .delete(project_paths::delete),
+        )
+        .route(
+            "/api/v1/resources/{*path}",
+            axum::routing::post(resource_events::event),
         )
         .fallback(|| async {
             ApiError::new(

@@ -45,6 +45,8 @@ pub fn options(dir: &std::path::Path) -> ServerOptions {
         master_key: None,
         master_key_file: None,
         idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
+        // Tests poll image resources every second.
+        poll_floor: std::time::Duration::from_secs(1),
     }
 }
 

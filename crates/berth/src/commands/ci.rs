@@ -216,19 +216,19 @@ fn shell_quote(v: &str) -> String {
 
 pub async fn resource_env(
     global: &Global,
-    file: &std::path::Path,
-    project: &str,
-    resources: &[String],
-    with_secrets: bool,
+    args: &crate::cli::ResourceEnvArgs,
 ) -> anyhow::Result<()> {
+    let file = &args.file;
     let yml =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let api = Api::new(global)?;
     let body = ResourcesRequest {
-        project: project.to_owned(),
+        project: args.project.clone(),
         shippable_yml: yml,
-        resources: resources.to_vec(),
-        with_secrets,
+        resources: args.resources.clone(),
+        with_secrets: args.with_secrets,
+        version_number: args.version_number,
+        version_name: args.version_name.clone(),
     };
     let v: ResourceEnv = api
         .call(Method::POST, "/api/v1/ci/resources", Some(&body))

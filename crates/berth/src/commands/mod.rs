@@ -5,6 +5,7 @@ pub mod integration;
 pub mod login;
 pub mod pull_secret;
 pub mod records;
+pub mod resources;
 pub mod serve;
 pub mod transfer;
 pub mod users;

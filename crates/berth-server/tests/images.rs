@@ -1,0 +1,497 @@
+//! Image resources through the API against the local ECR: a tag pushed twice with different
+//! content gives two versions, whether the poller, a CI post or a push event sees it first, and
+//! never a duplicate when all three see the same push; forged, replayed, stale, oversized and
+//! malformed events are refused naming the field; polling backs off while the registry answers
+//! 503 and recovers; the job's environment carries the version, pinned or newest.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use berth_testkit::{LocalEcrFixture, TempDir};
+use common::{TestServer, assert_error, options};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PROJECT: &str = "/api/v1/projects/acme/web";
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", berth_files::hex(&sha2::Sha256::digest(bytes)))
+}
+
+/// Pushes a one-config, no-layer image whose config says `label`, as `repository:tag`;
+/// returns its manifest digest.
+async fn push(registry: &str, password: &str, repository: &str, tag: &str, label: &str) -> String {
+    let http = reqwest::Client::new();
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"l": label}},
+        "rootfs": {"type": "layers", "diff_ids": []}})
+    .to_string();
+    let config_digest = sha256(config.as_bytes());
+    let started = http
+        .post(format!("{registry}/v2/{repository}/blobs/uploads/"))
+        .basic_auth("AWS", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202, "{:?}", started.text().await);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let location = match location.starts_with("http") {
+        true => location,
+        false => format!("{registry}{location}"),
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{location}{sep}digest={config_digest}"))
+        .basic_auth("AWS", Some(password))
+        .body(config.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": []})
+    .to_string();
+    let r = http
+        .put(format!("{registry}/v2/{repository}/manifests/{tag}"))
+        .basic_auth("AWS", Some(password))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    sha256(manifest.as_bytes())
+}
+
+/// An ECR push event as EventBridge delivers it.
+fn event(id: &str, digest: &str, tag: &str, time: &str) -> Value {
+    json!({"version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": time, "region": "us-east-1", "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "app", "image-digest": digest,
+                   "action-type": "PUSH", "image-tag": tag}})
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+async fn send_event(s: &TestServer, secret: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+    let mut req = s
+        .client
+        .post(format!(
+            "{}/api/v1/resources/acme/web/appImage/events",
+            s.url
+        ))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(secret) = secret {
+        req = req.header("x-berth-event-secret", secret);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn versions(s: &TestServer) -> Vec<(i64, String, String)> {
+    let (status, page) = s
+        .admin(
+            Method::GET,
+            &format!("{PROJECT}/resources/appImage/versions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version_number"].as_i64().unwrap(),
+                v["digest"].as_str().unwrap().to_owned(),
+                v["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for_versions(s: &TestServer, n: usize) -> Vec<(i64, String, String)> {
+    for _ in 0..100 {
+        let v = versions(s).await;
+        if v.len() >= n {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {n} versions: {:?}", versions(s).await);
+}
+
+/// Subscription acme with project acme/web, and integration `name` on `endpoint` assigned to it.
+async fn setup(s: &TestServer, name: &str, endpoint: &str, keys: &berth_testkit::Keys) {
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "acme/web", "subscription": "acme"})),
+    )
+    .await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": name, "type": "ecr", "endpoint": endpoint,
+                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": keys.secret},
+                "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/repositories",
+            Some(json!({"integration": name, "repository": "app"})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+}
+
+async fn password(s: &TestServer, integration: &str) -> String {
+    let (_, c) = s
+        .admin(
+            Method::POST,
+            &format!("/api/v1/integrations/{integration}/credentials"),
+            None,
+        )
+        .await;
+    c["password"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_by_poll_post_and_event_without_duplicates() {
+    let dir = TempDir::new("images");
+    let ecr = LocalEcrFixture::seeded("images-ecr").await;
+    let s = TestServer::start(options(&dir.0)).await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let host = ecr.url.trim_start_matches("http://").to_owned();
+    let a = push(&ecr.url, &pass, "app", "latest", "one").await;
+
+    let resource = format!("{PROJECT}/resources/appImage");
+    let define = |body: Value| s.admin(Method::PUT, &resource, Some(body));
+    let good =
+        json!({"integration": "local", "source_name": format!("{host}/app"), "poll_seconds": 1});
+    for (change, field) in [
+        (json!({"poll_seconds": -3}), "poll_seconds"),
+        (
+            json!({"source_name": format!("{host}/app:v1")}),
+            "source_name",
+        ),
+        (json!({"source_name": "quay.io/acme/app"}), "source_name"),
+        (json!({"version_name": "bad tag!"}), "version_name"),
+        (json!({"integration": "nope"}), "integration"),
+    ] {
+        let mut body = good.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        assert_error(&define(body).await, 400, "invalid_field", Some(field));
+    }
+    assert_error(
+        &s.admin(Method::GET, &format!("{PROJECT}/resources/appImage"), None)
+            .await,
+        404,
+        "not_found",
+        None,
+    );
+    let (status, r) = define(good.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["version_name"], "latest");
+
+    // The poller sees the first push; a CI post of the same push is no new version.
+    let v = wait_for_versions(&s, 1).await;
+    assert_eq!(v, [(1, a.clone(), "poll".into())]);
+    let posted = s
+        .admin(
+            Method::POST,
+            &format!("{PROJECT}/resources/appImage/versions"),
+            Some(json!({"properties": {"commit": "abc123"}})),
+        )
+        .await;
+    assert_eq!(posted.0, StatusCode::OK, "{}", posted.1);
+    assert_eq!(posted.1["new"], false);
+
+    // A second push of the tag with other content: the event, the post and the poller all see
+    // it, and it is one version.
+    let (_, secret) = s
+        .admin(
+            Method::POST,
+            &format!("{PROJECT}/resources/appImage/event-secret"),
+            None,
+        )
+        .await;
+    let secret = secret["secret"].as_str().unwrap().to_owned();
+    let b = push(&ecr.url, &pass, "app", "latest", "two").await;
+    assert_ne!(a, b);
+    let body = |id: &str, digest: &str, tag: &str, time: &str| {
+        serde_json::to_vec(&event(id, digest, tag, time)).unwrap()
+    };
+    let (status, got) = send_event(&s, Some(&secret), body("e-1", &b, "latest", &now())).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["outcome"], "recorded");
+    let posted = s
+        .admin(
+            Method::POST,
+            &format!("{PROJECT}/resources/appImage/versions"),
+            None,
+        )
+        .await;
+    assert_eq!(posted.1["version"]["digest"], b.as_str());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let v = versions(&s).await;
+    assert_eq!(v.len(), 2, "one version per push: {v:?}");
+    assert_eq!((v[0].0, v[0].1.as_str()), (2, b.as_str()));
+
+    // Refused events change nothing.
+    assert_error(
+        &send_event(&s, None, body("e-2", &a, "latest", &now())).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    assert_error(
+        &send_event(&s, Some("bes_forged"), body("e-2", &a, "latest", &now())).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    assert_error(
+        &send_event(&s, Some(&secret), body("e-1", &a, "latest", &now())).await,
+        409,
+        "event_replayed",
+        Some("id"),
+    );
+    assert_error(
+        &send_event(
+            &s,
+            Some(&secret),
+            body("e-3", &a, "latest", "2020-01-01T00:00:00Z"),
+        )
+        .await,
+        400,
+        "invalid_field",
+        Some("time"),
+    );
+    assert_error(
+        &send_event(
+            &s,
+            Some(&secret),
+            body("e-4", "sha256:nothex", "latest", &now()),
+        )
+        .await,
+        400,
+        "invalid_field",
+        Some("detail.image-digest"),
+    );
+    assert_error(
+        &send_event(&s, Some(&secret), vec![b' '; 70 * 1024]).await,
+        413,
+        "payload_too_large",
+        Some("body"),
+    );
+    let (status, ignored) = send_event(&s, Some(&secret), body("e-5", &a, "v9", &now())).await;
+    assert_eq!(
+        (status, &ignored["outcome"]),
+        (StatusCode::ACCEPTED, &json!("ignored"))
+    );
+    assert_eq!(
+        versions(&s).await.len(),
+        2,
+        "nothing refused or ignored was recorded"
+    );
+
+    // The job's environment: the newest version, or a pinned one.
+    let yml = format!(
+        "resources:\n  - name: appImage\n    type: image\n    integration: local\n    versionTemplate:\n      sourceName: {host}/app\n      versionName: latest\n"
+    );
+    let env = |pin: Value| {
+        let mut body =
+            json!({"project": "acme/web", "shippable_yml": yml, "resources": ["appImage"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(pin.as_object().unwrap().clone());
+        s.admin(Method::POST, "/api/v1/ci/resources", Some(body))
+    };
+    let (status, e) = env(json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["env"]["APPIMAGE_VERSIONNUMBER"], "2");
+    assert_eq!(e["env"]["APPIMAGE_VERSIONDIGEST"], b.as_str());
+    let (_, e) = env(json!({"version_number": 1})).await;
+    assert_eq!(e["env"]["APPIMAGE_VERSIONDIGEST"], a.as_str());
+    assert_error(
+        &env(json!({"version_number": 7})).await,
+        400,
+        "invalid_field",
+        Some("version_number"),
+    );
+    let (_, r) = s
+        .admin(Method::GET, &format!("{PROJECT}/resources/appImage"), None)
+        .await;
+    assert_eq!(
+        r["poll_seconds"], 1,
+        "the file's definition keeps the interval"
+    );
+
+    // Paging, newest first.
+    let (_, page) = s
+        .admin(
+            Method::GET,
+            &format!("{PROJECT}/resources/appImage/versions?limit=1"),
+            None,
+        )
+        .await;
+    assert_eq!(page["items"][0]["version_number"], 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page) = s
+        .admin(
+            Method::GET,
+            &format!("{PROJECT}/resources/appImage/versions?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(page["items"][0]["version_number"], 1);
+    assert!(page["next_cursor"].is_null());
+    assert_error(
+        &s.admin(
+            Method::GET,
+            &format!("{PROJECT}/resources/appImage/versions?cursor=x"),
+            None,
+        )
+        .await,
+        400,
+        "invalid_field",
+        Some("cursor"),
+    );
+    s.stop().await;
+}
+
+/// A proxy in front of the local ECR's API that answers 503 while `failing` is set.
+async fn flaky_proxy(target: String, failing: Arc<AtomicBool>) -> String {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::Request;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (failing, http, target) = (failing.clone(), http.clone(), target.clone());
+        async move {
+            if failing.load(Ordering::SeqCst) {
+                return axum::response::Response::builder()
+                    .status(503)
+                    .body(Body::from(
+                        "{\"__type\":\"ServiceUnavailableException\",\"message\":\"down\"}",
+                    ))
+                    .unwrap();
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap();
+            let mut out = http.request(parts.method, format!("{target}{}", parts.uri));
+            for (k, v) in &parts.headers {
+                out = out.header(k, v);
+            }
+            let answer = out.body(bytes).send().await.unwrap();
+            let mut response = axum::response::Response::builder().status(answer.status());
+            for (k, v) in answer.headers() {
+                response = response.header(k, v);
+            }
+            response
+                .body(Body::from(answer.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_backs_off_on_503_and_recovers() {
+    let dir = TempDir::new("images-backoff");
+    let ecr = LocalEcrFixture::seeded("images-backoff-ecr").await;
+    let s = TestServer::start(options(&dir.0)).await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let a = push(&ecr.url, &pass, "app", "latest", "one").await;
+    let failing = Arc::new(AtomicBool::new(true));
+    let proxy = flaky_proxy(ecr.url.clone(), failing.clone()).await;
+    // A second integration whose ECR API goes through the proxy: its token cannot be had.
+    let keys = ecr.demo_keys();
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "flaky", "type": "ecr", "endpoint": proxy,
+                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": keys.secret},
+                "subscriptions": ["acme"]})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let host = proxy.trim_start_matches("http://");
+    let (status, r) = s
+        .admin(
+            Method::PUT,
+            &format!("{PROJECT}/resources/appImage"),
+            Some(json!({"integration": "flaky", "source_name": format!("{host}/app"), "poll_seconds": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let mut seen = Vec::new();
+    for _ in 0..80 {
+        let (_, r) = s
+            .admin(Method::GET, &format!("{PROJECT}/resources/appImage"), None)
+            .await;
+        let failures = r["poll_failures"].as_i64().unwrap();
+        if failures >= 2 {
+            seen.push(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = seen.pop().expect("two failed polls");
+    assert!(
+        r["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceUnavailable"),
+        "{r}"
+    );
+    let next = time::OffsetDateTime::parse(
+        r["next_poll_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let wait = (next - time::OffsetDateTime::now_utc()).as_seconds_f64();
+    assert!(wait > 2.0, "the second failure waits 4 s, not 1 s: {wait}");
+    assert!(versions(&s).await.is_empty());
+
+    failing.store(false, Ordering::SeqCst);
+    let v = wait_for_versions(&s, 1).await;
+    assert_eq!(v[0].1, a, "recovered: the push is seen through the proxy");
+    let (_, r) = s
+        .admin(Method::GET, &format!("{PROJECT}/resources/appImage"), None)
+        .await;
+    assert_eq!(
+        (r["poll_failures"].as_i64(), &r["last_error"]),
+        (Some(0), &Value::Null)
+    );
+    s.stop().await;
+}
