@@ -116,6 +116,81 @@ impl Recorded {
     }
 }
 
+/// Where a resource's new versions are announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub id: String,
+    pub resource_id: String,
+    pub url: String,
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+}
+
+/// Where one announcement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up after the last attempt.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "PENDING",
+            DeliveryState::Delivered => "DELIVERED",
+            DeliveryState::Failed => "FAILED",
+        }
+    }
+
+    fn parse(text: &str) -> Result<DeliveryState, StoreError> {
+        match text {
+            "PENDING" => Ok(DeliveryState::Pending),
+            "DELIVERED" => Ok(DeliveryState::Delivered),
+            "FAILED" => Ok(DeliveryState::Failed),
+            other => Err(StoreError::Corrupt(format!("delivery state '{other}'"))),
+        }
+    }
+}
+
+/// One announcement of one version to one trigger: the delivery log's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub trigger_id: String,
+    pub version_number: i64,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// A delivery taken for sending, with what it is sent with.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery: Delivery,
+    pub url: String,
+    pub secret: secrecy::SecretString,
+    pub resource: ImageResource,
+    pub version: ImageVersion,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered {
+        status: i64,
+    },
+    /// Retried at `retry_at`, or given up when that is `None`.
+    Failed {
+        status: Option<i64>,
+        error: String,
+        retry_at: Option<OffsetDateTime>,
+    },
+}
+
 /// Image resources, their versions and the poll schedule.
 #[async_trait]
 pub trait ImageStore: Send + Sync {
@@ -170,6 +245,56 @@ pub trait ImageStore: Send + Sync {
     async fn event_secret_hash(&self, resource_id: &str) -> Result<Option<String>, StoreError>;
     /// Notes a push event; `false` when it was taken before (a replay).
     async fn note_event(&self, resource_id: &str, event_id: &str) -> Result<bool, StoreError>;
+    /// Adds a trigger (its secret sealed); versions recorded from now on are announced to it.
+    async fn add_trigger(
+        &self,
+        resource_id: &str,
+        url: &str,
+        secret: &secrecy::SecretString,
+        actor: &str,
+    ) -> Result<Trigger, StoreError>;
+    async fn list_triggers(&self, resource_id: &str) -> Result<Vec<Trigger>, StoreError>;
+    async fn delete_trigger(&self, resource_id: &str, trigger_id: &str) -> Result<(), StoreError>;
+    /// A trigger's deliveries, newest version first, at most `limit`.
+    async fn deliveries(&self, trigger_id: &str, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// Takes the pending deliveries that are due, each leased for `lease_seconds`.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_seconds: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    async fn finish_delivery(
+        &self,
+        trigger_id: &str,
+        version_number: i64,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError>;
+}
+
+/// The field trigger secrets are sealed under (with the trigger's id as owner).
+pub(crate) const TRIGGER_SECRET_FIELD: &str = "trigger_secret";
+
+pub(crate) fn read_trigger(row: &impl crate::rows::Columns) -> Result<Trigger, StoreError> {
+    Ok(Trigger {
+        id: row.text("id")?,
+        resource_id: row.text("resource_id")?,
+        url: row.text("url")?,
+        created_at: row.time("created_at")?,
+        created_by: row.text("created_by")?,
+    })
+}
+
+pub(crate) fn read_delivery(row: &impl crate::rows::Columns) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        trigger_id: row.text("trigger_id")?,
+        version_number: row.int("version_number")?,
+        state: DeliveryState::parse(&row.text("state")?)?,
+        attempts: row.int("attempts")?,
+        last_status: row.maybe_int("last_status")?,
+        last_error: row.maybe_text("last_error")?,
+        next_attempt_at: row.time("next_attempt_at")?,
+        delivered_at: row.maybe_time("delivered_at")?,
+    })
 }
 
 pub(crate) fn read_resource(
@@ -218,6 +343,7 @@ macro_rules! images_store {
     ($store:ty) => {
         mod images_impl {
             use super::*;
+            use $crate::rows::Columns as _;
             use $crate::StoreError;
             use $crate::images::{
                 ImageResource, ImageStore, ImageVersion, RESOURCE_SELECT, Recorded,
@@ -371,6 +497,17 @@ macro_rules! images_store {
                     .bind(properties)
                     .execute(&mut *tx)
                     .await?;
+                    // Announced in the same transaction: a version is never without its deliveries.
+                    sqlx::query(
+                        "INSERT INTO trigger_deliveries (trigger_id, version_number, state, attempts, \
+                         next_attempt_at) SELECT id, $2, 'PENDING', 0, $3 FROM image_triggers \
+                         WHERE resource_id = $1",
+                    )
+                    .bind(resource_id)
+                    .bind(number)
+                    .bind($crate::sql::now())
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                     Ok(Recorded::New(ImageVersion {
                         version_number: number,
@@ -518,6 +655,175 @@ macro_rules! images_store {
                         == 1;
                     tx.commit().await?;
                     Ok(fresh)
+                }
+
+                async fn add_trigger(
+                    &self,
+                    resource_id: &str,
+                    url: &str,
+                    secret: &secrecy::SecretString,
+                    actor: &str,
+                ) -> Result<$crate::images::Trigger, StoreError> {
+                    let id = $crate::sql::new_id();
+                    let sealed = self.keyring.seal(&id, $crate::images::TRIGGER_SECRET_FIELD, secret)?;
+                    let mut tx = self.begin_write().await?;
+                    let added = sqlx::query(
+                        "INSERT INTO image_triggers (id, resource_id, url, key_id, nonce, ciphertext, \
+                         created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&id)
+                    .bind(resource_id)
+                    .bind(url)
+                    .bind(sealed.key_id)
+                    .bind(sealed.nonce)
+                    .bind(sealed.ciphertext)
+                    .bind($crate::sql::now())
+                    .bind(actor)
+                    .execute(&mut *tx)
+                    .await;
+                    match added {
+                        Err(e) if StoreError::is_unique_violation(&e) => {
+                            return Err(StoreError::Duplicate { kind: "trigger", name: url.to_owned() });
+                        }
+                        other => other?,
+                    };
+                    tx.commit().await?;
+                    let row = sqlx::query("SELECT * FROM image_triggers WHERE id = $1")
+                        .bind(&id)
+                        .fetch_one(self.reader())
+                        .await?;
+                    $crate::images::read_trigger(&row)
+                }
+
+                async fn list_triggers(
+                    &self,
+                    resource_id: &str,
+                ) -> Result<Vec<$crate::images::Trigger>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT * FROM image_triggers WHERE resource_id = $1 ORDER BY created_at, id",
+                    )
+                    .bind(resource_id)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter().map($crate::images::read_trigger).collect()
+                }
+
+                async fn delete_trigger(
+                    &self,
+                    resource_id: &str,
+                    trigger_id: &str,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let gone = sqlx::query("DELETE FROM image_triggers WHERE resource_id = $1 AND id = $2")
+                        .bind(resource_id)
+                        .bind(trigger_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone == 0 {
+                        return Err(StoreError::NotFound { kind: "trigger", name: trigger_id.to_owned() });
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn deliveries(
+                    &self,
+                    trigger_id: &str,
+                    limit: i64,
+                ) -> Result<Vec<$crate::images::Delivery>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT * FROM trigger_deliveries WHERE trigger_id = $1 \
+                         ORDER BY version_number DESC LIMIT $2",
+                    )
+                    .bind(trigger_id)
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter().map($crate::images::read_delivery).collect()
+                }
+
+                async fn claim_deliveries(
+                    &self,
+                    now: OffsetDateTime,
+                    lease_seconds: i64,
+                ) -> Result<Vec<$crate::images::DueDelivery>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let rows = sqlx::query(
+                        "UPDATE trigger_deliveries SET next_attempt_at = $2 \
+                         WHERE state = 'PENDING' AND next_attempt_at <= $1 RETURNING *",
+                    )
+                    .bind(now)
+                    .bind(now + time::Duration::seconds(lease_seconds))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    let mut due = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let delivery = $crate::images::read_delivery(row)?;
+                        let t = sqlx::query(
+                            "SELECT resource_id, url, key_id, nonce, ciphertext FROM image_triggers WHERE id = $1",
+                        )
+                        .bind(&delivery.trigger_id)
+                        .fetch_one(self.reader())
+                        .await?;
+                        let sealed = $crate::seal::Sealed {
+                            key_id: t.text("key_id")?,
+                            nonce: t.try_get("nonce")?,
+                            ciphertext: t.try_get("ciphertext")?,
+                        };
+                        let secret = self.keyring.open(&delivery.trigger_id, $crate::images::TRIGGER_SECRET_FIELD, &sealed)?;
+                        let resource_id = t.text("resource_id")?;
+                        let sql = format!("{RESOURCE_SELECT} WHERE r.id = $1");
+                        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(&resource_id)
+                            .fetch_one(self.reader())
+                            .await?;
+                        let version = self
+                            .find_version(&resource_id, Some(delivery.version_number), None)
+                            .await?
+                            .ok_or_else(|| StoreError::Corrupt("a delivery of a missing version".into()))?;
+                        due.push($crate::images::DueDelivery {
+                            url: t.text("url")?,
+                            secret,
+                            resource: resource(&r)?,
+                            version,
+                            delivery,
+                        });
+                    }
+                    Ok(due)
+                }
+
+                async fn finish_delivery(
+                    &self,
+                    trigger_id: &str,
+                    version_number: i64,
+                    attempt: &$crate::images::Attempt,
+                ) -> Result<(), StoreError> {
+                    use $crate::images::Attempt;
+                    let now = $crate::sql::now();
+                    let (state, status, error, next, delivered) = match attempt {
+                        Attempt::Delivered { status } => ("DELIVERED", Some(*status), None, now, Some(now)),
+                        Attempt::Failed { status, error, retry_at: Some(at) } => ("PENDING", *status, Some(error.as_str()), *at, None),
+                        Attempt::Failed { status, error, retry_at: None } => ("FAILED", *status, Some(error.as_str()), now, None),
+                    };
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(
+                        "UPDATE trigger_deliveries SET state = $3, attempts = attempts + 1, last_status = $4, \
+                         last_error = $5, next_attempt_at = $6, delivered_at = $7 \
+                         WHERE trigger_id = $1 AND version_number = $2",
+                    )
+                    .bind(trigger_id)
+                    .bind(version_number)
+                    .bind(state)
+                    .bind(status)
+                    .bind(error)
+                    .bind(next)
+                    .bind(delivered)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
             }
         }

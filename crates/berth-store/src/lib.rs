@@ -41,7 +41,8 @@ pub use gitops::{
     GitOpsSettings, GitOpsSettingsInput, GitOpsStore, SyncRecord, SyncState, WrittenFile,
 };
 pub use images::{
-    ImageResource, ImageStore, ImageVersion, Recorded, ResourceInput, Sighting, VersionSource,
+    Attempt, Delivery, DeliveryState, DueDelivery, ImageResource, ImageStore, ImageVersion,
+    Recorded, ResourceInput, Sighting, Trigger, VersionSource,
 };
 pub use postgres::PgStore;
 pub use seal::{Keyring, MasterKey, SealError};

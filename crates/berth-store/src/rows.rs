@@ -15,6 +15,8 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
     fn time(&self, column: &str) -> Result<OffsetDateTime, StoreError>;
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn maybe_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError>;
 }
 
 impl<R> Columns for R
@@ -39,6 +41,12 @@ where
         Ok(self.try_get(column)?)
     }
     fn time(&self, column: &str) -> Result<OffsetDateTime, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
         Ok(self.try_get(column)?)
     }
 }

@@ -1137,6 +1137,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                let others = reseal_others(&mut tx, new_ring).await?;
                 sqlx::query(q::FORGET_SEALING_KEYS).execute(&mut *tx).await?;
                 sqlx::query(q::REGISTER_SEALING_KEY)
                     .bind(new_ring.primary().id())
@@ -1145,8 +1146,66 @@ macro_rules! sql_store {
                     .await?;
                 bump(&mut tx).await?;
                 tx.commit().await?;
-                Ok(rows.len())
+                Ok(rows.len() + others)
             }
+        }
+
+        /// The secrets sealed outside `integration_secrets` (the GitOps push password, image
+        /// resources' trigger secrets), re-sealed with the new key in the same transaction.
+        async fn reseal_others(
+            conn: &mut $conn,
+            new_ring: &Keyring,
+        ) -> Result<usize, StoreError> {
+            use $crate::gitops::{PASSWORD_FIELD, PASSWORD_OWNER};
+            let row = sqlx::query(
+                "SELECT key_id, nonce, ciphertext FROM gitops_settings WHERE ciphertext IS NOT NULL",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            let mut count = reseal_triggers(&mut *conn, new_ring).await?;
+            let Some(row) = row else {
+                return Ok(count);
+            };
+            let sealed = $crate::seal::Sealed {
+                key_id: row.try_get("key_id")?,
+                nonce: row.try_get("nonce")?,
+                ciphertext: row.try_get("ciphertext")?,
+            };
+            let plain = new_ring.open(PASSWORD_OWNER, PASSWORD_FIELD, &sealed)?;
+            let resealed = new_ring.seal(PASSWORD_OWNER, PASSWORD_FIELD, &plain)?;
+            sqlx::query("UPDATE gitops_settings SET key_id = $1, nonce = $2, ciphertext = $3")
+                .bind(resealed.key_id)
+                .bind(resealed.nonce)
+                .bind(resealed.ciphertext)
+                .execute(&mut *conn)
+                .await?;
+            count += 1;
+            Ok(count)
+        }
+
+        async fn reseal_triggers(conn: &mut $conn, new_ring: &Keyring) -> Result<usize, StoreError> {
+            let field = $crate::images::TRIGGER_SECRET_FIELD;
+            let rows = sqlx::query("SELECT id, key_id, nonce, ciphertext FROM image_triggers")
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let sealed = $crate::seal::Sealed {
+                    key_id: row.try_get("key_id")?,
+                    nonce: row.try_get("nonce")?,
+                    ciphertext: row.try_get("ciphertext")?,
+                };
+                let plain = new_ring.open(&id, field, &sealed)?;
+                let resealed = new_ring.seal(&id, field, &plain)?;
+                sqlx::query("UPDATE image_triggers SET key_id = $1, nonce = $2, ciphertext = $3 WHERE id = $4")
+                    .bind(resealed.key_id)
+                    .bind(resealed.nonce)
+                    .bind(resealed.ciphertext)
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(rows.len())
         }
 
         async fn insert_token(

@@ -217,6 +217,7 @@ async fn story(store: Arc<dyn Store>) {
         "a replay"
     );
 
+    triggers(store.as_ref(), &r.id).await;
     store
         .delete_resource(&project.id, "appimage")
         .await
@@ -241,6 +242,90 @@ async fn story(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A trigger gets one delivery per new version, queued with the version; a failed attempt is
+/// retried when due, a delivered one is done.
+async fn triggers(store: &dyn Store, resource_id: &str) {
+    use berth_store::{Attempt, DeliveryState};
+    let secret = secrecy::SecretString::from("hook-secret-123".to_owned());
+    let t = store
+        .add_trigger(resource_id, "http://127.0.0.1:9/hook", &secret, "admin")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_trigger(resource_id, "http://127.0.0.1:9/hook", &secret, "admin")
+            .await,
+        Err(StoreError::Duplicate {
+            kind: "trigger",
+            ..
+        })
+    ));
+    let none = BTreeMap::new();
+    let d = digest(9);
+    let v = store
+        .record_sighting(resource_id, &seen("latest", &d, VersionSource::Poll, &none))
+        .await
+        .unwrap();
+    let Recorded::New(v) = v else { panic!("new") };
+    store
+        .record_sighting(resource_id, &seen("latest", &d, VersionSource::Post, &none))
+        .await
+        .unwrap();
+    let log = store.deliveries(&t.id, 10).await.unwrap();
+    assert_eq!(
+        log.len(),
+        1,
+        "one delivery per new version, none for a known one"
+    );
+    assert_eq!(
+        (log[0].version_number, log[0].state),
+        (v.version_number, DeliveryState::Pending)
+    );
+
+    let now = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let due = store.claim_deliveries(now, 60).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].url, "http://127.0.0.1:9/hook");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&due[0].secret),
+        "hook-secret-123"
+    );
+    assert_eq!(due[0].version.digest, d);
+    assert!(
+        store.claim_deliveries(now, 60).await.unwrap().is_empty(),
+        "leased"
+    );
+    let failed = Attempt::Failed {
+        status: Some(500),
+        error: "500 Internal Server Error".into(),
+        retry_at: Some(now),
+    };
+    store
+        .finish_delivery(&t.id, v.version_number, &failed)
+        .await
+        .unwrap();
+    let again = store.claim_deliveries(now, 60).await.unwrap();
+    assert_eq!(again[0].delivery.attempts, 1);
+    assert_eq!(again[0].delivery.last_status, Some(500));
+    store
+        .finish_delivery(&t.id, v.version_number, &Attempt::Delivered { status: 204 })
+        .await
+        .unwrap();
+    let log = store.deliveries(&t.id, 10).await.unwrap();
+    assert_eq!(
+        (log[0].state, log[0].attempts),
+        (DeliveryState::Delivered, 2)
+    );
+    assert!(log[0].delivered_at.is_some());
+    assert!(
+        store.claim_deliveries(now, 60).await.unwrap().is_empty(),
+        "delivered once"
+    );
+    assert_eq!(store.list_triggers(resource_id).await.unwrap().len(), 1);
+    store.delete_trigger(resource_id, &t.id).await.unwrap();
+    assert!(store.list_triggers(resource_id).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -430,9 +430,52 @@ async fn rotation(location: &Location) {
         )
         .await
         .unwrap();
+    // Secrets sealed outside the integrations: the GitOps push password, a trigger's secret.
+    let push = secrecy::SecretString::from("push-password-rot".to_owned());
+    store
+        .put_gitops_settings(
+            &berth_store::GitOpsSettingsInput {
+                repo: "/srv/config.git",
+                username: Some("ci"),
+                password: Some(&push),
+                clear_password: false,
+                account_cert: None,
+                namespace: "codefresh",
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    let project = store
+        .create_project(
+            &berth_core::ProjectName::parse("p", "acme/web").unwrap(),
+            "acme",
+            "admin",
+        )
+        .await
+        .unwrap();
+    let resource = store
+        .put_resource(
+            &project.id,
+            &berth_store::ResourceInput {
+                name: "app".into(),
+                integration: "rot".into(),
+                source_name: "127.0.0.1:5000/app".into(),
+                tag: "latest".into(),
+                poll_seconds: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    let hook = secrecy::SecretString::from("hook-secret-rot".to_owned());
+    store
+        .add_trigger(&resource.id, "http://127.0.0.1:9/hook", &hook, "admin")
+        .await
+        .unwrap();
     let new_key = MasterKey::generate().unwrap();
     let both = Keyring::with_keys(vec![new_key.clone(), old.primary().clone()]).unwrap();
-    assert_eq!(store.reseal_all(&both).await.unwrap(), 2);
+    assert_eq!(store.reseal_all(&both).await.unwrap(), 4);
 
     // The old process's key is no longer registered: it must refuse to seal, not write orphans.
     let refused = store
@@ -454,6 +497,38 @@ async fn rotation(location: &Location) {
             .expose_secret(),
         SECRET
     );
+    let settings = reopened.gitops_settings().await.unwrap().unwrap();
+    assert_eq!(
+        settings.password.unwrap().expose_secret(),
+        "push-password-rot",
+        "the push password opens with the new key"
+    );
+    reopened
+        .record_sighting(
+            &resource.id,
+            &berth_store::Sighting {
+                version_name: "latest",
+                digest: &format!("sha256:{}", "ab".repeat(32)),
+                source: berth_store::VersionSource::Post,
+                pushed_at: time::OffsetDateTime::now_utc(),
+                properties: &Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let due = reopened
+        .claim_deliveries(
+            time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
+            60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        due[0].secret.expose_secret(),
+        "hook-secret-rot",
+        "the trigger secret opens with the new key"
+    );
+    drop(reopened);
     let wrong = berth_store::open(location, old)
         .await
         .err()

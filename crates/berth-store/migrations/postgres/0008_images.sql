@@ -49,3 +49,31 @@ CREATE TABLE image_events (
     received_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (resource_id, event_id)
 );
+
+-- Where a new version is announced (a CI system's "run this pipeline" webhook), with the HMAC
+-- secret each announcement is signed with (sealed like every other secret), and one delivery
+-- per trigger and version, queued in the transaction that records the version.
+CREATE TABLE image_triggers (
+    id          TEXT PRIMARY KEY,
+    resource_id TEXT NOT NULL REFERENCES image_resources(id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    nonce       BYTEA NOT NULL,
+    ciphertext  BYTEA NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    created_by  TEXT NOT NULL,
+    UNIQUE (resource_id, url)
+);
+
+CREATE TABLE trigger_deliveries (
+    trigger_id      TEXT NOT NULL REFERENCES image_triggers(id) ON DELETE CASCADE,
+    version_number  BIGINT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts        BIGINT NOT NULL,
+    last_status     BIGINT,
+    last_error      TEXT,
+    next_attempt_at TIMESTAMPTZ NOT NULL,
+    delivered_at    TIMESTAMPTZ,
+    PRIMARY KEY (trigger_id, version_number)
+);
+CREATE INDEX trigger_deliveries_due ON trigger_deliveries(next_attempt_at) WHERE state = 'PENDING';

@@ -49,3 +49,31 @@ CREATE TABLE image_events (
     received_at TEXT NOT NULL,
     PRIMARY KEY (resource_id, event_id)
 );
+
+-- Where a new version is announced (a CI system's "run this pipeline" webhook), with the HMAC
+-- secret each announcement is signed with (sealed like every other secret), and one delivery
+-- per trigger and version, queued in the transaction that records the version.
+CREATE TABLE image_triggers (
+    id          TEXT PRIMARY KEY,
+    resource_id TEXT NOT NULL REFERENCES image_resources(id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    nonce       BLOB NOT NULL,
+    ciphertext  BLOB NOT NULL,
+    created_at  TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    UNIQUE (resource_id, url)
+);
+
+CREATE TABLE trigger_deliveries (
+    trigger_id      TEXT NOT NULL REFERENCES image_triggers(id) ON DELETE CASCADE,
+    version_number  INTEGER NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts        INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at    TEXT,
+    PRIMARY KEY (trigger_id, version_number)
+);
+CREATE INDEX trigger_deliveries_due ON trigger_deliveries(next_attempt_at) WHERE state = 'PENDING';
