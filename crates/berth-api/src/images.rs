@@ -118,3 +118,54 @@ pub struct EventReceipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<RecordedVersion>,
 }
+
+/// `POST /api/v1/projects/{project}/resources/{name}/triggers` (admin): where new versions are
+/// announced, signed with `secret` (a random one is made and shown once when absent).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerInput {
+    /// An http(s) URL without credentials in it.
+    pub url: String,
+    /// The HMAC-SHA256 key (at least 16 characters) [default: a random one, shown once].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One announcement of a version to a trigger.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub version_number: i64,
+    /// `PENDING` (being tried), `DELIVERED`, or `FAILED` (given up).
+    pub state: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status, when it answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    /// RFC 3339: the next try, while `PENDING`.
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// A trigger and its newest deliveries (at most 20).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerView {
+    pub id: String,
+    pub url: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A trigger just added; `secret` only when Berth made it (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerCreated {
+    pub trigger: TriggerView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `GET /api/v1/projects/{project}/resources/{name}/triggers`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerList {
+    pub items: Vec<TriggerView>,
+}

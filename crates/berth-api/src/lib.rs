@@ -32,8 +32,9 @@ pub use gitops::{
     GitOpsDiff, GitOpsInput, GitOpsView, ImportNote, ImportReport, Reconciled, SyncList, SyncView,
 };
 pub use images::{
-    EventReceipt, EventSecret, ImageResourceInput, ImageResourceList, ImageResourceView,
-    ImageVersionPage, ImageVersionView, PostedState, RecordedVersion,
+    DeliveryView, EventReceipt, EventSecret, ImageResourceInput, ImageResourceList,
+    ImageResourceView, ImageVersionPage, ImageVersionView, PostedState, RecordedVersion,
+    TriggerCreated, TriggerInput, TriggerList, TriggerView,
 };
 pub use integrations::{
     AccessKeysInput, AmbientWord, AuthInput, AuthView, IntegrationInput, IntegrationPage,

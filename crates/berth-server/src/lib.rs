@@ -2,7 +2,8 @@
 //! runtimes, tokens, the GitOps repository), its OpenAPI document, token authentication, the web
 //! pages, start-up (opening the store with its master key, minting the first admin token,
 //! graceful shutdown), the GitOps sync worker that keeps the shared configuration repository
-//! following the store ([`gitops`]), and the poller of image resources' tags ([`images`]).
+//! following the store ([`gitops`]), the poller of image resources' tags ([`images`]) and the
+//! deliverer of their new versions to triggers ([`triggers`]).
 //!
 //! This crate owns HTTP and that orchestration: routing, status codes, JSON shapes, who may call
 //! what, and when a change is pushed. It must not hold domain rules (those are `berth-core`'s),
@@ -26,6 +27,7 @@ pub mod policy;
 mod private_dir;
 mod routes;
 mod token_cache;
+pub mod triggers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,7 +100,12 @@ pub struct ServerOptions {
     pub idle_timeout: std::time::Duration,
     /// The shortest interval an image resource may be polled at ([`DEFAULT_POLL_FLOOR`]).
     pub poll_floor: std::time::Duration,
+    /// The wait after a trigger delivery's first failure ([`DEFAULT_RETRY_BASE`]); it doubles.
+    pub delivery_retry_base: std::time::Duration,
 }
+
+/// A receiver that failed gets 5 s, then 10 s, 20 s, … (eight attempts in about 10 minutes).
+pub const DEFAULT_RETRY_BASE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Registries rate-limit manifest reads; a minute between polls of one tag is polite.
 pub const DEFAULT_POLL_FLOOR: std::time::Duration = std::time::Duration::from_secs(60);
@@ -189,6 +196,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     idle_timeout: std::time::Duration,
     poll_floor: std::time::Duration,
+    delivery_retry_base: std::time::Duration,
     data_dir: PathBuf,
 }
 
@@ -214,6 +222,7 @@ impl Server {
             listener,
             idle_timeout: options.idle_timeout,
             poll_floor: options.poll_floor,
+            delivery_retry_base: options.delivery_retry_base,
             data_dir: options.data_dir.clone(),
         })
     }
@@ -227,6 +236,8 @@ impl Server {
         state.poll_floor_seconds = self.poll_floor.as_secs().max(1) as i64;
         let sync = tokio::spawn(state.gitops.clone().run());
         let poller = tokio::spawn(images::Poller::new(state.clone()).run());
+        let deliverer =
+            tokio::spawn(triggers::Deliverer::new(state.clone(), self.delivery_retry_base).run());
         let app = build_app(state);
         let listener = berth_http::IdleTimeout::new(self.listener, self.idle_timeout);
         let served = axum::serve(listener, app)
@@ -234,6 +245,7 @@ impl Server {
             .await;
         sync.abort();
         poller.abort();
+        deliverer.abort();
         served
     }
 }

@@ -495,3 +495,156 @@ async fn polling_backs_off_on_503_and_recovers() {
     );
     s.stop().await;
 }
+
+/// What the trigger receiver saw: each request's version number and whether its signature and
+/// timestamp checked out.
+type Seen = Arc<std::sync::Mutex<Vec<(i64, bool)>>>;
+
+/// A CI system's webhook on loopback: checks `X-Berth-Signature` with its own HMAC, answers 500
+/// to the first two requests and 200 after.
+async fn receiver(secret: &'static str) -> (String, Seen) {
+    use hmac::{KeyInit, Mac};
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let mut mac =
+                        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                    mac.update(&body);
+                    let expected =
+                        format!("sha256={}", berth_files::hex(&mac.finalize().into_bytes()));
+                    let signed = headers
+                        .get("x-berth-signature")
+                        .is_some_and(|v| v.to_str().unwrap() == expected);
+                    let v: Value = serde_json::from_slice(&body).unwrap();
+                    let sent = time::OffsetDateTime::parse(
+                        v["sent_at"].as_str().unwrap(),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap();
+                    let fresh = (time::OffsetDateTime::now_utc() - sent)
+                        .whole_seconds()
+                        .abs()
+                        < 60;
+                    let mut log = log.lock().unwrap();
+                    log.push((
+                        v["version"]["version_number"].as_i64().unwrap(),
+                        signed && fresh,
+                    ));
+                    if log.len() <= 2 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_is_announced_signed_retried_and_once() {
+    const SECRET: &str = "receiver-secret-0123456789";
+    let dir = TempDir::new("images-triggers");
+    let ecr = LocalEcrFixture::seeded("images-triggers-ecr").await;
+    let s = TestServer::start(options(&dir.0)).await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let host = ecr.url.trim_start_matches("http://").to_owned();
+    push(&ecr.url, &pass, "app", "latest", "one").await;
+    let r = s
+        .admin(
+            Method::PUT,
+            &format!("{PROJECT}/resources/appImage"),
+            Some(json!({"integration": "local", "source_name": format!("{host}/app")})),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let (url, seen) = receiver(SECRET).await;
+    let triggers = format!("{PROJECT}/resources/appImage/triggers");
+    for (body, field) in [
+        (json!({"url": "ftp://example.com/hook"}), "url"),
+        (json!({"url": "http://user:token@127.0.0.1/hook"}), "url"),
+        (json!({"url": url, "secret": "short"}), "secret"),
+    ] {
+        assert_error(
+            &s.admin(Method::POST, &triggers, Some(body)).await,
+            400,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    let (status, added) = s
+        .admin(
+            Method::POST,
+            &triggers,
+            Some(json!({"url": url, "secret": SECRET})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert!(added["secret"].is_null(), "a given secret is not echoed");
+    assert!(
+        !s.seen.lock().unwrap().contains(SECRET),
+        "nor shown anywhere"
+    );
+
+    let versions_path = format!("{PROJECT}/resources/appImage/versions");
+    let post = || s.admin(Method::POST, &versions_path, None);
+    assert_eq!(post().await.0, StatusCode::CREATED);
+    assert_eq!(
+        post().await.0,
+        StatusCode::OK,
+        "the same push again: no new version"
+    );
+    let delivered = |log: &Value| log["items"][0]["deliveries"][0]["state"] == "DELIVERED";
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = s.admin(Method::GET, &triggers, None).await.1;
+        if delivered(&log) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered(&log), "{log}");
+    let d = &log["items"][0]["deliveries"][0];
+    assert_eq!(
+        (d["attempts"].as_i64(), d["last_status"].as_i64()),
+        (Some(3), Some(200)),
+        "{d}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(1, true), (1, true), (1, true)],
+        "signed, retried twice"
+    );
+
+    // The tag moves: exactly one more announcement, for version 2.
+    push(&ecr.url, &pass, "app", "latest", "two").await;
+    assert_eq!(post().await.0, StatusCode::CREATED);
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(1, true), (1, true), (1, true), (2, true)],
+        "one delivery per version"
+    );
+    let id = log["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = s
+        .admin(Method::DELETE, &format!("{triggers}/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    s.stop().await;
+}

@@ -174,6 +174,27 @@ fn probes() -> Vec<Probe> {
             "other/none",
         ),
         p(
+            Method::GET,
+            "/api/v1/projects/{}/resources/app/triggers",
+            None,
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/projects/{}/resources/app/triggers",
+            Some(r#"{"url": "http://127.0.0.1:9/hook"}"#),
+            "other/web",
+            "other/none",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/projects/{}/resources/app/triggers/t1",
+            None,
+            "other/web",
+            "other/none",
+        ),
+        p(
             Method::POST,
             "/api/v1/resources/{}/app/events",
             Some("{}"),
@@ -309,7 +330,10 @@ const NAMELESS: &[(&str, &str)] = &[
 /// project is probed and the resource is `app`.
 fn template(path: &str) -> String {
     match path.contains("{project}") {
-        true => path.replace("{project}", "{}").replace("{name}", "app"),
+        true => path
+            .replace("{project}", "{}")
+            .replace("{name}", "app")
+            .replace("{id}", "t1"),
         false => path.replace("{id}", "{}").replace("{name}", "{}"),
     }
 }

@@ -338,6 +338,23 @@ pub enum ResourceCmd {
     EventSecret { project: String, name: String },
     /// Delete it and its versions (admin).
     Delete { project: String, name: String },
+    /// Announce its new versions to URL, signed with HMAC-SHA256 (admin). The key is read from
+    /// stdin with --secret-stdin, else made and shown once.
+    AddTrigger {
+        project: String,
+        name: String,
+        url: String,
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// Its triggers and their delivery log.
+    Triggers { project: String, name: String },
+    /// Stop announcing to a trigger (admin).
+    RemoveTrigger {
+        project: String,
+        name: String,
+        id: String,
+    },
 }
 
 #[derive(Args, Clone)]

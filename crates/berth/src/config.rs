@@ -60,6 +60,7 @@ pub fn server_options(args: &ServeArgs) -> anyhow::Result<ServerOptions> {
         master_key_file: args.master_key_file.clone().or(file.master_key_file),
         idle_timeout: idle_timeout()?,
         poll_floor: berth_server::DEFAULT_POLL_FLOOR,
+        delivery_retry_base: berth_server::DEFAULT_RETRY_BASE,
     })
 }
 

@@ -55,6 +55,9 @@ pub(crate) mod users;
         resources::versions,
         resources::post_state,
         resources::event_secret,
+        resources::add_trigger,
+        resources::triggers,
+        resources::remove_trigger,
         resource_events::event
     ),
     components(schemas(ErrorBody)),

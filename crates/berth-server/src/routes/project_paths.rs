@@ -1,7 +1,7 @@
 //! Everything under `/api/v1/projects/{org}/{repo}…`: a project's name holds `/`s, so axum hands
 //! the whole rest of the path to one handler per method, and this reads it from the right (a
 //! resource's name holds no `/`) to find the endpoint: the project, its release, its resources,
-//! one resource, its versions or its event secret.
+//! one resource, its versions, its event secret or its triggers.
 
 use std::collections::HashMap;
 
@@ -24,6 +24,8 @@ enum Target<'a> {
     Resource(&'a str, &'a str),
     Versions(&'a str, &'a str),
     EventSecret(&'a str, &'a str),
+    Triggers(&'a str, &'a str),
+    Trigger(&'a str, &'a str, &'a str),
 }
 
 fn target(path: &str) -> Target<'_> {
@@ -33,10 +35,14 @@ fn target(path: &str) -> Target<'_> {
         let cut: usize = parts[..n - k].iter().map(|p| p.len() + 1).sum();
         &path[..cut.saturating_sub(1)]
     };
+    if n >= 6 && parts[n - 4] == "resources" && parts[n - 2] == "triggers" {
+        return Target::Trigger(prefix(4), parts[n - 3], parts[n - 1]);
+    }
     if n >= 5 && parts[n - 3] == "resources" {
         match parts[n - 1] {
             "versions" => return Target::Versions(prefix(3), parts[n - 2]),
             "event-secret" => return Target::EventSecret(prefix(3), parts[n - 2]),
+            "triggers" => return Target::Triggers(prefix(3), parts[n - 2]),
             _ => {}
         }
     }
@@ -85,7 +91,12 @@ pub async fn get(
         Target::Versions(p, n) => resources::versions(&state, &caller, p, n, &query)
             .await?
             .into_response(),
-        Target::Release(_) | Target::EventSecret(..) => return Err(not_allowed()),
+        Target::Triggers(p, n) => resources::triggers(&state, &caller, p, n)
+            .await?
+            .into_response(),
+        Target::Release(_) | Target::EventSecret(..) | Target::Trigger(..) => {
+            return Err(not_allowed());
+        }
     })
 }
 
@@ -107,6 +118,11 @@ pub async fn post(
         Target::EventSecret(p, n) => resources::event_secret(&state, &caller, p, n)
             .await?
             .into_response(),
+        Target::Triggers(p, n) => {
+            resources::add_trigger(&state, &caller, p, n, crate::json::parse(&body)?)
+                .await?
+                .into_response()
+        }
         _ => return Err(not_allowed()),
     })
 }
@@ -139,6 +155,9 @@ pub async fn delete(
             .await?
             .into_response(),
         Target::Resource(p, n) => resources::remove(&state, &caller, p, n)
+            .await?
+            .into_response(),
+        Target::Trigger(p, n, id) => resources::remove_trigger(&state, &caller, p, n, id)
             .await?
             .into_response(),
         _ => return Err(not_allowed()),
@@ -174,6 +193,14 @@ mod tests {
         assert_eq!(
             target("acme/web/resources/app/event-secret"),
             Target::EventSecret("acme/web", "app")
+        );
+        assert_eq!(
+            target("acme/web/resources/app/triggers"),
+            Target::Triggers("acme/web", "app")
+        );
+        assert_eq!(
+            target("acme/sub/web/resources/app/triggers/t1"),
+            Target::Trigger("acme/sub/web", "app", "t1")
         );
     }
 }

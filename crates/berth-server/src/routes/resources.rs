@@ -318,16 +318,7 @@ pub async fn event_secret(
     name: &str,
 ) -> Result<Json<EventSecret>, ApiError> {
     let (project, resource) = visible_resource(state, caller, project, name).await?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        tracing::error!(error = %e, "no random source");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no random source",
-        )
-    })?;
-    let secret = format!("bes_{}", berth_files::hex(&bytes));
+    let secret = random_secret("bes_")?;
     state
         .store
         .set_event_secret_hash(&resource.id, &crate::gitops::sha256_hex(&secret))
@@ -347,4 +338,142 @@ pub(crate) fn secret_matches(presented: &str, stored_hash: &str) -> bool {
     use subtle::ConstantTimeEq;
     let hash = crate::gitops::sha256_hex(presented);
     hash.as_bytes().ct_eq(stored_hash.as_bytes()).into()
+}
+
+fn delivery_view(d: &berth_store::Delivery) -> berth_api::DeliveryView {
+    berth_api::DeliveryView {
+        version_number: d.version_number,
+        state: d.state.as_str().to_owned(),
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        next_attempt_at: (d.state == berth_store::DeliveryState::Pending)
+            .then(|| timestamp(d.next_attempt_at)),
+        delivered_at: d.delivered_at.map(timestamp),
+    }
+}
+
+async fn trigger_view(
+    state: &AppState,
+    t: &berth_store::Trigger,
+) -> Result<berth_api::TriggerView, ApiError> {
+    let deliveries = state.store.deliveries(&t.id, 20).await?;
+    Ok(berth_api::TriggerView {
+        id: t.id.clone(),
+        url: t.url.clone(),
+        created_at: timestamp(t.created_at),
+        created_by: t.created_by.clone(),
+        deliveries: deliveries.iter().map(delivery_view).collect(),
+    })
+}
+
+/// A trigger URL: http(s), a host, no credentials (they would show in every listing).
+fn check_trigger_url(url: &str) -> Result<(), ApiError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| ApiError::invalid("url", "must be an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "url",
+            "must name a host, have no spaces, and be at most 2048 characters",
+        ));
+    }
+    if authority.contains('@') {
+        return Err(ApiError::invalid(
+            "url",
+            "must not carry credentials: the receiver checks the X-Berth-Signature instead",
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a trigger (admin): each new version from now on is POSTed to it, signed.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/resources/{name}/triggers", tag = "resources",
+    params(("project" = String, Path, description = "`org/repo`; its `/` is not encoded"), ("name" = String, Path)),
+    request_body = berth_api::TriggerInput,
+    responses((status = 201, body = berth_api::TriggerCreated), Refusals))]
+pub async fn add_trigger(
+    state: &AppState,
+    caller: &Principal,
+    project: &str,
+    name: &str,
+    body: berth_api::TriggerInput,
+) -> Result<(StatusCode, Json<berth_api::TriggerCreated>), ApiError> {
+    caller.require_admin()?;
+    check_trigger_url(&body.url)?;
+    if body.secret.as_ref().is_some_and(|s| s.len() < 16) {
+        return Err(ApiError::invalid(
+            "secret",
+            "must be at least 16 characters",
+        ));
+    }
+    let (_, resource) = visible_resource(state, caller, project, name).await?;
+    let made = match &body.secret {
+        Some(_) => None,
+        None => Some(random_secret("bts_")?),
+    };
+    let secret =
+        secrecy::SecretString::from(body.secret.clone().or(made.clone()).unwrap_or_default());
+    let t = state
+        .store
+        .add_trigger(&resource.id, &body.url, &secret, &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(berth_api::TriggerCreated {
+            trigger: trigger_view(state, &t).await?,
+            secret: made,
+        }),
+    ))
+}
+
+/// The resource's triggers, each with its newest deliveries (the delivery log).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/resources/{name}/triggers", tag = "resources",
+    params(("project" = String, Path, description = "`org/repo`; its `/` is not encoded"), ("name" = String, Path)),
+    responses((status = 200, body = berth_api::TriggerList), Refusals))]
+pub async fn triggers(
+    state: &AppState,
+    caller: &Principal,
+    project: &str,
+    name: &str,
+) -> Result<Json<berth_api::TriggerList>, ApiError> {
+    let (_, resource) = visible_resource(state, caller, project, name).await?;
+    let mut items = Vec::new();
+    for t in state.store.list_triggers(&resource.id).await? {
+        items.push(trigger_view(state, &t).await?);
+    }
+    Ok(Json(berth_api::TriggerList { items }))
+}
+
+/// Removes a trigger (admin); its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/resources/{name}/triggers/{id}", tag = "resources",
+    params(("project" = String, Path, description = "`org/repo`; its `/` is not encoded"), ("name" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), Refusals))]
+pub async fn remove_trigger(
+    state: &AppState,
+    caller: &Principal,
+    project: &str,
+    name: &str,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (_, resource) = visible_resource(state, caller, project, name).await?;
+    state.store.delete_trigger(&resource.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `prefix` and 64 random hex digits.
+fn random_secret(prefix: &str) -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no random source");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no random source",
+        )
+    })?;
+    Ok(format!("{prefix}{}", berth_files::hex(&bytes)))
 }

@@ -47,6 +47,7 @@ pub fn options(dir: &std::path::Path) -> ServerOptions {
         idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
         // Tests poll image resources every second.
         poll_floor: std::time::Duration::from_secs(1),
+        delivery_retry_base: std::time::Duration::from_millis(500),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use berth_api::{
     EventSecret, ImageResourceInput, ImageResourceList, ImageResourceView, ImageVersionPage,
-    PostedState, RecordedVersion,
+    PostedState, RecordedVersion, TriggerCreated, TriggerInput, TriggerList,
 };
 use berth_core::shippable;
 use reqwest::Method;
@@ -118,22 +118,7 @@ pub async fn resource(global: &Global, cmd: ResourceCmd) -> anyhow::Result<()> {
             let v: ImageResourceList = api
                 .get(&format!("/api/v1/projects/{project}/resources"))
                 .await?;
-            output::print(global.output, &v, |v| {
-                let rows: Vec<Vec<String>> = v
-                    .items
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.name.clone(),
-                            format!("{}:{}", r.source_name, r.version_name),
-                            r.integration.clone(),
-                            poll_text(r),
-                            r.latest_version.to_string(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "FOLLOWS", "INTEGRATION", "POLL", "LATEST"], &rows)
-            });
+            output::print(global.output, &v, print_resources);
         }
         ResourceCmd::Show { project, name } => {
             let v: ImageResourceView = api.get(&path(&project, &name)).await?;
@@ -147,22 +132,7 @@ pub async fn resource(global: &Global, cmd: ResourceCmd) -> anyhow::Result<()> {
             let v: ImageVersionPage = api
                 .get(&format!("{}/versions?limit={limit}", path(&project, &name)))
                 .await?;
-            output::print(global.output, &v, |v| {
-                let rows: Vec<Vec<String>> = v
-                    .items
-                    .iter()
-                    .map(|x| {
-                        vec![
-                            x.version_number.to_string(),
-                            x.version_name.clone(),
-                            x.digest.clone(),
-                            x.source.clone(),
-                            x.pushed_at.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["VERSION", "TAG", "DIGEST", "SOURCE", "PUSHED AT"], &rows)
-            });
+            output::print(global.output, &v, print_versions);
         }
         ResourceCmd::EventSecret { project, name } => {
             let v: EventSecret = api
@@ -180,6 +150,29 @@ pub async fn resource(global: &Global, cmd: ResourceCmd) -> anyhow::Result<()> {
                 println!("{}", v.secret);
             });
         }
+        ResourceCmd::AddTrigger {
+            project,
+            name,
+            url,
+            secret_stdin,
+        } => add_trigger(global, &api, &path(&project, &name), url, secret_stdin).await?,
+        ResourceCmd::Triggers { project, name } => {
+            let v: TriggerList = api
+                .get(&format!("{}/triggers", path(&project, &name)))
+                .await?;
+            output::print(global.output, &v, print_triggers);
+        }
+        ResourceCmd::RemoveTrigger { project, name, id } => {
+            api.delete(&format!(
+                "{}/triggers/{}",
+                path(&project, &name),
+                encode(&id)
+            ))
+            .await?;
+            output::print(global.output, &json!({"deleted": id}), |_| {
+                println!("removed trigger {id}")
+            });
+        }
         ResourceCmd::Delete { project, name } => {
             api.delete(&path(&project, &name)).await?;
             output::print(global.output, &json!({"deleted": name}), |_| {
@@ -188,6 +181,89 @@ pub async fn resource(global: &Global, cmd: ResourceCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn add_trigger(
+    global: &Global,
+    api: &Api,
+    resource: &str,
+    url: String,
+    secret_stdin: bool,
+) -> anyhow::Result<()> {
+    let secret = match secret_stdin {
+        true => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read the trigger secret from stdin")?;
+            Some(text.lines().next().unwrap_or("").to_owned())
+        }
+        false => None,
+    };
+    let body = TriggerInput { url, secret };
+    let v: TriggerCreated = api
+        .call(Method::POST, &format!("{resource}/triggers"), Some(&body))
+        .await?;
+    output::print(global.output, &v, |v| {
+        println!(
+            "trigger {} announces new versions to {}",
+            v.trigger.id, v.trigger.url
+        );
+        if let Some(secret) = &v.secret {
+            eprintln!("its HMAC-SHA256 key (shown once):");
+            println!("{secret}");
+        }
+    });
+    Ok(())
+}
+
+fn print_resources(v: &ImageResourceList) {
+    let rows: Vec<Vec<String>> = v
+        .items
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                format!("{}:{}", r.source_name, r.version_name),
+                r.integration.clone(),
+                poll_text(r),
+                r.latest_version.to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "FOLLOWS", "INTEGRATION", "POLL", "LATEST"], &rows)
+}
+
+fn print_versions(v: &ImageVersionPage) {
+    let rows: Vec<Vec<String>> = v
+        .items
+        .iter()
+        .map(|x| {
+            vec![
+                x.version_number.to_string(),
+                x.version_name.clone(),
+                x.digest.clone(),
+                x.source.clone(),
+                x.pushed_at.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["VERSION", "TAG", "DIGEST", "SOURCE", "PUSHED AT"], &rows)
+}
+
+fn print_triggers(v: &TriggerList) {
+    for t in &v.items {
+        println!(
+            "{}  {}  (added by {} at {})",
+            t.id, t.url, t.created_by, t.created_at
+        );
+        for d in &t.deliveries {
+            let detail = d.last_error.as_deref().unwrap_or("");
+            println!(
+                "  version {:<5} {:<10} attempts {:<3} {}",
+                d.version_number, d.state, d.attempts, detail
+            );
+        }
+    }
 }
 
 fn poll_text(r: &ImageResourceView) -> String {
