@@ -129,7 +129,8 @@ pub(crate) struct State {
     pub token_ttl: Duration,
     pub create_on_push: bool,
     pub clock_offset_seconds: i64,
-    /// Calls per ECR and STS operation, served at `GET /_berth/metrics`.
+    /// Calls per ECR and STS operation and per registry manifest method, served at
+    /// `GET /_berth/metrics`.
     pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Permits to read a large control-plane body (see `control::read_body`).
     pub large_bodies: tokio::sync::Semaphore,

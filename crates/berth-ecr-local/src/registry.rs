@@ -886,6 +886,9 @@ async fn manifest(
             format!("invalid tag '{reference}'"),
         ));
     }
+    // Counted like the control plane's operations, so a poller's requests can be measured.
+    req.state
+        .count(&format!("registry:{} manifest", req.method));
     match *req.method {
         Method::GET | Method::HEAD => get_manifest(req, name, reference).await,
         Method::PUT => put_manifest(req, name, reference, body).await,

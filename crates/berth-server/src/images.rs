@@ -153,14 +153,18 @@ impl Poller {
     }
 
     /// One round: the due resources, grouped so each distinct (integration, repository, tag)
-    /// is read once. Returns how many registry reads it made.
+    /// is read once; a successful read also serves every other resource following that tag,
+    /// whose next poll then moves on too, so a tag is read once per interval however many
+    /// projects follow it. Returns how many registry reads it made.
     pub async fn round(&self) -> Result<usize, ApiError> {
+        let started = std::time::Instant::now();
         let now = OffsetDateTime::now_utc();
         let due = self
             .state
             .store
             .claim_polls(now, POLL_LEASE_SECONDS)
             .await?;
+        let claimed = due.len();
         let mut groups: HashMap<(String, String, String), Vec<ImageResource>> = HashMap::new();
         for r in due {
             let key = (
@@ -171,11 +175,27 @@ impl Poller {
             groups.entry(key).or_default().push(r);
         }
         let reads = groups.len();
-        for ((integration, source_name, tag), resources) in groups {
+        for ((integration, source_name, tag), mut resources) in groups {
             let read = self.read(&integration, &source_name, &tag).await;
+            if read.is_ok() {
+                let followers = self
+                    .state
+                    .store
+                    .followers(&integration, &source_name, &tag)
+                    .await?;
+                let more: Vec<ImageResource> = followers
+                    .into_iter()
+                    .filter(|f| !resources.iter().any(|r| r.id == f.id))
+                    .collect();
+                resources.extend(more);
+            }
             for r in resources {
                 self.finish(&r, &read).await?;
             }
+        }
+        if claimed > 0 {
+            let millis = started.elapsed().as_millis() as u64;
+            tracing::info!(claimed, reads, millis, "image resources polled");
         }
         Ok(reads)
     }

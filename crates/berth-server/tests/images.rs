@@ -648,3 +648,67 @@ async fn a_new_version_is_announced_signed_retried_and_once() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     s.stop().await;
 }
+
+async fn manifest_heads(ecr: &LocalEcrFixture) -> u64 {
+    let m: Value = reqwest::get(format!("{}/_berth/metrics", ecr.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    m["calls"]["registry:HEAD manifest"].as_u64().unwrap_or(0)
+}
+
+/// Three projects following one tag every 3 s, added a second apart: one registry read per
+/// 3 s, not three (each would be due in its own round if it were polled on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_read_per_tag_however_many_projects_follow_it() {
+    let dir = TempDir::new("images-shared");
+    let ecr = LocalEcrFixture::seeded("images-shared-ecr").await;
+    let s = TestServer::start(options(&dir.0)).await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let host = ecr.url.trim_start_matches("http://").to_owned();
+    push(&ecr.url, &pass, "app", "latest", "one").await;
+    for project in ["acme/web", "acme/api", "acme/cli"] {
+        if project != "acme/web" {
+            s.admin(
+                Method::POST,
+                "/api/v1/projects",
+                Some(json!({"name": project, "subscription": "acme"})),
+            )
+            .await;
+        }
+        let r = s
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/projects/{project}/resources/appImage"),
+                Some(json!({"integration": "local", "source_name": format!("{host}/app"), "poll_seconds": 3})),
+            )
+            .await;
+        assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    wait_for_versions(&s, 1).await;
+    let before = manifest_heads(&ecr).await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let reads = manifest_heads(&ecr).await - before;
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        reads as f64 <= seconds / 3.0 + 1.0,
+        "{reads} reads in {seconds:.1} s for one tag followed three times every 3 s"
+    );
+    assert!(reads >= 2, "the tag is still polled: {reads} reads");
+    for project in ["acme/api", "acme/cli"] {
+        let (_, r) = s
+            .admin(
+                Method::GET,
+                &format!("/api/v1/projects/{project}/resources/appImage"),
+                None,
+            )
+            .await;
+        assert_eq!(r["latest_version"], 1, "{r}");
+    }
+    s.stop().await;
+}

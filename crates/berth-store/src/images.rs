@@ -232,6 +232,14 @@ pub trait ImageStore: Send + Sync {
         now: OffsetDateTime,
         lease_seconds: i64,
     ) -> Result<Vec<ImageResource>, StoreError>;
+    /// The polled resources (of any project) following `tag` of `source_name` through the
+    /// integration: one read of the tag serves them all.
+    async fn followers(
+        &self,
+        integration: &str,
+        source_name: &str,
+        tag: &str,
+    ) -> Result<Vec<ImageResource>, StoreError>;
     /// A poll ended: on success the next is `next_at` and the failures reset; on failure the
     /// count grows and `error` is kept.
     async fn finish_poll(
@@ -585,6 +593,25 @@ macro_rules! images_store {
                         }
                     }
                     Ok(claimed)
+                }
+
+                async fn followers(
+                    &self,
+                    integration: &str,
+                    source_name: &str,
+                    tag: &str,
+                ) -> Result<Vec<ImageResource>, StoreError> {
+                    let sql = format!(
+                        "{RESOURCE_SELECT} WHERE r.poll_seconds > 0 AND LOWER(r.integration) = $1 \
+                         AND r.source_name = $2 AND r.tag = $3"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(integration.to_ascii_lowercase())
+                        .bind(source_name)
+                        .bind(tag)
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(resource).collect()
                 }
 
                 async fn finish_poll(

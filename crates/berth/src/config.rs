@@ -59,9 +59,23 @@ pub fn server_options(args: &ServeArgs) -> anyhow::Result<ServerOptions> {
         master_key,
         master_key_file: args.master_key_file.clone().or(file.master_key_file),
         idle_timeout: idle_timeout()?,
-        poll_floor: berth_server::DEFAULT_POLL_FLOOR,
+        poll_floor: poll_floor()?,
         delivery_retry_base: berth_server::DEFAULT_RETRY_BASE,
     })
+}
+
+/// `BERTH_POLL_FLOOR`: the fewest seconds between polls of an image resource's tag that a
+/// resource may ask for; default 60 (registries rate-limit manifest reads).
+fn poll_floor() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("BERTH_POLL_FLOOR") {
+        Err(_) => Ok(berth_server::DEFAULT_POLL_FLOOR),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if s >= 1 => Ok(std::time::Duration::from_secs(s)),
+            _ => {
+                bail!("BERTH_POLL_FLOOR must be a whole number of seconds, at least 1 (got '{v}')")
+            }
+        },
+    }
 }
 
 /// `BERTH_IDLE_TIMEOUT`: seconds a connection may move no byte before it is closed (both
