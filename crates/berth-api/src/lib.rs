@@ -17,6 +17,7 @@ mod gitops;
 mod images;
 mod integrations;
 mod records;
+mod reports;
 mod users;
 
 pub use ci::{
@@ -46,5 +47,9 @@ pub use records::{
     NewRuntime, NewSubscription, NewToken, ProjectList, ProjectView, ReleasedDependencies,
     RuntimeCertificate, RuntimeClusterRole, RuntimeList, RuntimeNamespace, RuntimeView,
     SubscriptionList, SubscriptionView, TokenList, TokenView,
+};
+pub use reports::{
+    GitFacts, ImageDetail, ImageList, ImageReportInput, ImageReportView, ImageSummary, IssueView,
+    VersionRef,
 };
 pub use users::{NewPassword, NewUser, UserList, UserView};

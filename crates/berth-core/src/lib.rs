@@ -16,6 +16,7 @@ mod error;
 mod image_ref;
 mod integration;
 mod name;
+pub mod provenance;
 mod registry_host;
 pub mod resolution;
 pub mod shippable;

@@ -51,13 +51,28 @@ pub(crate) async fn read_tag(
 ) -> Result<Descriptor, ApiError> {
     let image = ImageRef::parse(&format!("{source_name}:{tag}"))
         .map_err(|e| ApiError::invalid("source_name", e.to_string()))?;
+    let client = client_for(state, integration, &image.registry, "source_name").await?;
+    client
+        .head_manifest(&image.repository, tag)
+        .await
+        .map_err(|e| registry_error(&e, "version_name"))
+}
+
+/// A registry client for `host` with the integration's credentials; `field` is the request's
+/// field that named the host, for the error when the integration does not serve it.
+async fn client_for(
+    state: &AppState,
+    integration: &Integration,
+    host: &str,
+    field: &str,
+) -> Result<Arc<RegistryClient>, ApiError> {
     let IntegrationConfig::Ecr(ecr) = &integration.config;
-    let region = berth_core::serves_host(ecr, &image.registry).ok_or_else(|| {
+    let region = berth_core::serves_host(ecr, host).ok_or_else(|| {
         ApiError::invalid(
-            "source_name",
+            field,
             format!(
-                "integration {} does not serve registry {}",
-                integration.name, image.registry
+                "integration {} does not serve registry {host}",
+                integration.name
             ),
         )
     })?;
@@ -76,24 +91,21 @@ pub(crate) async fn read_tag(
         },
         format!("integration {}", integration.name),
     );
-    let client = RegistryClient::new(&image.registry, Arc::new(source), false)
-        .map_err(|e| registry_error(&e))?;
-    client
-        .head_manifest(&image.repository, tag)
-        .await
-        .map_err(|e| registry_error(&e))
+    RegistryClient::new(host, Arc::new(source), false)
+        .map(Arc::new)
+        .map_err(|e| registry_error(&e, field))
 }
 
-/// A registry's refusal as the API says it: the image is not there (422, naming the tag), or
+/// A registry's refusal as the API says it: the image is not there (422, naming `field`), or
 /// the registry failed (502) — in the registry client's words, which hold no secret.
-fn registry_error(e: &berth_registry::Error) -> ApiError {
+fn registry_error(e: &berth_registry::Error, field: &str) -> ApiError {
     match e {
         berth_registry::Error::NotFound(what) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "image_not_found",
             what.clone(),
         )
-        .on_field("version_name"),
+        .on_field(field),
         other => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "registry_failed",
@@ -346,4 +358,120 @@ async fn defined(
         .store
         .put_resource(&project.id, &input, "shippable.yml")
         .await?)
+}
+
+/// What Berth read about an image a CI build reported.
+pub(crate) struct Inspected {
+    pub digest: String,
+    /// `registry/repository`.
+    pub repository: String,
+    pub tag: Option<String>,
+    pub media_type: String,
+    pub size: u64,
+    pub platforms: Vec<String>,
+    pub created: Option<String>,
+    pub integration: String,
+}
+
+/// The integration of the project's subscription that serves `host`.
+async fn serving_integration(
+    state: &AppState,
+    project: &Project,
+    host: &str,
+) -> Result<Integration, ApiError> {
+    let mut query = berth_store::IntegrationQuery {
+        limit: 500,
+        subscription: Some(project.subscription.to_string()),
+        ..Default::default()
+    };
+    loop {
+        let page = state.store.list_integrations(&query).await?;
+        if let Some(i) = page.items.into_iter().find(|i| {
+            let IntegrationConfig::Ecr(ecr) = &i.config;
+            berth_core::serves_host(ecr, host).is_some()
+        }) {
+            return Ok(i);
+        }
+        match page.next_after {
+            Some(after) => query.after = Some(after),
+            None => {
+                return Err(ApiError::invalid(
+                    "image",
+                    format!(
+                        "no integration of subscription {} serves registry {host}: name one with integration",
+                        project.subscription
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Reads an image CI reported — its manifest (and config, for its platform and creation
+/// time) — through an integration the project may use.
+pub(crate) async fn inspect(
+    state: &AppState,
+    project: &Project,
+    integration: Option<&str>,
+    image: &str,
+) -> Result<Inspected, ApiError> {
+    let r = ImageRef::parse(image).map_err(|e| ApiError::invalid("image", e.to_string()))?;
+    let integration = match integration {
+        Some(name) => usable_integration(state, project, name).await?,
+        None => serving_integration(state, project, &r.registry).await?,
+    };
+    let client = client_for(state, &integration, &r.registry, "image").await?;
+    let reference = r
+        .digest
+        .clone()
+        .or_else(|| r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let remote = berth_registry::RemoteImage::new(client, &r.repository, &reference);
+    let fail = |e: berth_registry::Error| registry_error(&e, "image");
+    let m = berth_registry::Source::root(&remote).await.map_err(fail)?;
+    let (platforms, created, size) = if m.manifests.is_empty() {
+        let config = match &m.config {
+            Some(d) => Some(
+                berth_registry::read_config(&remote, d)
+                    .await
+                    .map_err(fail)?,
+            ),
+            None => None,
+        };
+        let text = |k: &str| {
+            config
+                .as_ref()
+                .and_then(|c| c[k].as_str())
+                .map(str::to_owned)
+        };
+        let platform = match (text("os"), text("architecture")) {
+            (Some(os), Some(arch)) => vec![format!("{os}/{arch}")],
+            _ => Vec::new(),
+        };
+        let layers: u64 = m.layers.iter().map(|l| l.size).sum();
+        let config_size = m.config.as_ref().map_or(0, |c| c.size);
+        (
+            platform,
+            text("created"),
+            m.bytes.len() as u64 + config_size + layers,
+        )
+    } else {
+        let platforms = m
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect();
+        let children: u64 = m.manifests.iter().map(|d| d.size).sum();
+        (platforms, None, m.bytes.len() as u64 + children)
+    };
+    Ok(Inspected {
+        digest: m.digest.clone(),
+        repository: format!("{}/{}", r.registry, r.repository),
+        tag: r.tag.clone(),
+        media_type: m.media_type.clone(),
+        size,
+        platforms,
+        created,
+        integration: integration.name.to_string(),
+    })
 }

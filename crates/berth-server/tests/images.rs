@@ -712,3 +712,184 @@ async fn one_read_per_tag_however_many_projects_follow_it() {
     }
     s.stop().await;
 }
+
+/// Image enrichment: a report of a pushed image is keyed by the digest Berth reads, links the
+/// commit, the pull request and the issues, and shows the resource versions the digest became;
+/// images that do not exist, malformed digests, foreign projects and unassigned integrations are
+/// refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_images_link_commits_pull_requests_issues_and_versions() {
+    let dir = TempDir::new("images-reports");
+    let ecr = LocalEcrFixture::seeded("images-reports-ecr").await;
+    let s = TestServer::start(options(&dir.0)).await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let host = ecr.url.trim_start_matches("http://").to_owned();
+    let digest = push(&ecr.url, &pass, "app", "v1.4", "one").await;
+    let report = |image: String, extra: Value| {
+        let mut body = json!({"image": image, "project": "acme/web",
+            "git": {"ci": "github-actions", "commit": "abc123", "branch": "feature/DEV-7-login",
+                    "message": "Fix OPS-3", "pull_request": "42",
+                    "pull_request_url": "https://github.com/acme/web/pull/42",
+                    "pull_request_title": "DEV-8: login page"},
+            "issue_prefixes": "DEV,OPS", "issue_tracker_url": "https://jira.example.com/browse/"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s.admin(Method::POST, "/api/v1/images/reports", Some(body))
+    };
+    let (status, r) = report(format!("{host}/app:v1.4"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        r["digest"],
+        digest.as_str(),
+        "keyed by the digest Berth read"
+    );
+    assert_eq!(r["platforms"], json!(["linux/amd64"]));
+    assert_eq!(r["integration"], "local", "found by the registry it serves");
+    let keys: Vec<&str> = r["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["DEV-7", "OPS-3", "DEV-8"]);
+    assert_eq!(
+        r["issues"][0]["url"],
+        "https://jira.example.com/browse/DEV-7"
+    );
+
+    // The digest became a resource's version.
+    s.admin(
+        Method::PUT,
+        &format!("{PROJECT}/resources/appImage"),
+        Some(json!({"integration": "local", "source_name": format!("{host}/app"), "version_name": "v1.4"})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        &format!("{PROJECT}/resources/appImage/versions"),
+        None,
+    )
+    .await;
+    let (status, d) = s
+        .admin(Method::GET, &format!("/api/v1/images/{digest}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["commits"], json!(["abc123"]));
+    assert_eq!(
+        d["pull_requests"],
+        json!(["https://github.com/acme/web/pull/42"])
+    );
+    assert_eq!(d["tags"], json!(["v1.4"]));
+    assert_eq!(d["versions"][0]["resource"], "appImage");
+    assert_eq!(d["versions"][0]["version_number"], 1);
+
+    for query in ["issue=OPS-3", "commit=abc123", "tag=v1.4"] {
+        let (_, l) = s
+            .admin(Method::GET, &format!("/api/v1/images?{query}"), None)
+            .await;
+        assert_eq!(l["items"][0]["digest"], digest.as_str(), "{query}: {l}");
+    }
+    let (_, none) = s
+        .admin(Method::GET, "/api/v1/images?issue=DEV-999", None)
+        .await;
+    assert_eq!(none["items"], json!([]));
+
+    // Refusals name the field, and nothing is stored.
+    let (status, gone) = report(format!("{host}/app:v9"), json!({})).await;
+    assert_eq!(
+        (status, gone["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("image")),
+        "{gone}"
+    );
+    assert_error(
+        &report("not an image!".into(), json!({})).await,
+        400,
+        "invalid_field",
+        Some("image"),
+    );
+    assert_error(
+        &report(
+            format!("{host}/app:v1.4"),
+            json!({"issue_pattern": "/([A-Z/"}),
+        )
+        .await,
+        400,
+        "invalid_field",
+        Some("issue_pattern"),
+    );
+    assert_error(
+        &report(format!("{host}/app:v1.4"), json!({"project": "acme/none"})).await,
+        400,
+        "invalid_field",
+        Some("project"),
+    );
+    assert_error(
+        &report(format!("{host}/app:v1.4"), json!({"integration": "nope"})).await,
+        400,
+        "invalid_field",
+        Some("integration"),
+    );
+    assert_error(
+        &s.admin(Method::GET, "/api/v1/images/sha256:xyz", None)
+            .await,
+        400,
+        "invalid_field",
+        Some("digest"),
+    );
+    let (_, l) = s.admin(Method::GET, "/api/v1/images", None).await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["items"][0]["reports"], 1);
+
+    // Another subscription's token sees none of it.
+    s.admin(
+        Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"name": "globex"})),
+    )
+    .await;
+    let (_, t) = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "globex"})),
+        )
+        .await;
+    let theirs = t["token"].as_str().unwrap().to_owned();
+    let (_, l) = s
+        .call(Method::GET, "/api/v1/images", Some(&theirs), None)
+        .await;
+    assert_eq!(l["items"], json!([]));
+    let hidden = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/images/{digest}"),
+            Some(&theirs),
+            None,
+        )
+        .await;
+    assert_error(&hidden, 404, "not_found", None);
+    let (_, acme) = s
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"subscription": "acme"})),
+        )
+        .await;
+    let ours = acme["token"].as_str().unwrap().to_owned();
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/images/{digest}"),
+            Some(&ours),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the project's own subscription sees it"
+    );
+    s.stop().await;
+}

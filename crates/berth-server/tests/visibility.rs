@@ -124,6 +124,13 @@ fn probes() -> Vec<Probe> {
         ),
         p(
             Method::GET,
+            "/api/v1/images/{}",
+            None,
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+        ),
+        p(
+            Method::GET,
             "/api/v1/projects/{}/resources",
             None,
             "other/web",
@@ -318,6 +325,9 @@ const NAMELESS: &[(&str, &str)] = &[
     ("/api/v1/subscriptions", "get"),
     ("/api/v1/subscriptions", "post"),
     ("/api/v1/projects", "post"),
+    // Confined to the token's own projects (tests/images.rs shows another's are not listed).
+    ("/api/v1/images", "get"),
+    ("/api/v1/images/reports", "post"),
     ("/api/v1/runtimes", "get"),
     ("/api/v1/runtimes", "post"),
     ("/api/v1/tokens", "get"),
@@ -334,7 +344,10 @@ fn template(path: &str) -> String {
             .replace("{project}", "{}")
             .replace("{name}", "app")
             .replace("{id}", "t1"),
-        false => path.replace("{id}", "{}").replace("{name}", "{}"),
+        false => path
+            .replace("{id}", "{}")
+            .replace("{name}", "{}")
+            .replace("{digest}", "{}"),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod gitops;
 pub mod images;
 mod migrate;
 mod postgres;
+pub mod reports;
 mod rows;
 pub mod seal;
 mod sql;
@@ -45,6 +46,7 @@ pub use images::{
     Recorded, ResourceInput, Sighting, Trigger, VersionSource,
 };
 pub use postgres::PgStore;
+pub use reports::{ImageReport, NewReport, ReportFilter, ReportStore};
 pub use seal::{Keyring, MasterKey, SealError};
 pub use sqlite::SqliteStore;
 pub use token_cache::TokenCache;
@@ -175,7 +177,7 @@ pub type IntegrationChange<'a> =
     Box<dyn FnOnce(&Integration) -> Result<IntegrationDraft, DomainError> + Send + 'a>;
 
 #[async_trait]
-pub trait Store: Accounts + GitOpsStore + ImageStore + Send + Sync + 'static {
+pub trait Store: Accounts + GitOpsStore + ImageStore + ReportStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -125,3 +125,4 @@ sql_store!(PgStore, Postgres, sqlx::PgConnection, "postgres");
 accounts_store!(PgStore);
 crate::gitops::gitops_store!(PgStore);
 crate::images::images_store!(PgStore);
+crate::reports::reports_store!(PgStore);

@@ -157,3 +157,4 @@ sql_store!(SqliteStore, Sqlite, sqlx::SqliteConnection, "sqlite");
 accounts_store!(SqliteStore);
 crate::gitops::gitops_store!(SqliteStore);
 crate::images::images_store!(SqliteStore);
+crate::reports::reports_store!(SqliteStore);

@@ -63,6 +63,9 @@ pub enum Command {
     /// A project's image resources and their versions.
     #[command(subcommand)]
     Resource(ResourceCmd),
+    /// What CI reported about images: digests with their commits, pull requests and issues.
+    #[command(subcommand)]
+    Images(ImagesCmd),
     /// GitOps runtimes (clusters).
     #[command(subcommand)]
     Runtime(RuntimeCmd),
@@ -268,6 +271,69 @@ pub enum CiCmd {
     /// Record a version of an image resource (as `shipctl post_resource_state`): Berth reads
     /// the digest the tag has now through the integration; the job needs no registry login.
     PostResourceState(PostResourceStateArgs),
+    /// Report an image this build made: Berth reads its digest, size and platforms through the
+    /// integration and links it to the commit, pull request and issues the CI variables (or the
+    /// flags) name.
+    ReportImage(ReportImageArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ReportImageArgs {
+    /// `registry/repository:tag` or `…@sha256:…`.
+    pub image: String,
+    /// Read it through this integration [default: the one serving its registry].
+    #[arg(long)]
+    pub integration: Option<String>,
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: String,
+    /// Override what the CI variables say:
+    #[arg(long)]
+    pub commit: Option<String>,
+    #[arg(long)]
+    pub branch: Option<String>,
+    #[arg(long)]
+    pub repository_url: Option<String>,
+    #[arg(long)]
+    pub author: Option<String>,
+    #[arg(long)]
+    pub message: Option<String>,
+    #[arg(long = "pr", value_name = "NUMBER")]
+    pub pull_request: Option<String>,
+    #[arg(long = "pr-url")]
+    pub pull_request_url: Option<String>,
+    #[arg(long = "pr-title")]
+    pub pull_request_title: Option<String>,
+    #[arg(long)]
+    pub build_url: Option<String>,
+    /// Issue keys are these prefixes' (DEV,OPS)…
+    #[arg(long, env = "BERTH_ISSUE_PREFIXES", conflicts_with = "issue_pattern")]
+    pub issue_prefixes: Option<String>,
+    /// …or this regular expression's matches (/[A-Z]{2,}-\d+/) [default: PROJ-123 keys].
+    #[arg(long, env = "BERTH_ISSUE_PATTERN")]
+    pub issue_pattern: Option<String>,
+    /// The tracker's page of a key is this URL and the key.
+    #[arg(long, env = "BERTH_ISSUE_TRACKER_URL")]
+    pub issue_tracker_url: Option<String>,
+}
+
+/// `berth images …`: what CI reported about images, by digest.
+#[derive(Subcommand)]
+pub enum ImagesCmd {
+    /// Reported digests, newest first.
+    List {
+        /// `registry/repository`
+        #[arg(long)]
+        repository: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// An issue key.
+        #[arg(long)]
+        issue: Option<String>,
+        #[arg(long)]
+        commit: Option<String>,
+    },
+    /// One digest: its reports, tags, commits, pull requests, issues and resource versions.
+    Show { digest: String },
 }
 
 #[derive(Args, Clone)]

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             Command::Project(cmd) => commands::records::project(&global, cmd).await,
             Command::Runtime(cmd) => commands::records::runtime(&global, cmd).await,
             Command::Resource(cmd) => commands::resources::resource(&global, cmd).await,
+            Command::Images(cmd) => commands::images::images(&global, cmd).await,
             Command::Token(cmd) => commands::records::token(&global, cmd).await,
             Command::User(cmd) => commands::users::user(&global, cmd).await,
             Command::Gitops(cmd) => commands::gitops::gitops(&global, cmd).await,
@@ -149,6 +150,9 @@ fn main() -> ExitCode {
             }
             Command::Ci(cli::CiCmd::PostResourceState(args)) => {
                 commands::resources::post_state(&global, &args).await
+            }
+            Command::Ci(cli::CiCmd::ReportImage(args)) => {
+                commands::images::report(&global, &args).await
             }
         }
     });

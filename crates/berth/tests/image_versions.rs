@@ -164,3 +164,186 @@ fn a_job_posts_versions_and_later_jobs_see_them() {
     ));
     assert!(shown.contains("latest       version 2"), "{shown}");
 }
+
+/// The variables each CI system sets, as fixtures: `berth ci report-image` reads them and the
+/// report links the commit, the pull request and the issues.
+const CI_FIXTURES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "github-actions",
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SHA", "c0ffee01"),
+            ("GITHUB_REF", "refs/pull/42/merge"),
+            ("GITHUB_HEAD_REF", "DEV-7-login"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "acme/web"),
+            ("GITHUB_RUN_ID", "9"),
+        ],
+    ),
+    (
+        "gitlab-ci",
+        &[
+            ("GITLAB_CI", "true"),
+            ("CI_COMMIT_SHA", "c0ffee02"),
+            ("CI_COMMIT_REF_NAME", "main"),
+            ("CI_PROJECT_URL", "https://gitlab.example.com/acme/web"),
+            ("CI_COMMIT_MESSAGE", "Fix DEV-7"),
+            ("CI_MERGE_REQUEST_IID", "5"),
+            ("CI_PIPELINE_URL", "https://gitlab.example.com/p/1"),
+        ],
+    ),
+    (
+        "jenkins",
+        &[
+            ("JENKINS_URL", "https://jenkins.example.com/"),
+            ("GIT_COMMIT", "c0ffee03"),
+            ("BRANCH_NAME", "PR-12"),
+            ("CHANGE_ID", "12"),
+            ("CHANGE_TITLE", "DEV-7: login"),
+            ("CHANGE_URL", "https://github.com/acme/web/pull/12"),
+            ("BUILD_URL", "https://jenkins.example.com/job/3/"),
+        ],
+    ),
+    (
+        "circleci",
+        &[
+            ("CIRCLECI", "true"),
+            ("CIRCLE_SHA1", "c0ffee04"),
+            ("CIRCLE_BRANCH", "dev-7-login"),
+            ("CIRCLE_PULL_REQUEST", "https://github.com/acme/web/pull/77"),
+            ("CIRCLE_BUILD_URL", "https://circleci.com/b/5"),
+        ],
+    ),
+    (
+        "shippable",
+        &[
+            ("SHIPPABLE", "true"),
+            ("COMMIT", "c0ffee05"),
+            ("BRANCH", "master"),
+            ("COMMIT_MESSAGE", "DEV-7 done"),
+            ("PULL_REQUEST", "8"),
+            ("PULL_REQUEST_REPO_FULL_NAME", "acme/web"),
+            ("BUILD_URL", "https://app.shippable.com/r/1"),
+        ],
+    ),
+];
+
+/// Every variable any fixture sets, removed first so the machine's own CI cannot leak in.
+fn ci_variables() -> Vec<&'static str> {
+    CI_FIXTURES
+        .iter()
+        .flat_map(|(_, vars)| vars.iter().map(|(k, _)| *k))
+        .collect()
+}
+
+#[test]
+fn report_image_reads_each_ci_systems_variables() {
+    let u = up();
+    let work = TempDir::new("report-image");
+    let admin = work.0.join("admin-docker");
+    std::fs::create_dir_all(&admin).unwrap();
+    let (key_id, secret) = demo_keys(&u);
+    let host = u.ecr.trim_start_matches("http://").to_owned();
+    for args in [
+        vec!["subscription", "add", "acme"],
+        vec!["project", "add", "acme/web", "--subscription", "acme"],
+    ] {
+        ok(&berth(&u, &admin, &args, ""));
+    }
+    add_integration(
+        &u,
+        &admin,
+        "local",
+        &u.ecr,
+        (&key_id, &secret),
+        Some("acme"),
+    );
+    let token = ok(&berth(
+        &u,
+        &admin,
+        &["token", "create", "--subscription", "acme"],
+        "",
+    ))
+    .trim()
+    .to_owned();
+    std::fs::write(work.0.join("f.txt"), "x\n").unwrap();
+    let add = format!("{}:/f.txt", work.0.join("f.txt").display());
+    let digest = ok(&berth(
+        &u,
+        &admin,
+        &[
+            "build",
+            "--create-repo",
+            "--from",
+            "scratch",
+            "--add",
+            &add,
+            "ecr://local/team/app:latest",
+        ],
+        "",
+    ))
+    .trim()
+    .to_owned();
+    let image = format!("{host}/team/app:latest");
+    for (ci, vars) in CI_FIXTURES {
+        let mut cmd = Command::new(BIN);
+        for k in ci_variables() {
+            cmd.env_remove(k);
+        }
+        let o = cmd
+            .args([
+                "ci",
+                "report-image",
+                &image,
+                "--issue-prefixes",
+                "DEV",
+                "-o",
+                "json",
+            ])
+            .envs(vars.iter().copied())
+            .env("BERTH_URL", &u.url)
+            .env("BERTH_TOKEN", &token)
+            .env("BERTH_PROJECT", "acme/web")
+            .current_dir(&work.0)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+        assert_eq!(v["digest"], digest.as_str(), "{ci}");
+        assert_eq!(v["git"]["ci"], *ci);
+        let commit = vars
+            .iter()
+            .find(|(k, _)| k.contains("SHA") || *k == "GIT_COMMIT" || *k == "COMMIT")
+            .unwrap()
+            .1;
+        assert_eq!(v["git"]["commit"], commit, "{ci}");
+        assert_eq!(v["issues"][0]["key"], "DEV-7", "{ci}: {v}");
+        assert!(
+            v["git"]["pull_request"].is_string(),
+            "{ci} names its pull request: {v}"
+        );
+    }
+    let shown = ok(&job(
+        &u,
+        &token,
+        &work.0,
+        &["images", "show", &digest, "-o", "json"],
+    ));
+    let d: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(d["commits"].as_array().unwrap().len(), 5, "{d}");
+    assert!(
+        d["pull_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "https://gitlab.example.com/acme/web/-/merge_requests/5"),
+        "{d}"
+    );
+    let listed = ok(&job(
+        &u,
+        &token,
+        &work.0,
+        &["images", "list", "--issue", "DEV-7"],
+    ));
+    assert!(listed.contains(&digest), "{listed}");
+}

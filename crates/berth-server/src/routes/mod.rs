@@ -26,6 +26,7 @@ pub(crate) mod credentials;
 pub(crate) mod environments;
 pub(crate) mod gitops;
 pub(crate) mod health;
+pub(crate) mod images;
 pub(crate) mod integrations;
 pub(crate) mod openapi;
 pub(crate) mod project_paths;
@@ -111,6 +112,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ci::dependencies))
         .routes(routes!(ci::resolve))
         .routes(routes!(ci::resources))
+        .routes(routes!(images::list))
+        .routes(routes!(images::report))
+        .routes(routes!(images::show))
         .routes(routes!(environments::list, environments::create))
         .routes(routes!(environments::remove))
         .routes(routes!(subscriptions::list, subscriptions::create))

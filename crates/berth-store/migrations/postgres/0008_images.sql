@@ -77,3 +77,34 @@ CREATE TABLE trigger_deliveries (
     PRIMARY KEY (trigger_id, version_number)
 );
 CREATE INDEX trigger_deliveries_due ON trigger_deliveries(next_attempt_at) WHERE state = 'PENDING';
+
+-- What CI builds reported about the images they made, by digest, with the issue keys found in
+-- their git facts (one row per key, for the issue filter).
+CREATE TABLE image_reports (
+    id          TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    digest      TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    tag         TEXT,
+    media_type  TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    platforms   TEXT NOT NULL,
+    created     TEXT,
+    integration TEXT NOT NULL,
+    git         TEXT NOT NULL,
+    commit_sha  TEXT,
+    issues      TEXT NOT NULL,
+    reported_at TIMESTAMPTZ NOT NULL,
+    reported_by TEXT NOT NULL
+);
+CREATE INDEX image_reports_digest ON image_reports(digest);
+CREATE INDEX image_reports_repository ON image_reports(repository, tag);
+CREATE INDEX image_reports_commit ON image_reports(commit_sha);
+CREATE INDEX image_versions_digest ON image_versions(digest);
+
+CREATE TABLE image_report_issues (
+    report_id TEXT NOT NULL REFERENCES image_reports(id) ON DELETE CASCADE,
+    issue_key TEXT NOT NULL,
+    PRIMARY KEY (report_id, issue_key)
+);
+CREATE INDEX image_report_issues_key ON image_report_issues(issue_key);

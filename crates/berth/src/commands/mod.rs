@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod ci;
 pub mod gitops;
+pub mod images;
 pub mod integration;
 pub mod login;
 pub mod pull_secret;
