@@ -93,13 +93,17 @@ log_at = os.path.getsize(f"{work}/server.log")
 before = heads()
 time.sleep(rounds * interval)
 reads = heads() - before
-per_round = reads / rounds
 with open(f"{work}/server.log") as f:
     f.seek(log_at)
     window = re.sub(r"\x1b\[[0-9;]*m", "", f.read())
-# The poller's work per interval: the rounds inside the window (each a loop pass), summed.
-passes = [int(m) for m in re.findall(r"image resources polled.*?millis=(\d+)", window)]
-berth_round = sum(passes) / 1000 / rounds
+# A round is every resource polled once: the passes inside the window (each loop pass serves
+# some resources with some reads), summed, per 1,000 resources served.
+passes = [(int(s), int(r), int(m)) for s, r, m in
+          re.findall(r"image resources polled claimed=\d+ served=(\d+) reads=(\d+) millis=(\d+)", window)]
+served = sum(p[0] for p in passes)
+polled_rounds = served / len(pairs)
+per_round = sum(p[1] for p in passes) / polled_rounds if polled_rounds else float("nan")
+berth_round = sum(p[2] for p in passes) / 1000 / polled_rounds if polled_rounds else float("nan")
 
 # skopeo inspect --raw of the same 200 tags, one after another, with the same token.
 skopeo = []
@@ -111,6 +115,6 @@ for _ in range(3):
     skopeo.append(time.perf_counter() - start)
 sk = statistics.median(skopeo)
 print(f"resources 1000, distinct tags 200, interval {interval} s, rounds measured {rounds}")
-print(f"registry requests per round: {per_round:.1f} (target 200; {reads} in {rounds} intervals)")
-print(f"round time: berth {berth_round:.3f} s per interval ({len(passes)} poller passes), skopeo inspect --raw x200 {sk:.3f} s (median of 3), ratio {berth_round / sk:.3f}x")
+print(f"registry requests per round: {per_round:.1f} (target 200; {polled_rounds:.2f} rounds of all 1,000 resources in {rounds} intervals, {reads} manifest requests counted by the local ECR)")
+print(f"round time: berth {berth_round:.3f} s per round of 1,000 ({len(passes)} poller passes), skopeo inspect --raw x200 {sk:.3f} s (median of 3), ratio {berth_round / sk:.3f}x")
 PY

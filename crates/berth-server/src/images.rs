@@ -187,6 +187,7 @@ impl Poller {
             groups.entry(key).or_default().push(r);
         }
         let reads = groups.len();
+        let mut served = 0;
         for ((integration, source_name, tag), mut resources) in groups {
             let read = self.read(&integration, &source_name, &tag).await;
             if read.is_ok() {
@@ -201,13 +202,14 @@ impl Poller {
                     .collect();
                 resources.extend(more);
             }
+            served += resources.len();
             for r in resources {
                 self.finish(&r, &read).await?;
             }
         }
         if claimed > 0 {
             let millis = started.elapsed().as_millis() as u64;
-            tracing::info!(claimed, reads, millis, "image resources polled");
+            tracing::info!(claimed, served, reads, millis, "image resources polled");
         }
         Ok(reads)
     }
