@@ -152,6 +152,11 @@ async fn an_admin_adds_tests_edits_filters_and_deletes_an_integration() {
     b.goto(&format!("{}/gitops", s.url)).await;
     assert_eq!(b.text("h1").await, "GitOps repository");
     checked(&b, "gitops").await;
+    for (path, heading) in [("/images", "Images"), ("/resources", "Image resources")] {
+        b.goto(&format!("{}{path}", s.url)).await;
+        assert_eq!(b.text("h1").await, heading);
+        checked(&b, path.trim_start_matches('/')).await;
+    }
     phone_width(&b, &s).await;
     b.close().await;
     s.stop().await;

@@ -11,61 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use berth_testkit::{LocalEcrFixture, TempDir};
+use common::images::{password, push, setup};
 use common::{TestServer, assert_error, options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const PROJECT: &str = "/api/v1/projects/acme/web";
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", berth_files::hex(&sha2::Sha256::digest(bytes)))
-}
-
-/// Pushes a one-config, no-layer image whose config says `label`, as `repository:tag`;
-/// returns its manifest digest.
-async fn push(registry: &str, password: &str, repository: &str, tag: &str, label: &str) -> String {
-    let http = reqwest::Client::new();
-    let config = json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"l": label}},
-        "rootfs": {"type": "layers", "diff_ids": []}})
-    .to_string();
-    let config_digest = sha256(config.as_bytes());
-    let started = http
-        .post(format!("{registry}/v2/{repository}/blobs/uploads/"))
-        .basic_auth("AWS", Some(password))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202, "{:?}", started.text().await);
-    let location = started.headers()["location"].to_str().unwrap().to_owned();
-    let location = match location.starts_with("http") {
-        true => location,
-        false => format!("{registry}{location}"),
-    };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let put = http
-        .put(format!("{location}{sep}digest={config_digest}"))
-        .basic_auth("AWS", Some(password))
-        .body(config.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201, "{:?}", put.text().await);
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": []})
-    .to_string();
-    let r = http
-        .put(format!("{registry}/v2/{repository}/manifests/{tag}"))
-        .basic_auth("AWS", Some(password))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    sha256(manifest.as_bytes())
-}
 
 /// An ECR push event as EventBridge delivers it.
 fn event(id: &str, digest: &str, tag: &str, time: &str) -> Value {
@@ -130,51 +81,6 @@ async fn wait_for_versions(s: &TestServer, n: usize) -> Vec<(i64, String, String
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no {n} versions: {:?}", versions(s).await);
-}
-
-/// Subscription acme with project acme/web, and integration `name` on `endpoint` assigned to it.
-async fn setup(s: &TestServer, name: &str, endpoint: &str, keys: &berth_testkit::Keys) {
-    s.admin(
-        Method::POST,
-        "/api/v1/subscriptions",
-        Some(json!({"name": "acme"})),
-    )
-    .await;
-    s.admin(
-        Method::POST,
-        "/api/v1/projects",
-        Some(json!({"name": "acme/web", "subscription": "acme"})),
-    )
-    .await;
-    let r = s
-        .admin(
-            Method::POST,
-            "/api/v1/integrations",
-            Some(json!({"name": name, "type": "ecr", "endpoint": endpoint,
-                "auth": {"mode": "access_keys", "access_key_id": keys.id, "secret_access_key": keys.secret},
-                "subscriptions": ["acme"]})),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let r = s
-        .admin(
-            Method::POST,
-            "/api/v1/repositories",
-            Some(json!({"integration": name, "repository": "app"})),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
-}
-
-async fn password(s: &TestServer, integration: &str) -> String {
-    let (_, c) = s
-        .admin(
-            Method::POST,
-            &format!("/api/v1/integrations/{integration}/credentials"),
-            None,
-        )
-        .await;
-    c["password"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

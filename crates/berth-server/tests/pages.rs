@@ -502,3 +502,73 @@ async fn the_gitops_page_configures_the_repository_and_shows_sync() {
     );
     s.stop().await;
 }
+
+/// The Images page lists reported digests and filters them; a digest's page links its commit,
+/// pull request, issue and the resource version it became; the Image resources page shows a
+/// project's resources with their versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_images_and_resources_pages_show_reports_and_versions() {
+    use common::images::{password, push, setup};
+    let (_dir, s) = server_with_user("pages-images").await;
+    let ecr = berth_testkit::LocalEcrFixture::seeded("pages-images-ecr").await;
+    setup(&s, "local", &ecr.url, &ecr.demo_keys()).await;
+    let pass = password(&s, "local").await;
+    let host = ecr.url.trim_start_matches("http://").to_owned();
+    let digest = push(&ecr.url, &pass, "app", "v1", "one").await;
+    let r = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/images/reports",
+            Some(
+                serde_json::json!({"image": format!("{host}/app:v1"), "project": "acme/web",
+                "git": {"commit": "feedbeef", "branch": "DEV-12-pages",
+                        "pull_request_url": "https://github.com/acme/web/pull/3"},
+                "issue_tracker_url": "https://jira.example.com/browse/"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    s.admin(
+        reqwest::Method::PUT,
+        "/api/v1/projects/acme/web/resources/appImage",
+        Some(serde_json::json!({"integration": "local", "source_name": format!("{host}/app"), "version_name": "v1"})),
+    )
+    .await;
+    s.admin(
+        reqwest::Method::POST,
+        "/api/v1/projects/acme/web/resources/appImage/versions",
+        None,
+    )
+    .await;
+
+    let mut v = Visitor::new(&s);
+    v.sign_in(&[("name", "ada"), ("password", PASSWORD)]).await;
+    let (status, _, html) = v.get("/images").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("href=\"/images/{digest}\"")),
+        "{html}"
+    );
+    let (_, _, html) = v.get("/images?issue=DEV-99").await;
+    assert!(html.contains("No image matches."), "the filter applies");
+    let (_, _, html) = v.get("/images?issue=DEV-12").await;
+    assert!(html.contains(&digest), "{html}");
+    let (status, _, html) = v.get(&format!("/images/{digest}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "feedbeef",
+        "href=\"https://github.com/acme/web/pull/3\"",
+        "href=\"https://jira.example.com/browse/DEV-12\"",
+        "appImage",
+    ] {
+        assert!(html.contains(needle), "{needle} in {html}");
+    }
+    let (status, _, html) = v.get("/images/sha256:nothex").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    let (status, _, html) = v.get("/resources?project=acme/web").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("appImage") && html.contains(&digest),
+        "{html}"
+    );
+}

@@ -43,6 +43,8 @@ impl Chrome {
             ("Integrations", "/integrations", "integrations"),
             ("Subscriptions", "/subscriptions", "subscriptions"),
             ("Projects", "/projects", "projects"),
+            ("Resources", "/resources", "resources"),
+            ("Images", "/images", "images"),
         ];
         if self.is_admin {
             items.push(("Runtimes", "/runtimes", "runtimes"));
@@ -598,6 +600,45 @@ impl SyncRow {
             files: v.files.clone(),
         }
     }
+}
+
+/// Reported images, filtered.
+#[derive(Template)]
+#[template(path = "images.html")]
+pub struct ImagesPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+    pub items: Vec<berth_api::ImageSummary>,
+    pub repository: String,
+    pub tag: String,
+    pub issue: String,
+    pub commit: String,
+}
+
+/// One digest: what it links, and its reports.
+#[derive(Template)]
+#[template(path = "image.html")]
+pub struct ImagePage {
+    pub chrome: Chrome,
+    pub d: berth_api::ImageDetail,
+}
+
+/// A resource and its newest versions.
+#[derive(Debug, Clone)]
+pub struct ResourceSection {
+    pub view: berth_api::ImageResourceView,
+    pub versions: Vec<berth_api::ImageVersionView>,
+}
+
+/// A project's image resources.
+#[derive(Template)]
+#[template(path = "resources.html")]
+pub struct ResourcesPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+    pub projects: Vec<String>,
+    pub project: String,
+    pub resources: Vec<ResourceSection>,
 }
 
 /// The shared configuration repository: settings, sync status, diff, and the form.

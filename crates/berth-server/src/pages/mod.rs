@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 mod gitops;
+mod images;
 mod integrations;
 mod login;
 mod records;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(integrations::router())
         .merge(records::router())
         .merge(gitops::router())
+        .merge(images::router())
         .layer(axum::middleware::from_fn(security_headers))
 }
 
