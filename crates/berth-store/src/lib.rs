@@ -5,8 +5,10 @@
 //! This crate owns every SQL statement and every ciphertext. It must not know about HTTP, the CLI
 //! or AWS: callers hand it validated domain values from `berth-core` and get domain values back.
 //! Secret values enter only as `SecretString`s to be sealed and leave only through
-//! [`Store::open_secrets`] (and the GitOps push password through
-//! [`GitOpsStore::gitops_settings`], for the process that pushes).
+//! [`Store::open_secrets`] (the GitOps push password through [`GitOpsStore::gitops_settings`],
+//! for the process that pushes; a trigger's signing secret through
+//! [`ImageStore::claim_deliveries`], for the process that signs). Image resources, their
+//! versions and triggers are [`images`]'s; CI's image reports are [`reports`]'s.
 
 #![forbid(unsafe_code)]
 // No function over 100 lines in `src/`: a longer one is doing two jobs.
