@@ -368,6 +368,14 @@ async fn an_endpoint_that_never_answers_times_out_within_bounds() {
     );
 }
 
+fn trust_steps(report: &berth_aws::TestReport) -> Vec<&berth_aws::Step> {
+    report
+        .steps
+        .iter()
+        .filter(|s| s.step == "runtime_trust")
+        .collect()
+}
+
 /// The seed's prerequisite: each runtime's cluster role must be trusted by the integration's
 /// role. The local ECR answers `iam:GetRole` with the trust it enforces on AssumeRole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,11 +442,7 @@ async fn test_connection_checks_each_runtimes_trust() {
             &runtimes,
         )
         .await;
-    let trust: Vec<_> = report
-        .steps
-        .iter()
-        .filter(|s| s.step == "runtime_trust")
-        .collect();
+    let trust = trust_steps(&report);
     let seen: Vec<_> = trust
         .iter()
         .map(|s| (s.subject.as_deref(), s.status))
@@ -478,11 +482,7 @@ async fn test_connection_checks_each_runtimes_trust() {
             &runtimes,
         )
         .await;
-    let trust: Vec<_> = report
-        .steps
-        .iter()
-        .filter(|s| s.step == "runtime_trust")
-        .collect();
+    let trust = trust_steps(&report);
     assert_eq!(trust.len(), 1, "{report:#?}");
     assert_eq!(trust[0].status, StepStatus::Failed);
     assert_eq!(

@@ -31,31 +31,8 @@ fn build_on_a_private_base_push_check_the_dockerfile_and_fetch_the_boot_image() 
     let u = up();
     let work = TempDir::new("scenarios");
     let admin = work.0.join("admin-docker");
-    std::fs::create_dir_all(&admin).unwrap();
-    let (key_id, secret) = demo_keys(&u);
+    let token = acme_with_local(&u, &admin);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    for args in [
-        vec!["subscription", "add", "acme"],
-        vec!["project", "add", "acme/web", "--subscription", "acme"],
-    ] {
-        ok(&berth(&u, &admin, &args, ""));
-    }
-    add_integration(
-        &u,
-        &admin,
-        "local",
-        &u.ecr,
-        (&key_id, &secret),
-        Some("acme"),
-    );
-    let token = ok(&berth(
-        &u,
-        &admin,
-        &["token", "create", "--subscription", "acme"],
-        "",
-    ))
-    .trim()
-    .to_owned();
 
     // The private base image and the custom CI image, pushed by an admin.
     std::fs::write(work.0.join("hello.txt"), "hello\n").unwrap();

@@ -37,31 +37,8 @@ fn a_job_posts_versions_and_later_jobs_see_them() {
     let u = up();
     let work = TempDir::new("image-versions");
     let admin = work.0.join("admin-docker");
-    std::fs::create_dir_all(&admin).unwrap();
-    let (key_id, secret) = demo_keys(&u);
+    let token = acme_with_local(&u, &admin);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    for args in [
-        vec!["subscription", "add", "acme"],
-        vec!["project", "add", "acme/web", "--subscription", "acme"],
-    ] {
-        ok(&berth(&u, &admin, &args, ""));
-    }
-    add_integration(
-        &u,
-        &admin,
-        "local",
-        &u.ecr,
-        (&key_id, &secret),
-        Some("acme"),
-    );
-    let token = ok(&berth(
-        &u,
-        &admin,
-        &["token", "create", "--subscription", "acme"],
-        "",
-    ))
-    .trim()
-    .to_owned();
     let build = |content: &str| {
         let file = work.0.join("content.txt");
         std::fs::write(&file, content).unwrap();
@@ -241,31 +218,8 @@ fn report_image_reads_each_ci_systems_variables() {
     let u = up();
     let work = TempDir::new("report-image");
     let admin = work.0.join("admin-docker");
-    std::fs::create_dir_all(&admin).unwrap();
-    let (key_id, secret) = demo_keys(&u);
+    let token = acme_with_local(&u, &admin);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    for args in [
-        vec!["subscription", "add", "acme"],
-        vec!["project", "add", "acme/web", "--subscription", "acme"],
-    ] {
-        ok(&berth(&u, &admin, &args, ""));
-    }
-    add_integration(
-        &u,
-        &admin,
-        "local",
-        &u.ecr,
-        (&key_id, &secret),
-        Some("acme"),
-    );
-    let token = ok(&berth(
-        &u,
-        &admin,
-        &["token", "create", "--subscription", "acme"],
-        "",
-    ))
-    .trim()
-    .to_owned();
     std::fs::write(work.0.join("f.txt"), "x\n").unwrap();
     let add = format!("{}:/f.txt", work.0.join("f.txt").display());
     let digest = ok(&berth(

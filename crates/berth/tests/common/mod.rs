@@ -301,3 +301,25 @@ pub fn add_integration(
     }
     ok(&berth(u, docker, &args, &format!("{}\n", keys.1)));
 }
+
+/// Subscription `acme` with project `acme/web`, integration `local` on the local ECR (its demo
+/// keys) assigned to it, and a token of the subscription: what a CI job of the project holds.
+pub fn acme_with_local(u: &Up, admin: &Path) -> String {
+    std::fs::create_dir_all(admin).unwrap();
+    let (key_id, secret) = demo_keys(u);
+    for args in [
+        vec!["subscription", "add", "acme"],
+        vec!["project", "add", "acme/web", "--subscription", "acme"],
+    ] {
+        ok(&berth(u, admin, &args, ""));
+    }
+    add_integration(u, admin, "local", &u.ecr, (&key_id, &secret), Some("acme"));
+    ok(&berth(
+        u,
+        admin,
+        &["token", "create", "--subscription", "acme"],
+        "",
+    ))
+    .trim()
+    .to_owned()
+}
