@@ -1,7 +1,8 @@
 //! Berth's domain: integrations, subscriptions, projects, runtimes and the rules that make them
 //! valid (names, AWS regions, role ARNs, runtime scope, which secrets an auth mode needs, whether a
-//! role's trust policy lets a cluster's role assume it), and
-//! Shippable resolution (`resolution`): which hub entries of a build apply and what they record.
+//! role's trust policy lets a cluster's role assume it), Shippable resolution (`resolution`):
+//! which hub entries of a build apply and what they record, and what a CI build's variables say
+//! about the image it made (`provenance`: git facts, issue keys).
 //!
 //! This crate owns the vocabulary every other crate speaks. It must not touch I/O: no HTTP, no
 //! SQL, no AWS SDK, no files, no clock beyond what callers pass in. Adapters (store, server,
