@@ -1,8 +1,7 @@
 //! Berth's HTTP server: the REST API under `/api/v1` (integrations, subscriptions, projects,
 //! runtimes, tokens, the GitOps repository, image resources and reports), its OpenAPI document,
-//! token authentication, the web
-//! pages, start-up (opening the store with its master key, minting the first admin token,
-//! graceful shutdown), the GitOps sync worker that keeps the shared configuration repository
+//! token authentication, the web pages, start-up (opening the store with its master key, minting
+//! the first admin token, graceful shutdown), the GitOps sync worker that keeps the shared configuration repository
 //! following the store ([`gitops`]), the poller of image resources' tags ([`images`]) and the
 //! deliverer of their new versions to triggers ([`triggers`]).
 //!
