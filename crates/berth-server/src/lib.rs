@@ -1,9 +1,9 @@
 //! Berth's HTTP server: the REST API under `/api/v1` (integrations, subscriptions, projects,
 //! runtimes, tokens, the GitOps repository, image resources and reports), its OpenAPI document,
 //! token authentication, the web pages, start-up (opening the store with its master key, minting
-//! the first admin token, graceful shutdown), the GitOps sync worker that keeps the shared configuration repository
-//! following the store ([`gitops`]), the poller of image resources' tags ([`images`]) and the
-//! deliverer of their new versions to triggers ([`triggers`]).
+//! the first admin token, graceful shutdown), the GitOps sync worker that keeps the shared
+//! configuration repository following the store ([`gitops`]), the poller of image resources'
+//! tags ([`images`]) and the deliverer of their new versions to triggers ([`triggers`]).
 //!
 //! This crate owns HTTP and that orchestration: routing, status codes, JSON shapes, who may call
 //! what, and when a change is pushed. It must not hold domain rules (those are `berth-core`'s),
