@@ -733,7 +733,7 @@ async fn the_repository_over_smart_http_with_basic_auth() {
     assert!(
         scan.commands
             .iter()
-            .any(|c| ["push", "fetch", "remote-http"]
+            .any(|c| ["push", "fetch", "clone", "ls-remote", "remote-http"]
                 .iter()
                 .any(|op| c.contains(op))),
         "the watch saw git talk to the remote ({} passes): {:?}",
