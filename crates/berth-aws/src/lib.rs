@@ -4,7 +4,7 @@
 //! words a person can act on. It also runs "Test connection", whose last steps read the role's
 //! trust policy (`iam:GetRole`) for each GitOps runtime's cluster role.
 //!
-//! This is the only crate that touches the AWS SDK. It must not know about HTTP routing, SQL or
+//! This and `berth-s3` (the local ECR's object store) are the only crates that touch the AWS SDK. It must not know about HTTP routing, SQL or
 //! the CLI: callers hand it the integration and a way to open its secrets.
 
 #![forbid(unsafe_code)]

@@ -225,7 +225,14 @@ async fn blob_answer(state: &State, request: &Request) -> Result<Answer, Answer>
                 "The request signature we calculated does not match the signature you provided.",
             ),
         })?;
-    let file = match tokio::fs::File::open(state.storage.blob_path(digest)).await {
+    let Some(path) = state.storage.blobs.local_path(digest) else {
+        return Err(s3_error(
+            404,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        ));
+    };
+    let file = match tokio::fs::File::open(path).await {
         Ok(f) => f.into_std().await,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(s3_error(

@@ -13,6 +13,7 @@
 // No function over 100 lines in `src/`: a longer one is doing two jobs.
 #![deny(clippy::too_many_lines)]
 
+pub mod blob_store;
 mod control;
 mod ecr_api;
 mod error;
@@ -43,7 +44,7 @@ pub use iam::{DEMO_PROFILE, IamConfig};
 pub use uploads::UploadLimits;
 
 /// Settings for one local ECR listener.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalEcrOptions {
     /// Holds `iam.toml`, `credentials`, `server.key`, `registry.db`, `blobs/`.
     pub dir: PathBuf,
@@ -69,6 +70,8 @@ pub struct LocalEcrOptions {
     pub layer_listen: LayerListen,
     /// What the redirects point at, when not the layer listener's bound address.
     pub layer_public_url: Option<String>,
+    /// Where finished blobs are kept [default: files under `dir`].
+    pub blob_store: Option<Arc<dyn blob_store::BlobStore>>,
 }
 
 /// Where the layer bucket listens.
@@ -97,6 +100,7 @@ impl LocalEcrOptions {
             idle_timeout: berth_http::DEFAULT_IDLE_TIMEOUT,
             layer_listen: LayerListen::Auto,
             layer_public_url: None,
+            blob_store: None,
         }
     }
 }
@@ -206,7 +210,8 @@ impl LocalEcr {
                 .map_err(io(dir))?;
         let iam_loaded_at = iam::written_at(dir);
         let keys = token::Keys::new(server_key(dir).map_err(io(dir))?);
-        let storage = storage::Storage::open(dir, options.upload_limits).await?;
+        let storage =
+            storage::Storage::open(dir, options.upload_limits, options.blob_store.clone()).await?;
         for name in ["registry.db", "registry.db-wal", "registry.db-shm"] {
             let path = dir.join(name);
             if path.exists() {

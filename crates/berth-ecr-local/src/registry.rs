@@ -68,20 +68,30 @@ fn download_query(c: &Claims, signature: &str) -> String {
 /// How long a layer download URL (GetDownloadUrlForLayer's, or a blob GET's redirect) is valid.
 pub(crate) const DOWNLOAD_URL_SECONDS: i64 = 600;
 
-/// A pre-signed URL for one layer of `repository`: on the layer bucket when there is one, else
-/// on `/v2/` itself.
-pub(crate) fn layer_download_url(
+/// A pre-signed URL for one layer of `repository`: the blob store's own when it serves
+/// downloads (S3), else on the layer bucket when there is one, else on `/v2/` itself.
+pub(crate) async fn layer_download_url(
     state: &State,
     claims: &Claims,
     repository: &str,
     digest: &str,
-) -> String {
+) -> Result<String, OciError> {
+    let ttl = std::time::Duration::from_secs(DOWNLOAD_URL_SECONDS as u64);
+    if let Some(url) = state
+        .storage
+        .blobs
+        .download_url(digest, ttl)
+        .await
+        .map_err(OciError::server)?
+    {
+        return Ok(url);
+    }
     let signature = state.keys.sign_download(claims, repository, digest);
     let base = state.layer_url.as_deref().unwrap_or(&state.public_url);
-    format!(
+    Ok(format!(
         "{base}/v2/{repository}/blobs/{digest}?{}",
         download_query(claims, &signature)
-    )
+    ))
 }
 
 /// `n=` of a listing: a whole number from 1 to 1000 (larger asks are served 1000, as ECR does).
@@ -739,14 +749,19 @@ async fn get_blob(req: Req<'_>, name: &str, digest: &str) -> Result<Response, Oc
         .await
         .map_err(OciError::server)?
         .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
-    if method == Method::GET && state.layer_url.is_some() {
-        return Ok(redirect_to_layer(state, access, name, digest));
+    if method == Method::GET && (state.layer_url.is_some() || st.blobs.serves_downloads()) {
+        return redirect_to_layer(state, access, name, digest).await;
     }
     blob(state, method, digest, size, headers).await
 }
 
 /// ECR's answer to a blob GET: 307 to a pre-signed URL where the bytes are served.
-fn redirect_to_layer(state: &State, access: &Access, name: &str, digest: &str) -> Response {
+async fn redirect_to_layer(
+    state: &State,
+    access: &Access,
+    name: &str,
+    digest: &str,
+) -> Result<Response, OciError> {
     let claims = Claims {
         registry_id: access.registry_id.clone(),
         region: access.region.clone(),
@@ -757,9 +772,9 @@ fn redirect_to_layer(state: &State, access: &Access, name: &str, digest: &str) -
     header(
         &mut r,
         "location",
-        &layer_download_url(state, &claims, name, digest),
+        &layer_download_url(state, &claims, name, digest).await?,
     );
-    r
+    Ok(r)
 }
 
 /// The referrers API: an index of the manifests whose `subject` is `digest`.
@@ -838,7 +853,12 @@ async fn blob(
     let body = if method == Method::HEAD || length == 0 {
         Body::empty()
     } else {
-        let mut file = tokio::fs::File::open(state.storage.blob_path(digest))
+        let path = state
+            .storage
+            .blobs
+            .local_path(digest)
+            .ok_or_else(|| OciError::server("the blob store serves no local files"))?;
+        let mut file = tokio::fs::File::open(path)
             .await
             .map_err(OciError::server)?;
         file.seek(std::io::SeekFrom::Start(start))

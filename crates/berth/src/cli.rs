@@ -520,6 +520,20 @@ pub struct LocalEcrArgs {
     /// URL the layer redirects point at, when not the layer listener's own address.
     #[arg(long, env = "BERTH_LOCAL_ECR_LAYER_PUBLIC_URL")]
     pub layer_public_url: Option<String>,
+    /// Keep blobs in S3-compatible object storage, `s3://BUCKET[/PREFIX]` (credentials from the
+    /// AWS chain: AWS_ACCESS_KEY_ID…, a profile, IMDS); blob GETs redirect to pre-signed URLs
+    /// [default: files in the data directory].
+    #[arg(
+        long,
+        env = "BERTH_LOCAL_ECR_BLOB_STORE",
+        value_name = "s3://BUCKET[/PREFIX]"
+    )]
+    pub blob_store: Option<String>,
+    /// The object store's URL, for Garage, MinIO and others (path-style addressing).
+    #[arg(long, env = "BERTH_LOCAL_ECR_S3_ENDPOINT", requires = "blob_store")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "BERTH_LOCAL_ECR_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
 }
 
 fn layer_listen(value: &str) -> Result<berth_ecr_local::LayerListen, String> {

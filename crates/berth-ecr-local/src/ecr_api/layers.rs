@@ -184,7 +184,9 @@ pub(super) async fn get_download_url_for_layer(ctx: &Ctx<'_>) -> Result<Value, A
         expires_at: now_epoch() + DOWNLOAD_URL_SECONDS,
     };
     Ok(json!({
-        "downloadUrl": crate::registry::layer_download_url(ctx.state, &claims, &repo.name, digest),
+        "downloadUrl": crate::registry::layer_download_url(ctx.state, &claims, &repo.name, digest)
+            .await
+            .map_err(|e| AwsError::server(e.message))?,
         "layerDigest": digest,
     }))
 }

@@ -1,7 +1,7 @@
 //! Blobs: which repository holds which, cross-repository mounts, and the finished upload that
 //! becomes a blob under its digest.
 
-use super::{Storage, StorageError, sync_dir};
+use super::{Storage, StorageError};
 
 impl Storage {
     /// The blob's size when it is in this repository.
@@ -49,8 +49,8 @@ impl Storage {
         Ok(Some(size))
     }
 
-    /// Verifies the digest, moves the bytes under it (fsync, rename, fsync directory) and records
-    /// the blob as part of the repository. A mismatch discards the upload.
+    /// Verifies the digest, hands the bytes to the blob store under it and records the blob as
+    /// part of the repository. A mismatch discards the upload.
     pub async fn finish_upload(
         &self,
         repo_id: i64,
@@ -64,15 +64,7 @@ impl Storage {
                 computed: done.digest,
             });
         }
-        let target = self.blob_path(digest);
-        if tokio::fs::try_exists(&target).await? {
-            tokio::fs::remove_file(&done.path).await?;
-        } else {
-            tokio::fs::rename(&done.path, &target).await?;
-            if let Some(dir) = target.parent() {
-                sync_dir(dir);
-            }
-        }
+        self.blobs.keep(digest, &done.path, done.size).await?;
         self.record_blob(repo_id, digest, done.size as i64).await?;
         Ok(done.size)
     }

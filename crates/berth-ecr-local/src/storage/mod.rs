@@ -13,7 +13,7 @@ mod sessions;
 
 pub use sessions::{Session, SessionHolder};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -84,10 +84,10 @@ pub struct StoredManifest {
 }
 
 pub struct Storage {
-    root: PathBuf,
     write: SqlitePool,
     read: SqlitePool,
     pub uploads: Uploads,
+    pub blobs: std::sync::Arc<dyn crate::blob_store::BlobStore>,
 }
 
 const MIGRATION: &str = include_str!("../../migrations/0001_init.sql");
@@ -99,15 +99,17 @@ pub fn now_epoch() -> i64 {
 
 pub use crate::sigv4::sha256_hex;
 
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 impl Storage {
-    pub async fn open(root: &Path, limits: UploadLimits) -> Result<Storage, StorageError> {
-        std::fs::create_dir_all(root.join("blobs/sha256"))?;
+    /// Opens the metadata in `root` and keeps blobs in `blobs` (by default files under `root`).
+    pub async fn open(
+        root: &Path,
+        limits: UploadLimits,
+        blobs: Option<std::sync::Arc<dyn crate::blob_store::BlobStore>>,
+    ) -> Result<Storage, StorageError> {
+        let blobs = match blobs {
+            Some(b) => b,
+            None => std::sync::Arc::new(crate::blob_store::FileBlobs::open(root)?),
+        };
         let uploads = Uploads::open(root.join("uploads"), limits)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(root.join("registry.db"))
@@ -146,15 +148,10 @@ impl Storage {
             .connect_with(options.read_only(true))
             .await?;
         Ok(Storage {
-            root: root.to_owned(),
             write,
             read,
             uploads,
+            blobs,
         })
-    }
-
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.root.join("blobs/sha256").join(hex)
     }
 }

@@ -56,7 +56,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
+async fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
     let mut o = LocalEcrOptions::new(args.data_dir.join("local-ecr"), args.listen);
     o.public_url = args.public_url.clone();
     o.create_on_push = args.create_on_push;
@@ -67,7 +67,41 @@ fn local_ecr_options(args: &LocalEcrArgs) -> anyhow::Result<LocalEcrOptions> {
     }
     o.layer_public_url = args.layer_public_url.clone();
     o.idle_timeout = crate::config::idle_timeout()?;
+    if let Some(url) = &args.blob_store {
+        o.blob_store = Some(s3_blobs(url, args).await?);
+    }
     Ok(o)
+}
+
+/// `s3://BUCKET[/PREFIX]` as the local ECR's blob store.
+async fn s3_blobs(
+    url: &str,
+    args: &LocalEcrArgs,
+) -> anyhow::Result<std::sync::Arc<dyn berth_ecr_local::blob_store::BlobStore>> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| anyhow::anyhow!("--blob-store: '{url}' is not s3://BUCKET[/PREFIX]"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        anyhow::bail!("--blob-store: '{url}' names no bucket");
+    }
+    let prefix = match prefix.trim_matches('/') {
+        "" => String::new(),
+        p => format!("{p}/"),
+    };
+    let settings = berth_s3::S3Settings {
+        endpoint: args.s3_endpoint.clone(),
+        region: args.s3_region.clone(),
+        bucket: bucket.to_owned(),
+        prefix,
+        credentials: None,
+    };
+    let blobs = berth_s3::S3Blobs::new(&settings).await;
+    blobs
+        .check()
+        .await
+        .map_err(|e| anyhow::anyhow!("--blob-store {url}: {e}"))?;
+    Ok(std::sync::Arc::new(blobs))
 }
 
 /// Absolute, so the printed `export` lines work from any directory.
@@ -105,7 +139,7 @@ fn raise_fd_limit() {
 
 pub async fn local_ecr(args: &LocalEcrArgs) -> anyhow::Result<()> {
     raise_fd_limit();
-    let ecr = LocalEcr::start(&local_ecr_options(args)?).await?;
+    let ecr = LocalEcr::start(&local_ecr_options(args).await?).await?;
     say!("Berth local ECR {} is up", env!("CARGO_PKG_VERSION"));
     print_local_ecr(&ecr);
     say!();
@@ -137,8 +171,11 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
             min_chunk_size: berth_ecr_local::UploadLimits::default().min_part,
             layer_listen: None,
             layer_public_url: None,
+            blob_store: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
         };
-        Some(LocalEcr::start(&local_ecr_options(&ecr_args)?).await?)
+        Some(LocalEcr::start(&local_ecr_options(&ecr_args).await?).await?)
     };
     run(&options, ecr, true).await
 }
