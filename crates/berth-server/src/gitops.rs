@@ -56,8 +56,7 @@ struct Pushed {
 /// The desired files of the integrations being synced, by name key.
 type DesiredByName = BTreeMap<String, Vec<DesiredFile>>;
 
-/// SHA-256 of `text`, lower-case hex.
-pub(crate) fn sha256_hex(text: &str) -> String {
+fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -572,27 +572,18 @@ macro_rules! images_store {
                     lease_seconds: i64,
                 ) -> Result<Vec<ImageResource>, StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let ids: Vec<String> = sqlx::query_scalar(
+                    // One statement takes them and returns them whole, project name included.
+                    let rows = sqlx::query(
                         "UPDATE image_resources SET next_poll_at = $2 \
-                         WHERE poll_seconds > 0 AND next_poll_at <= $1 RETURNING id",
+                         WHERE poll_seconds > 0 AND next_poll_at <= $1 RETURNING *, \
+                         (SELECT p.name FROM projects p WHERE p.id = image_resources.project_id) AS project_name",
                     )
                     .bind(now)
                     .bind(now + time::Duration::seconds(lease_seconds))
                     .fetch_all(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    let mut claimed = Vec::with_capacity(ids.len());
-                    for id in ids {
-                        let sql = format!("{RESOURCE_SELECT} WHERE r.id = $1");
-                        if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(&id)
-                            .fetch_optional(self.reader())
-                            .await?
-                        {
-                            claimed.push(resource(&row)?);
-                        }
-                    }
-                    Ok(claimed)
+                    rows.iter().map(resource).collect()
                 }
 
                 async fn followers(

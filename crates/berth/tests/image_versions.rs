@@ -24,6 +24,23 @@ fn job(u: &Up, token: &str, cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Builds `ecr://local/team/app:latest` from scratch with one file holding `content`; its digest.
+fn build_app(u: &Up, admin: &Path, work: &Path, content: &str) -> String {
+    let file = work.join("content.txt");
+    std::fs::write(&file, content).unwrap();
+    let add = format!("{}:/content.txt", file.display());
+    let args = [
+        "build",
+        "--create-repo",
+        "--from",
+        "scratch",
+        "--add",
+        &add,
+        "ecr://local/team/app:latest",
+    ];
+    ok(&berth(u, admin, &args, "")).trim().to_owned()
+}
+
 /// `NAME='value'` lines as pairs.
 fn env_of(out: &str) -> std::collections::BTreeMap<String, String> {
     out.lines()
@@ -39,27 +56,7 @@ fn a_job_posts_versions_and_later_jobs_see_them() {
     let admin = work.0.join("admin-docker");
     let token = acme_with_local(&u, &admin);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    let build = |content: &str| {
-        let file = work.0.join("content.txt");
-        std::fs::write(&file, content).unwrap();
-        let add = format!("{}:/content.txt", file.display());
-        ok(&berth(
-            &u,
-            &admin,
-            &[
-                "build",
-                "--create-repo",
-                "--from",
-                "scratch",
-                "--add",
-                &add,
-                "ecr://local/team/app:latest",
-            ],
-            "",
-        ))
-        .trim()
-        .to_owned()
-    };
+    let build = |content: &str| build_app(&u, &admin, &work.0, content);
     std::fs::write(
         work.0.join("shippable.yml"),
         format!(
@@ -220,24 +217,7 @@ fn report_image_reads_each_ci_systems_variables() {
     let admin = work.0.join("admin-docker");
     let token = acme_with_local(&u, &admin);
     let host = u.ecr.trim_start_matches("http://").to_owned();
-    std::fs::write(work.0.join("f.txt"), "x\n").unwrap();
-    let add = format!("{}:/f.txt", work.0.join("f.txt").display());
-    let digest = ok(&berth(
-        &u,
-        &admin,
-        &[
-            "build",
-            "--create-repo",
-            "--from",
-            "scratch",
-            "--add",
-            &add,
-            "ecr://local/team/app:latest",
-        ],
-        "",
-    ))
-    .trim()
-    .to_owned();
+    let digest = build_app(&u, &admin, &work.0, "x\n");
     let image = format!("{host}/team/app:latest");
     for (ci, vars) in CI_FIXTURES {
         let mut cmd = Command::new(BIN);

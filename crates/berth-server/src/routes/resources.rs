@@ -318,10 +318,10 @@ pub async fn event_secret(
     name: &str,
 ) -> Result<Json<EventSecret>, ApiError> {
     let (project, resource) = visible_resource(state, caller, project, name).await?;
-    let secret = random_secret("bes_")?;
+    let secret = random_secret("bes_");
     state
         .store
-        .set_event_secret_hash(&resource.id, &crate::gitops::sha256_hex(&secret))
+        .set_event_secret_hash(&resource.id, &berth_registry::sha256_hex(secret.as_bytes()))
         .await?;
     tracing::info!(target: "berth::audit", project = %project.name, resource = %resource.name, actor = %caller.actor(), "image resource event secret issued");
     Ok(Json(EventSecret {
@@ -336,7 +336,7 @@ pub async fn event_secret(
 /// Whether `presented` is the secret whose hash is stored, compared without an early exit.
 pub(crate) fn secret_matches(presented: &str, stored_hash: &str) -> bool {
     use subtle::ConstantTimeEq;
-    let hash = crate::gitops::sha256_hex(presented);
+    let hash = berth_registry::sha256_hex(presented.as_bytes());
     hash.as_bytes().ct_eq(stored_hash.as_bytes()).into()
 }
 
@@ -412,7 +412,7 @@ pub async fn add_trigger(
     let (_, resource) = visible_resource(state, caller, project, name).await?;
     let made = match &body.secret {
         Some(_) => None,
-        None => Some(random_secret("bts_")?),
+        None => Some(random_secret("bts_")),
     };
     let secret =
         secrecy::SecretString::from(body.secret.clone().or(made.clone()).unwrap_or_default());
@@ -465,15 +465,9 @@ pub async fn remove_trigger(
 }
 
 /// `prefix` and 64 random hex digits.
-fn random_secret(prefix: &str) -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        tracing::error!(error = %e, "no random source");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no random source",
-        )
-    })?;
-    Ok(format!("{prefix}{}", berth_files::hex(&bytes)))
+fn random_secret(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        berth_files::hex(&crate::auth::random_bytes::<32>())
+    )
 }

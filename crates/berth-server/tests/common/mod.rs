@@ -199,11 +199,6 @@ pub mod images {
 
     use super::TestServer;
 
-    pub fn sha256(bytes: &[u8]) -> String {
-        use sha2::Digest;
-        format!("sha256:{}", berth_files::hex(&sha2::Sha256::digest(bytes)))
-    }
-
     /// Pushes a one-config, no-layer image whose config says `label`, as `repository:tag`;
     /// returns its manifest digest.
     pub async fn push(
@@ -218,7 +213,7 @@ pub mod images {
             json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"l": label}},
             "rootfs": {"type": "layers", "diff_ids": []}})
             .to_string();
-        let config_digest = sha256(config.as_bytes());
+        let config_digest = berth_registry::sha256_digest(config.as_bytes());
         let started = http
             .post(format!("{registry}/v2/{repository}/blobs/uploads/"))
             .basic_auth("AWS", Some(password))
@@ -253,7 +248,7 @@ pub mod images {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "{:?}", r.text().await);
-        sha256(manifest.as_bytes())
+        berth_registry::sha256_digest(manifest.as_bytes())
     }
 
     /// Subscription acme with project acme/web, and integration `name` on `endpoint` assigned to it.
